@@ -1,0 +1,273 @@
+//! The reference ops as pure functions on slices and [`Mat`] views, shapes in
+//! comments. [`super::CpuBackend`] wires them to its tensor table.
+
+use crate::backend::{Clock, Dropout, Mat};
+use crate::model::{Activation, AdamSettings, LayerSlot};
+use crate::rng;
+
+/// `c (+)= op(a) op(b)` through `matrixmultiply::sgemm`, where each operand is
+/// given by its base slice offset and its row and column strides. m x k times
+/// k x n into m x n. `beta` is 0 (overwrite) or 1 (accumulate).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (a_off, a_rs, a_cs): (usize, usize, usize),
+    b: &[f32],
+    (b_off, b_rs, b_cs): (usize, usize, usize),
+    beta: f32,
+    c: &mut [f32],
+    (c_off, c_rs, c_cs): (usize, usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds: the last element each operand touches must be inside its slice.
+    let last = |off: usize, rows: usize, rs: usize, cols: usize, cs: usize| {
+        off + (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(
+        k == 0 || last(a_off, m, a_rs, k, a_cs) < a.len(),
+        "gemm: A out of bounds"
+    );
+    assert!(
+        k == 0 || last(b_off, k, b_rs, n, b_cs) < b.len(),
+        "gemm: B out of bounds"
+    );
+    assert!(
+        last(c_off, m, c_rs, n, c_cs) < c.len(),
+        "gemm: C out of bounds"
+    );
+    // SAFETY: the asserts above keep every index sgemm forms inside the slices,
+    // and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr().add(a_off),
+            a_rs as isize,
+            a_cs as isize,
+            b.as_ptr().add(b_off),
+            b_rs as isize,
+            b_cs as isize,
+            beta,
+            c.as_mut_ptr().add(c_off),
+            c_rs as isize,
+            c_cs as isize,
+        );
+    }
+}
+
+/// y [B, out] = dropout(act(x [B, in] W^T [in, out] + b [out])).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    xd: &[f32],
+    x: Mat,
+    params: &[f32],
+    layer: LayerSlot,
+    act: Activation,
+    dropout: Option<Dropout>,
+    clock: Clock,
+    yd: &mut [f32],
+    y: Mat,
+) {
+    let (batch, n_in, n_out) = (x.rows as usize, layer.in_dim, layer.out_dim);
+    debug_assert_eq!(
+        (x.cols as usize, y.rows as usize, y.cols as usize),
+        (n_in, batch, n_out)
+    );
+    // z = x W^T: W^T[i, o] = W[o, i] sits at weight + o * in + i (row stride 1, col stride in).
+    gemm(
+        (batch, n_in, n_out),
+        xd,
+        (x.offset as usize, x.stride as usize, 1),
+        params,
+        (layer.weight, 1, n_in),
+        0.0,
+        yd,
+        (y.offset as usize, y.stride as usize, 1),
+    );
+    let bias = &params[layer.bias..layer.bias + n_out];
+    for r in 0..batch {
+        for (c, b) in bias.iter().enumerate() {
+            let at = y.at(r, c);
+            let mut v = act.apply(yd[at] + b);
+            if let Some(d) = dropout {
+                let keep = rng::dropout_keep(
+                    clock.seed,
+                    d.stream,
+                    clock.step,
+                    (r * n_out + c) as u32,
+                    rng::dropout_threshold(d.p),
+                );
+                v = if keep { v / (1.0 - d.p) } else { 0.0 };
+            }
+            yd[at] = v;
+        }
+    }
+}
+
+/// dz [B, out] = dy * act'(y) with the dropout mask and scale folded in (see
+/// `Backend::linear_backward_input`), returned dense.
+pub fn activation_backward(
+    dyd: &[f32],
+    dy: Mat,
+    yd: &[f32],
+    y: Mat,
+    act: Activation,
+    dropout: Option<Dropout>,
+    clock: Clock,
+) -> Vec<f32> {
+    let (batch, n_out) = (y.rows as usize, y.cols as usize);
+    let mut dz = vec![0.0f32; batch * n_out];
+    for r in 0..batch {
+        for c in 0..n_out {
+            let out = yd[y.at(r, c)];
+            let dact = match dropout {
+                None => act.derivative_from_output(out),
+                Some(d) => {
+                    let keep = rng::dropout_keep(
+                        clock.seed,
+                        d.stream,
+                        clock.step,
+                        (r * n_out + c) as u32,
+                        rng::dropout_threshold(d.p),
+                    );
+                    if keep {
+                        act.derivative_from_output(out * (1.0 - d.p)) / (1.0 - d.p)
+                    } else {
+                        0.0
+                    }
+                }
+            };
+            dz[r * n_out + c] = dyd[dy.at(r, c)] * dact;
+        }
+    }
+    dz
+}
+
+/// dx [B, dx.cols] = dz [B, out] W [out, in][:, ..dx.cols].
+pub fn linear_backward_input(
+    dz: &[f32],
+    params: &[f32],
+    layer: LayerSlot,
+    dxd: &mut [f32],
+    dx: Mat,
+) {
+    let (batch, n_out) = (dx.rows as usize, layer.out_dim);
+    gemm(
+        (batch, n_out, dx.cols as usize),
+        dz,
+        (0, n_out, 1),
+        params,
+        (layer.weight, layer.in_dim, 1),
+        0.0,
+        dxd,
+        (dx.offset as usize, dx.stride as usize, 1),
+    );
+}
+
+/// dW [out, in] = dz^T [out, B] x [B, in]; db [out] = sum over rows of dz.
+pub fn linear_backward_params(dz: &[f32], xd: &[f32], x: Mat, layer: LayerSlot, grads: &mut [f32]) {
+    let (batch, n_in, n_out) = (x.rows as usize, layer.in_dim, layer.out_dim);
+    // dz^T[o, b] = dz[b, o]: row stride 1, column stride out.
+    gemm(
+        (n_out, batch, n_in),
+        dz,
+        (0, 1, n_out),
+        xd,
+        (x.offset as usize, x.stride as usize, 1),
+        0.0,
+        grads,
+        (layer.weight, n_in, 1),
+    );
+    let db = &mut grads[layer.bias..layer.bias + n_out];
+    db.fill(0.0);
+    for r in 0..batch {
+        for (o, g) in db.iter_mut().enumerate() {
+            *g += dz[r * n_out + o];
+        }
+    }
+}
+
+/// What a BCE call adds to the statistics.
+pub struct BceSums {
+    pub loss: f32,
+    pub mean_prob_first: f32,
+    pub mean_prob_second: f32,
+}
+
+/// Stable BCE from logits: writes dlogits [N, 1] and returns the weighted loss
+/// sum and the mean probability of each part (rows `..split` and `split..`).
+#[allow(clippy::too_many_arguments)]
+pub fn bce_with_logits(
+    ld: &[f32],
+    logits: Mat,
+    dd: &mut [f32],
+    dlogits: Mat,
+    split: u32,
+    target_first: f32,
+    target_second: f32,
+    weight: f32,
+) -> BceSums {
+    let (mut loss, mut prob_first, mut prob_second) = (0.0f32, 0.0f32, 0.0f32);
+    let n = logits.rows;
+    for r in 0..n {
+        let l = ld[logits.at(r as usize, 0)];
+        let t = if r < split {
+            target_first
+        } else {
+            target_second
+        };
+        let p = Activation::Sigmoid.apply(l);
+        loss += weight * (l.max(0.0) - l * t + (-l.abs()).exp().ln_1p());
+        dd[dlogits.at(r as usize, 0)] = weight * (p - t);
+        if r < split {
+            prob_first += p;
+        } else {
+            prob_second += p;
+        }
+    }
+    BceSums {
+        loss,
+        mean_prob_first: if split > 0 {
+            prob_first / split as f32
+        } else {
+            0.0
+        },
+        mean_prob_second: if n > split {
+            prob_second / (n - split) as f32
+        } else {
+            0.0
+        },
+    }
+}
+
+/// One bias-corrected Adam step at time `t` (1-based) over flat buffers.
+pub fn adam_update(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    adam: AdamSettings,
+    t: u32,
+) {
+    let AdamSettings {
+        lr,
+        beta1,
+        beta2,
+        eps,
+    } = adam;
+    let correction1 = 1.0 - beta1.powi(t as i32);
+    let correction2 = 1.0 - beta2.powi(t as i32);
+    for i in 0..params.len() {
+        let g = grads[i];
+        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+        let m_hat = m[i] / correction1;
+        let v_hat = v[i] / correction2;
+        params[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}

@@ -1,0 +1,240 @@
+//! The backend trait: the ops a GAN training step needs, forward and backward,
+//! named alike on the CPU reference ([`cpu`]) and the GPU backend.
+//!
+//! A training step (`crate::train::step`) is written once against this trait.
+//! Ops take handles ([`Tensor`], [`Mat`]) to buffers the backend owns; a GPU
+//! backend only *records* them, and nothing comes back to the host until
+//! [`Backend::read`]. Everything that changes from step to step (the step
+//! number that keys the random generator, the batch cursor, Adam's `t`) lives
+//! in the backend's [`Clock`], advanced by [`Backend::end_step`], so a step
+//! uploads nothing.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::model::{Activation, AdamSettings, LayerSlot};
+
+/// A handle to an f32 buffer owned by a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tensor {
+    pub(crate) id: u32,
+    /// Number of f32 elements.
+    pub len: u32,
+}
+
+/// A row-major matrix view into a tensor: element (r, c) is
+/// `tensor[offset + r * stride + c]`. Views let a layer write straight into a
+/// column range of a wider buffer (the conditional models' `[x ; one-hot]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mat {
+    pub tensor: Tensor,
+    pub offset: u32,
+    pub rows: u32,
+    pub cols: u32,
+    pub stride: u32,
+}
+
+impl Mat {
+    /// The whole tensor as a dense `rows x cols` matrix.
+    pub fn dense(tensor: Tensor, rows: usize, cols: usize) -> Mat {
+        Mat {
+            tensor,
+            offset: 0,
+            rows: rows as u32,
+            cols: cols as u32,
+            stride: cols as u32,
+        }
+    }
+
+    /// Rows `start..start + count` of this view.
+    pub fn rows(self, start: usize, count: usize) -> Mat {
+        Mat {
+            offset: self.offset + start as u32 * self.stride,
+            rows: count as u32,
+            ..self
+        }
+    }
+
+    /// Columns `start..start + count` of this view.
+    pub fn cols(self, start: usize, count: usize) -> Mat {
+        Mat {
+            offset: self.offset + start as u32,
+            cols: count as u32,
+            ..self
+        }
+    }
+
+    /// Flat index of element (r, c).
+    #[inline]
+    pub fn at(&self, r: usize, c: usize) -> usize {
+        self.offset as usize + r * self.stride as usize + c
+    }
+}
+
+/// Dropout after a layer's activation, in training only. Element (r, c) of the
+/// layer output is kept when
+/// `rng::dropout_keep(clock.seed, stream, clock.step, r * cols + c, rng::dropout_threshold(p))`,
+/// and kept elements are scaled by `1 / (1 - p)` (inverted dropout).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    pub p: f32,
+    pub stream: u32,
+}
+
+/// The per-step state a backend keeps itself, so steps upload nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// The run's seed: the key of every random draw.
+    pub seed: u32,
+    /// Steps completed so far in the whole run. Random draws of a step use it;
+    /// Adam's bias correction uses `t = step + 1`.
+    pub step: u32,
+    /// Batches completed so far in the current epoch: the batch gathered next
+    /// is `epoch_order[cursor * batch .. (cursor + 1) * batch]`.
+    pub cursor: u32,
+}
+
+/// Statistic slots of the stats tensor that [`Backend::bce_with_logits`] adds into.
+pub mod stat {
+    /// Sum over D steps of the discriminator loss.
+    pub const D_LOSS: u32 = 0;
+    /// Sum over G steps of the generator loss.
+    pub const G_LOSS: u32 = 1;
+    /// Sum over D steps of mean D(x) on real images.
+    pub const D_REAL: u32 = 2;
+    /// Sum over D steps of mean D(G(z)).
+    pub const D_FAKE: u32 = 3;
+    /// Number of slots.
+    pub const COUNT: usize = 4;
+}
+
+/// Where the binary cross-entropy adds its loss and mean probabilities.
+/// The loss added is `sum_rows weight * bce(row)`; each mean probability is
+/// that part's `sigmoid(logit)` summed and divided by its row count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossSlots {
+    pub loss: u32,
+    /// Slot for the mean probability of rows `0..split`, if any.
+    pub prob_first: Option<u32>,
+    /// Slot for the mean probability of rows `split..`, if any.
+    pub prob_second: Option<u32>,
+}
+
+/// The ops of a GAN training step. Every op is defined by the CPU reference
+/// in [`cpu`]; the GPU backend must compute the same thing.
+pub trait Backend {
+    /// A short description ("cpu", or the adapter's name and API).
+    fn describe(&self) -> String;
+
+    /// A new tensor of `len` zeros.
+    fn alloc(&mut self, len: usize) -> Result<Tensor>;
+    /// Overwrites the whole tensor with `data` (`data.len() == t.len`).
+    fn write(&mut self, t: Tensor, data: &[f32]) -> Result<()>;
+    /// Finishes all recorded work and returns the tensor's contents.
+    fn read(&mut self, t: Tensor) -> Result<Vec<f32>>;
+
+    /// Makes the training set resident: `images` is `count * pixels` bytes,
+    /// `labels` is `count` bytes (values below `classes` when conditional).
+    fn upload_dataset(&mut self, images: &[u8], labels: &[u8], pixels: usize) -> Result<()>;
+    /// Sets the current epoch's visiting order (a permutation of the images).
+    fn set_epoch_order(&mut self, order: &[u32]) -> Result<()>;
+    /// Sets the clock (at the start of a run, each epoch, or on resume).
+    fn set_clock(&mut self, clock: Clock) -> Result<()>;
+    /// Finishes all recorded work and returns the clock.
+    fn clock(&mut self) -> Result<Clock>;
+
+    /// Real batch: for `r < x.rows`, image `i = order[cursor * x.rows + r]`,
+    /// `x[r, c] = pixel(i, c) * scale + shift` for `c < x.cols` (x.cols equals
+    /// the pixel count). If `onehot` is given (rows equal to x.rows, `classes`
+    /// columns), row r is the one-hot encoding of `label(i)`.
+    fn gather_batch(&mut self, x: Mat, onehot: Option<Mat>, scale: f32, shift: f32);
+
+    /// `out[r, c] = rng::normal(seed, stream, step, r * out.cols + c)`.
+    fn normal_noise(&mut self, out: Mat, stream: u32);
+
+    /// Random labels `label(r) = rng::random_u32(seed, stream, step, r) % classes`
+    /// written one-hot into `out` (`classes = out.cols`) and, if given, into
+    /// `also` (same shape).
+    fn random_onehot(&mut self, out: Mat, also: Option<Mat>, stream: u32);
+
+    /// `y = dropout(act(x W^T + b))` with W [out, in] at `layer.weight` and b
+    /// at `layer.bias` of `params`. x is [B, in], y is [B, out].
+    fn linear_forward(
+        &mut self,
+        x: Mat,
+        params: Tensor,
+        layer: LayerSlot,
+        act: Activation,
+        dropout: Option<Dropout>,
+        y: Mat,
+    );
+
+    /// Input gradient: `dx = dz W` where `dz = dy * dact` and `dact` is
+    /// `act'` computed from the layer's output `y` and the dropout mask:
+    /// `dact = keep ? act.derivative_from_output(y * (1 - p)) / (1 - p) : 0`
+    /// (`dact = act.derivative_from_output(y)` without dropout). dy and y are
+    /// [B, out]; dx is [B, dx.cols] with dx.cols <= in (the leading input columns).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward_input(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        params: Tensor,
+        layer: LayerSlot,
+        dx: Mat,
+    );
+
+    /// Parameter gradients, overwriting: `dW = dz^T x` at `layer.weight` and
+    /// `db = sum_rows dz` at `layer.bias` of `grads`, with dz as in
+    /// [`linear_backward_input`](Self::linear_backward_input). x is [B, in].
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward_params(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        x: Mat,
+        grads: Tensor,
+        layer: LayerSlot,
+    );
+
+    /// Binary cross-entropy from logits, in the stable form
+    /// `bce(l, t) = max(l, 0) - l * t + ln(1 + exp(-|l|))`.
+    /// `logits` is [N, 1]; rows `0..split` have target `target_first`, rows
+    /// `split..N` have `target_second`. Writes `dlogits[r] = weight * (sigmoid(l) - t)`
+    /// and adds the loss and mean probabilities into `stats` per `slots`.
+    #[allow(clippy::too_many_arguments)]
+    fn bce_with_logits(
+        &mut self,
+        logits: Mat,
+        dlogits: Mat,
+        split: u32,
+        target_first: f32,
+        target_second: f32,
+        weight: f32,
+        stats: Tensor,
+        slots: LossSlots,
+    );
+
+    /// One Adam step (PyTorch's formulation) over the whole flat buffers, with
+    /// `t = clock.step + 1`:
+    /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;`
+    /// `p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`.
+    fn adam_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        m: Tensor,
+        v: Tensor,
+        adam: AdamSettings,
+    );
+
+    /// Ends a training step: `clock.step += 1; clock.cursor += 1`.
+    fn end_step(&mut self);
+
+    /// Sends recorded work on its way (a GPU submit); a no-op on the CPU.
+    fn flush(&mut self) -> Result<()>;
+}

@@ -1,0 +1,13 @@
+//! gan-gpu: train the GANs of the classic MNIST tutorials with every tensor op
+//! in a WGSL compute shader, checked against a plain-Rust CPU reference.
+//!
+//! Layers, top to bottom: [`train`] (the epoch loop and the step, written once
+//! against [`backend::Backend`]), [`model`] (a GAN as data), [`backend`] (the
+//! CPU reference and the GPU backend), [`data`] (IDX files) and [`output`].
+
+pub mod backend;
+pub mod error;
+pub mod model;
+pub mod rng;
+
+pub use error::{Error, Result};

@@ -1,0 +1,504 @@
+//! The three GANs of the classic MNIST tutorials, as data. `ModelSpec::preset`
+//! gives the exact tutorial settings (see DESIGN.md); flags override them via
+//! [`Overrides`] and [`ModelSpec::validate`] rejects impossible values.
+
+use crate::error::{Error, Result};
+
+/// Which tutorial GAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelKind {
+    /// The vanilla MLP GAN: z(128) -> 256 ReLU -> 784 sigmoid.
+    Vanilla,
+    /// The deeper Keras-style GAN with LeakyReLU, dropout and label smoothing.
+    Deep,
+    /// The conditional GAN: generator and discriminator see a one-hot label.
+    Conditional,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Vanilla => "vanilla",
+            ModelKind::Deep => "deep",
+            ModelKind::Conditional => "conditional",
+        }
+    }
+}
+
+/// A layer's nonlinearity. The derivative of each is computed from the
+/// layer's *output*, so backward passes need no stored pre-activations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// LeakyReLU with the given negative slope.
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    /// `act(z)`.
+    #[inline]
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => z.max(0.0),
+            Activation::LeakyRelu(slope) => {
+                if z > 0.0 {
+                    z
+                } else {
+                    slope * z
+                }
+            }
+            Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+            Activation::Tanh => z.tanh(),
+        }
+    }
+
+    /// `act'(z)` expressed through the output `y = act(z)`.
+    #[inline]
+    pub fn derivative_from_output(self, y: f32) -> f32 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu(slope) => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+        }
+    }
+
+    /// The code the shaders use for this activation (`shaders/activation.wgsl`).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::LeakyRelu(_) => 2,
+            Activation::Sigmoid => 3,
+            Activation::Tanh => 4,
+        }
+    }
+
+    /// The LeakyReLU slope, or 0 for the others.
+    pub fn slope(self) -> f32 {
+        match self {
+            Activation::LeakyRelu(s) => s,
+            _ => 0.0,
+        }
+    }
+}
+
+/// How a network's weights are initialised (biases always start at 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// N(0, std^2).
+    Normal { std: f32 },
+    /// Glorot/Xavier uniform, Keras' default: U(-a, a), a = sqrt(6 / (in + out)).
+    GlorotUniform,
+    /// The TensorFlow tutorials' `xavier_init`: N(0, (1 / sqrt(in / 2))^2).
+    XavierNormal,
+}
+
+/// One fully connected layer: `y = dropout(act(x W^T + b))`, W is [out, in].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerSpec {
+    pub in_dim: usize,
+    pub out_dim: usize,
+    pub activation: Activation,
+    /// Dropout probability after the activation (0 = none). Only applied in training.
+    pub dropout: f32,
+}
+
+/// A multilayer perceptron.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub layers: Vec<LayerSpec>,
+    pub init: Init,
+}
+
+impl NetworkSpec {
+    /// Builds the layer list `input -> hidden... -> output`.
+    fn mlp(
+        input: usize,
+        hidden: &[usize],
+        output: usize,
+        hidden_act: Activation,
+        hidden_dropout: &[f32],
+        output_act: Activation,
+        init: Init,
+    ) -> Self {
+        let mut dims = vec![input];
+        dims.extend_from_slice(hidden);
+        dims.push(output);
+        let layers = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let last = i + 2 == dims.len();
+                LayerSpec {
+                    in_dim: w[0],
+                    out_dim: w[1],
+                    activation: if last { output_act } else { hidden_act },
+                    dropout: if last {
+                        0.0
+                    } else {
+                        hidden_dropout.get(i).copied().unwrap_or(0.0)
+                    },
+                }
+            })
+            .collect();
+        NetworkSpec { layers, init }
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.layers[0].in_dim
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.layers[self.layers.len() - 1].out_dim
+    }
+
+    /// Widths of the hidden layers.
+    pub fn hidden(&self) -> Vec<usize> {
+        self.layers[..self.layers.len() - 1]
+            .iter()
+            .map(|l| l.out_dim)
+            .collect()
+    }
+}
+
+/// Adam's settings (PyTorch's formulation, bias-corrected).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamSettings {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+}
+
+/// How raw pixels (0..=255) become network inputs: `pixel * scale + shift`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PixelScaling {
+    pub scale: f32,
+    pub shift: f32,
+}
+
+impl PixelScaling {
+    /// pixels / 255 in [0, 1].
+    pub const UNIT: PixelScaling = PixelScaling {
+        scale: 1.0 / 255.0,
+        shift: 0.0,
+    };
+    /// (pixels - 127.5) / 127.5 in [-1, 1].
+    pub const SYMMETRIC: PixelScaling = PixelScaling {
+        scale: 1.0 / 127.5,
+        shift: -1.0,
+    };
+
+    /// Maps a network output back to a 0..=255 pixel (MNIST polarity: 0 is background).
+    pub fn to_pixel(self, value: f32) -> u8 {
+        let p = (value - self.shift) / self.scale;
+        if p.is_nan() {
+            0
+        } else {
+            p.round().clamp(0.0, 255.0) as u8
+        }
+    }
+}
+
+/// A whole GAN: both networks, the loss targets, the optimiser and the data scaling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    /// Width of the noise vector z.
+    pub noise_dim: usize,
+    /// Number of classes fed as a one-hot label (0 for unconditional models).
+    pub classes: usize,
+    /// Pixels per image (784 for 28x28).
+    pub image_pixels: usize,
+    pub generator: NetworkSpec,
+    pub discriminator: NetworkSpec,
+    /// The discriminator's target for real images (0.9 = one-sided label smoothing).
+    pub real_target: f32,
+    /// The discriminator's target for generated images.
+    pub fake_target: f32,
+    /// The generator's target for its images as judged by D (non-saturating loss).
+    pub generator_target: f32,
+    pub adam: AdamSettings,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub scaling: PixelScaling,
+}
+
+/// Flag values that override a preset; `None` keeps the preset's value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f32>,
+    pub beta1: Option<f32>,
+    pub beta2: Option<f32>,
+    pub noise_dim: Option<usize>,
+    pub g_hidden: Option<Vec<usize>>,
+    pub d_hidden: Option<Vec<usize>>,
+}
+
+const IMAGE_PIXELS: usize = 784;
+const DIGIT_CLASSES: usize = 10;
+
+impl ModelSpec {
+    /// The tutorial's exact settings for `kind` (DESIGN.md, "The three models").
+    pub fn preset(kind: ModelKind) -> Self {
+        Self::build(kind, &Overrides::default())
+    }
+
+    /// The preset for `kind` with `overrides` applied. Call [`validate`](Self::validate) after.
+    pub fn build(kind: ModelKind, o: &Overrides) -> Self {
+        let leaky = Activation::LeakyRelu(0.2);
+        let (noise_dim, g_hidden, d_hidden, batch, lr, beta1) = match kind {
+            ModelKind::Vanilla => (128, vec![256], vec![256], 100, 2e-4, 0.9),
+            ModelKind::Deep => (
+                100,
+                vec![256, 512, 1024],
+                vec![1024, 512, 256],
+                128,
+                2e-4,
+                0.5,
+            ),
+            ModelKind::Conditional => (128, vec![256], vec![256], 100, 2e-4, 0.5),
+        };
+        let noise_dim = o.noise_dim.unwrap_or(noise_dim);
+        let g_hidden = o.g_hidden.clone().unwrap_or(g_hidden);
+        let d_hidden = o.d_hidden.clone().unwrap_or(d_hidden);
+        let classes = if kind == ModelKind::Conditional {
+            DIGIT_CLASSES
+        } else {
+            0
+        };
+        let (generator, discriminator, real_target, scaling) = match kind {
+            ModelKind::Vanilla => (
+                NetworkSpec::mlp(
+                    noise_dim,
+                    &g_hidden,
+                    IMAGE_PIXELS,
+                    Activation::Relu,
+                    &[],
+                    Activation::Sigmoid,
+                    Init::Normal { std: 0.01 },
+                ),
+                NetworkSpec::mlp(
+                    IMAGE_PIXELS,
+                    &d_hidden,
+                    1,
+                    Activation::Relu,
+                    &[],
+                    Activation::Identity,
+                    Init::Normal { std: 0.01 },
+                ),
+                1.0,
+                PixelScaling::UNIT,
+            ),
+            ModelKind::Deep => (
+                NetworkSpec::mlp(
+                    noise_dim,
+                    &g_hidden,
+                    IMAGE_PIXELS,
+                    leaky,
+                    &[],
+                    Activation::Tanh,
+                    Init::GlorotUniform,
+                ),
+                NetworkSpec::mlp(
+                    IMAGE_PIXELS,
+                    &d_hidden,
+                    1,
+                    leaky,
+                    &[0.3, 0.3],
+                    Activation::Identity,
+                    Init::GlorotUniform,
+                ),
+                0.9,
+                PixelScaling::SYMMETRIC,
+            ),
+            ModelKind::Conditional => (
+                NetworkSpec::mlp(
+                    noise_dim + classes,
+                    &g_hidden,
+                    IMAGE_PIXELS,
+                    Activation::Relu,
+                    &[],
+                    Activation::Sigmoid,
+                    Init::XavierNormal,
+                ),
+                NetworkSpec::mlp(
+                    IMAGE_PIXELS + classes,
+                    &d_hidden,
+                    1,
+                    Activation::Relu,
+                    &[],
+                    Activation::Identity,
+                    Init::XavierNormal,
+                ),
+                1.0,
+                PixelScaling::UNIT,
+            ),
+        };
+        ModelSpec {
+            kind,
+            noise_dim,
+            classes,
+            image_pixels: IMAGE_PIXELS,
+            generator,
+            discriminator,
+            real_target,
+            fake_target: 0.0,
+            generator_target: 1.0,
+            adam: AdamSettings {
+                lr: o.lr.unwrap_or(lr),
+                beta1: o.beta1.unwrap_or(beta1),
+                beta2: o.beta2.unwrap_or(0.999),
+                eps: 1e-8,
+            },
+            batch_size: o.batch_size.unwrap_or(batch),
+            epochs: o.epochs.unwrap_or(100),
+            scaling,
+        }
+    }
+
+    /// Rejects settings no run can use, naming the flag. `dataset_len` is the
+    /// number of training images (a batch may not exceed it).
+    pub fn validate(&self, dataset_len: usize) -> Result<()> {
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(Error::config(name, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("--epochs", self.epochs)?;
+        positive("--batch-size", self.batch_size)?;
+        positive("--noise-dim", self.noise_dim)?;
+        if self.batch_size > dataset_len {
+            return Err(Error::config(
+                "--batch-size",
+                format!(
+                    "{} is larger than the data set ({} images)",
+                    self.batch_size, dataset_len
+                ),
+            ));
+        }
+        // Sizes are u32 on the GPU; keep every tensor and every index well inside that.
+        const MAX_WIDTH: usize = 1 << 16;
+        const MAX_BATCH: usize = 1 << 16;
+        if self.batch_size > MAX_BATCH {
+            return Err(Error::config(
+                "--batch-size",
+                format!("{} is above the limit of {MAX_BATCH}", self.batch_size),
+            ));
+        }
+        if self.noise_dim > MAX_WIDTH {
+            return Err(Error::config(
+                "--noise-dim",
+                format!("{} is above the limit of {MAX_WIDTH}", self.noise_dim),
+            ));
+        }
+        for (flag, net) in [
+            ("--g-hidden", &self.generator),
+            ("--d-hidden", &self.discriminator),
+        ] {
+            for l in &net.layers {
+                if l.out_dim == 0 {
+                    return Err(Error::config(flag, "layer widths must be at least 1"));
+                }
+                if l.out_dim > MAX_WIDTH {
+                    return Err(Error::config(
+                        flag,
+                        format!("width {} is above the limit of {MAX_WIDTH}", l.out_dim),
+                    ));
+                }
+            }
+        }
+        let a = self.adam;
+        if !(a.lr.is_finite() && a.lr > 0.0) {
+            return Err(Error::config(
+                "--lr",
+                format!("{} must be a finite number above 0", a.lr),
+            ));
+        }
+        for (flag, b) in [("--beta1", a.beta1), ("--beta2", a.beta2)] {
+            if !(b.is_finite() && (0.0..1.0).contains(&b)) {
+                return Err(Error::config(flag, format!("{b} must be in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Width of the generator's input (noise plus one-hot label).
+    pub fn generator_input(&self) -> usize {
+        self.noise_dim + self.classes
+    }
+
+    /// Width of the discriminator's input (pixels plus one-hot label).
+    pub fn discriminator_input(&self) -> usize {
+        self.image_pixels + self.classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_design() {
+        let v = ModelSpec::preset(ModelKind::Vanilla);
+        assert_eq!(v.generator.layers.len(), 2);
+        assert_eq!((v.generator.in_dim(), v.generator.out_dim()), (128, 784));
+        assert_eq!(v.generator.layers[1].activation, Activation::Sigmoid);
+        assert_eq!((v.batch_size, v.adam.beta1), (100, 0.9));
+
+        let d = ModelSpec::preset(ModelKind::Deep);
+        assert_eq!(d.generator.hidden(), vec![256, 512, 1024]);
+        assert_eq!(d.discriminator.hidden(), vec![1024, 512, 256]);
+        let drops: Vec<f32> = d.discriminator.layers.iter().map(|l| l.dropout).collect();
+        assert_eq!(drops, vec![0.3, 0.3, 0.0, 0.0]);
+        assert_eq!((d.real_target, d.batch_size, d.adam.beta1), (0.9, 128, 0.5));
+
+        let c = ModelSpec::preset(ModelKind::Conditional);
+        assert_eq!(c.generator.in_dim(), 138);
+        assert_eq!(c.discriminator.in_dim(), 794);
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let mut s = ModelSpec::preset(ModelKind::Vanilla);
+        s.adam.lr = f32::NAN;
+        assert!(s.validate(60000).unwrap_err().to_string().contains("--lr"));
+        let s = ModelSpec::build(
+            ModelKind::Vanilla,
+            &Overrides {
+                batch_size: Some(70000),
+                ..Default::default()
+            },
+        );
+        assert!(s
+            .validate(60000)
+            .unwrap_err()
+            .to_string()
+            .contains("--batch-size"));
+    }
+}
