@@ -6,8 +6,10 @@
 //! CPU reference and the GPU backend), [`data`] (IDX files) and [`output`].
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod model;
+pub mod output;
 pub mod rng;
 
 pub use error::{Error, Result};

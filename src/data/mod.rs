@@ -1,0 +1,202 @@
+//! Training data: MNIST-format data sets loaded from a directory of IDX files
+//! (the bundled copy under `data/mnist` by default, or `--data DIR`), checked
+//! for consistency before any training starts.
+//!
+//! A data directory holds the four standard files, each raw or gzipped
+//! (`.gz`), with either the usual `-idx3-ubyte` name or the common
+//! `.idx3-ubyte` variant: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+//! `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`.
+
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The number of MNIST classes; every label must be below it.
+pub const NUM_CLASSES: usize = 10;
+
+/// The image side MNIST models are built for (28x28 = 784 inputs).
+pub const MNIST_SIDE: usize = 28;
+
+/// Which half of a data directory to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The training set (`train-*`, 60000 images for MNIST).
+    Train,
+    /// The test set (`t10k-*`, 10000 images for MNIST).
+    Test,
+}
+
+impl Split {
+    /// The file-name prefix: `train` or `t10k`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// A labelled set of grayscale images (MNIST polarity: 0 = background, 255 = ink).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dataset {
+    /// `count * rows * cols` bytes, image after image, row-major.
+    pub images: Vec<u8>,
+    /// `count` labels, each below [`NUM_CLASSES`].
+    pub labels: Vec<u8>,
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// The image file it came from, for messages.
+    pub images_path: PathBuf,
+    /// The label file it came from, for messages.
+    pub labels_path: PathBuf,
+}
+
+/// Both halves of a data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MnistSplit {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// The bundled MNIST copy: `data/mnist` under the crate root.
+pub fn bundled_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("mnist")
+}
+
+/// Loads and checks one split (`train` or `t10k`) from a data directory.
+pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
+    check_dir(dir)?;
+    let images_path = find_file(dir, split.prefix(), "images", 3)?;
+    let labels_path = find_file(dir, split.prefix(), "labels", 1)?;
+    let images = idx::read_images(&images_path)?;
+    let labels = idx::read_labels(&labels_path)?;
+    if images.count != labels.len() {
+        return Err(Error::data(
+            &images_path,
+            format!(
+                "holds {} images but {} holds {} labels; the counts must match",
+                images.count,
+                labels_path.display(),
+                labels.len()
+            ),
+        ));
+    }
+    check_labels(&labels_path, &labels)?;
+    Ok(Dataset {
+        images: images.pixels,
+        labels,
+        count: images.count,
+        rows: images.rows,
+        cols: images.cols,
+        images_path,
+        labels_path,
+    })
+}
+
+/// Loads both splits and checks that their images have the same size.
+pub fn load_mnist(dir: &Path) -> Result<MnistSplit> {
+    let train = load_split(dir, Split::Train)?;
+    let test = load_split(dir, Split::Test)?;
+    if (train.rows, train.cols) != (test.rows, test.cols) {
+        return Err(Error::data(
+            &test.images_path,
+            format!(
+                "images are {}x{} but the training images ({}) are {}x{}",
+                test.rows,
+                test.cols,
+                train.images_path.display(),
+                train.rows,
+                train.cols
+            ),
+        ));
+    }
+    Ok(MnistSplit { train, test })
+}
+
+impl Dataset {
+    /// Pixels in one image (`rows * cols`).
+    pub fn image_len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The `index`-th image's pixels, or `None` past the end.
+    pub fn image(&self, index: usize) -> Option<&[u8]> {
+        let len = self.image_len();
+        let start = index.checked_mul(len)?;
+        self.images.get(start..start.checked_add(len)?)
+    }
+
+    /// Errors unless the images are `rows` x `cols` (a model's input size).
+    pub fn require_image_size(&self, rows: usize, cols: usize) -> Result<()> {
+        if (self.rows, self.cols) == (rows, cols) {
+            return Ok(());
+        }
+        Err(Error::data(
+            &self.images_path,
+            format!(
+                "images are {}x{} ({} pixels) but the model needs {rows}x{cols} ({} inputs)",
+                self.rows,
+                self.cols,
+                self.image_len(),
+                rows.saturating_mul(cols)
+            ),
+        ))
+    }
+}
+
+/// Errors unless `dir` exists and is a directory.
+fn check_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::data(
+            dir,
+            "is not a directory (--data wants a directory of IDX files)",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::data(dir, "data directory not found"))
+        }
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// The file names accepted for one IDX file, in order of preference.
+fn candidate_names(prefix: &str, what: &str, ndims: u8) -> Vec<String> {
+    let dash = format!("{prefix}-{what}-idx{ndims}-ubyte");
+    let dot = format!("{prefix}-{what}.idx{ndims}-ubyte");
+    vec![format!("{dash}.gz"), dash, format!("{dot}.gz"), dot]
+}
+
+/// Finds the first existing candidate file, or names them all in the error.
+fn find_file(dir: &Path, prefix: &str, what: &str, ndims: u8) -> Result<PathBuf> {
+    let names = candidate_names(prefix, what, ndims);
+    for name in &names {
+        let path = dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    Err(Error::data(
+        dir,
+        format!("no {prefix} {what} file: looked for {}", names.join(", ")),
+    ))
+}
+
+/// Errors at the first label that is not a class (0..=9).
+fn check_labels(path: &Path, labels: &[u8]) -> Result<()> {
+    match labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
+        None => Ok(()),
+        Some(i) => Err(Error::data(
+            path,
+            format!(
+                "label {} at index {i} is out of range: labels must be 0 to {}",
+                labels[i],
+                NUM_CLASSES - 1
+            ),
+        )),
+    }
+}

@@ -1,0 +1,176 @@
+//! PNG grids of grayscale images: the sample sheets written during training.
+//!
+//! Images keep the MNIST look (white ink on a black background, pixel values
+//! as stored), separated by a [`GUTTER`]-pixel gray gutter, and can be upscaled
+//! by an integer factor so that 28x28 digits are legible.
+
+use std::path::Path;
+
+use image::{codecs::png::PngEncoder, ExtendedColorType, ImageEncoder};
+
+use crate::error::{Error, Result};
+use crate::model::PixelScaling;
+use crate::output::write_atomic;
+
+/// Width in output pixels of the gutter between cells (not scaled).
+pub const GUTTER: u32 = 2;
+
+/// The gutter's gray level: visibly different from both background and ink.
+pub const GUTTER_GRAY: u8 = 64;
+
+/// Converts network outputs back to pixels (MNIST polarity) through the
+/// model's data scaling.
+pub fn images_from_outputs(values: &[f32], scaling: PixelScaling) -> Vec<u8> {
+    values.iter().map(|&v| scaling.to_pixel(v)).collect()
+}
+
+/// Writes `images` (each `image_rows * image_cols` bytes, 0 = background,
+/// 255 = ink) as a `grid_rows` x `grid_cols` PNG grid, filled row by row, each
+/// pixel drawn as a `scale` x `scale` block. Fewer images than cells leaves the
+/// remaining cells black. The write is atomic (`path.tmp`, then rename).
+pub fn write_grid(
+    path: &Path,
+    images: &[u8],
+    image_rows: usize,
+    image_cols: usize,
+    grid_rows: usize,
+    grid_cols: usize,
+    scale: u32,
+) -> Result<()> {
+    let layout = Layout::new(path, image_rows, image_cols, grid_rows, grid_cols, scale)?;
+    check_images(path, images, &layout)?;
+    let canvas = layout.render(images);
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&canvas, layout.width, layout.height, ExtendedColorType::L8)
+        .map_err(|e| image_error(path, format!("PNG encoding failed: {e}")))?;
+    write_atomic(path, &png)
+}
+
+fn image_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Image {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// The grid's geometry, all checked to fit in `u32` and `usize`.
+struct Layout {
+    image_rows: usize,
+    image_cols: usize,
+    grid_cols: usize,
+    cells: usize,
+    scale: usize,
+    width: u32,
+    height: u32,
+}
+
+impl Layout {
+    fn new(
+        path: &Path,
+        image_rows: usize,
+        image_cols: usize,
+        grid_rows: usize,
+        grid_cols: usize,
+        scale: u32,
+    ) -> Result<Self> {
+        if image_rows == 0 || image_cols == 0 || grid_rows == 0 || grid_cols == 0 || scale == 0 {
+            return Err(image_error(
+                path,
+                format!(
+                    "empty grid: images {image_rows}x{image_cols}, grid {grid_rows}x{grid_cols}, scale {scale} (all must be nonzero)"
+                ),
+            ));
+        }
+        let too_big = || {
+            image_error(
+                path,
+                format!(
+                    "grid of {grid_rows}x{grid_cols} images of {image_rows}x{image_cols} at scale {scale} is too large for a PNG"
+                ),
+            )
+        };
+        let width = side(grid_cols, image_cols, scale).ok_or_else(too_big)?;
+        let height = side(grid_rows, image_rows, scale).ok_or_else(too_big)?;
+        // Keep the canvas addressable and sane (at most 2^31 pixels).
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > 1 << 31 {
+            return Err(too_big());
+        }
+        Ok(Layout {
+            image_rows,
+            image_cols,
+            grid_cols,
+            cells: grid_rows.checked_mul(grid_cols).ok_or_else(too_big)?,
+            scale: scale as usize,
+            width,
+            height,
+        })
+    }
+
+    fn image_len(&self) -> usize {
+        self.image_rows * self.image_cols
+    }
+
+    /// Draws the images onto a gutter-gray canvas, row-major, one byte a pixel.
+    fn render(&self, images: &[u8]) -> Vec<u8> {
+        let width = self.width as usize;
+        let mut canvas = vec![GUTTER_GRAY; width * self.height as usize];
+        let cell_w = self.image_cols * self.scale + GUTTER as usize;
+        let cell_h = self.image_rows * self.scale + GUTTER as usize;
+        for cell in 0..self.cells {
+            let (gy, gx) = (cell / self.grid_cols, cell % self.grid_cols);
+            let start = cell * self.image_len();
+            let image = images.get(start..start + self.image_len());
+            self.draw_cell(&mut canvas, gy * cell_h, gx * cell_w, image);
+        }
+        canvas
+    }
+
+    /// Draws one image (or black, when there is none) with its top-left at (y0, x0).
+    fn draw_cell(&self, canvas: &mut [u8], y0: usize, x0: usize, image: Option<&[u8]>) {
+        let width = self.width as usize;
+        for y in 0..self.image_rows * self.scale {
+            let row = (y0 + y) * width + x0;
+            for x in 0..self.image_cols * self.scale {
+                let src = (y / self.scale) * self.image_cols + x / self.scale;
+                canvas[row + x] = image.map_or(0, |img| img[src]);
+            }
+        }
+    }
+}
+
+/// One side of the canvas: `n` cells of `len * scale` pixels with gutters between.
+fn side(n: usize, len: usize, scale: u32) -> Option<u32> {
+    let n = u32::try_from(n).ok()?;
+    let len = u32::try_from(len).ok()?;
+    let cells = n.checked_mul(len)?.checked_mul(scale)?;
+    cells.checked_add((n - 1).checked_mul(GUTTER)?)
+}
+
+/// Errors unless `images` is a whole number of images that fits in the grid.
+fn check_images(path: &Path, images: &[u8], layout: &Layout) -> Result<()> {
+    let len = layout.image_len();
+    if images.len() % len != 0 {
+        return Err(image_error(
+            path,
+            format!(
+                "{} bytes is not a whole number of {}x{} images",
+                images.len(),
+                layout.image_rows,
+                layout.image_cols
+            ),
+        ));
+    }
+    let count = images.len() / len;
+    if count > layout.cells {
+        return Err(image_error(
+            path,
+            format!(
+                "{count} images do not fit in a grid of {} cells",
+                layout.cells
+            ),
+        ));
+    }
+    Ok(())
+}
