@@ -151,7 +151,7 @@ fn side(n: usize, len: usize, scale: u32) -> Option<u32> {
 /// Errors unless `images` is a whole number of images that fits in the grid.
 fn check_images(path: &Path, images: &[u8], layout: &Layout) -> Result<()> {
     let len = layout.image_len();
-    if images.len() % len != 0 {
+    if !images.len().is_multiple_of(len) {
         return Err(image_error(
             path,
             format!(
