@@ -137,9 +137,37 @@ fn read_idx(path: &Path, kind: Kind) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     let dims = parse_dims(path, kind, &header[4..])?;
     let payload = payload_len(path, kind, &dims)?;
-    check_declared_size(path, kind, &dims, &src, header_len as u64, payload)?;
-    let data = read_payload(path, kind, &dims, &mut src, header_len as u64, payload)?;
-    Ok((dims, data))
+    let header = Header {
+        kind,
+        dims,
+        header_len: header_len as u64,
+        payload,
+    };
+    check_declared_size(path, &header, &src)?;
+    let data = read_payload(path, &header, &mut src)?;
+    Ok((header.dims, data))
+}
+
+/// A checked header: what the file declares it holds.
+struct Header {
+    kind: Kind,
+    dims: Vec<usize>,
+    /// Bytes of magic and dimensions.
+    header_len: u64,
+    /// Bytes of elements the dimensions declare.
+    payload: u64,
+}
+
+impl Header {
+    /// The whole file's declared length.
+    fn total(&self) -> u64 {
+        self.header_len + self.payload
+    }
+
+    /// "60000 images of 28x28".
+    fn describe(&self) -> String {
+        self.kind.describe(&self.dims)
+    }
 }
 
 /// Opens a file and wraps it in a gzip decoder when it starts with 1f 8b.
@@ -274,46 +302,29 @@ fn payload_len(path: &Path, kind: Kind, dims: &[usize]) -> Result<u64> {
 
 /// Rejects a declared size the file cannot hold (when its length is known) or
 /// one over [`MAX_PAYLOAD_BYTES`], before anything is allocated.
-fn check_declared_size(
-    path: &Path,
-    kind: Kind,
-    dims: &[usize],
-    src: &Source,
-    header_len: u64,
-    payload: u64,
-) -> Result<()> {
+fn check_declared_size(path: &Path, header: &Header, src: &Source) -> Result<()> {
     if let Some(len) = src.known_len {
-        if len != header_len + payload {
-            return Err(length_error(
-                path, kind, dims, src, header_len, payload, len, true,
-            ));
+        if len != header.total() {
+            return Err(length_error(path, header, src, len, true));
         }
     }
+    let payload = header.payload;
     if payload > MAX_PAYLOAD_BYTES || usize::try_from(payload).is_err() {
         return Err(Error::data(
             path,
             format!(
                 "too large: the header declares {} ({payload} bytes), over the {MAX_PAYLOAD_BYTES}-byte limit",
-                kind.describe(dims)
+                header.describe()
             ),
         ));
     }
     Ok(())
 }
 
-/// "truncated: ..." or "trailing bytes: ...", with expected and found lengths.
-#[allow(clippy::too_many_arguments)]
-fn length_error(
-    path: &Path,
-    kind: Kind,
-    dims: &[usize],
-    src: &Source,
-    header_len: u64,
-    payload: u64,
-    found: u64,
-    exact: bool,
-) -> Error {
-    let expected = header_len + payload;
+/// "truncated: ..." or "trailing bytes: ...", with expected and found lengths;
+/// `exact` is false when `found` is only a lower bound.
+fn length_error(path: &Path, header: &Header, src: &Source, found: u64, exact: bool) -> Error {
+    let expected = header.total();
     let what = if found < expected {
         "truncated"
     } else {
@@ -327,34 +338,34 @@ fn length_error(
     Error::data(
         path,
         format!(
-            "{what}: header declares {} ({header_len}-byte header + {payload} bytes = {expected} bytes) but {} holds {found} bytes",
-            kind.describe(dims),
+            "{what}: header declares {} ({}-byte header + {} bytes = {expected} bytes) but {} holds {found} bytes",
+            header.describe(),
+            header.header_len,
+            header.payload,
             src.noun()
         ),
     )
 }
 
-/// Reads exactly `payload` bytes, then checks that nothing follows.
-fn read_payload(
-    path: &Path,
-    kind: Kind,
-    dims: &[usize],
-    src: &mut Source,
-    header_len: u64,
-    payload: u64,
-) -> Result<Vec<u8>> {
-    // `payload` passed check_declared_size, so it fits in usize.
+/// Reads exactly the declared payload, then checks that nothing follows.
+fn read_payload(path: &Path, header: &Header, src: &mut Source) -> Result<Vec<u8>> {
+    let payload = header.payload;
+    // `payload` passed check_declared_size, so it fits in usize; a stream of
+    // unknown length starts small and grows only as data actually arrives.
     let capacity = usize::try_from(payload).unwrap_or(0);
     let capacity = match src.known_len {
         Some(_) => capacity,
         None => capacity.min(INITIAL_CAPACITY),
     };
     let mut data = Vec::with_capacity(capacity);
-    let got = read_stream(path, src, |r| r.take(payload).read_to_end(&mut data))?;
-    if (got as u64) < payload {
-        let found = header_len + got as u64;
+    let got = read_stream(path, src, |r| r.take(payload).read_to_end(&mut data))? as u64;
+    if got < payload {
         return Err(length_error(
-            path, kind, dims, src, header_len, payload, found, true,
+            path,
+            header,
+            src,
+            header.header_len + got,
+            true,
         ));
     }
     let extra = read_stream(path, src, |r| {
@@ -362,9 +373,12 @@ fn read_payload(
     })? as u64;
     if extra > 0 {
         let exact = extra <= TRAILING_COUNT_LIMIT;
-        let found = header_len + payload + extra;
         return Err(length_error(
-            path, kind, dims, src, header_len, payload, found, exact,
+            path,
+            header,
+            src,
+            header.total() + extra,
+            exact,
         ));
     }
     Ok(data)
