@@ -11,5 +11,6 @@ pub mod error;
 pub mod model;
 pub mod output;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -7,5 +7,6 @@ pub mod spec;
 
 pub use layout::{LayerSlot, NetworkLayout};
 pub use spec::{
-    Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetworkSpec, PixelScaling,
+    Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetworkSpec, Overrides,
+    PixelScaling,
 };

@@ -1,0 +1,218 @@
+//! The epoch loop: shuffle, record steps, read the statistics once per epoch,
+//! report, and write sample grids. Written once against [`Backend`].
+
+pub mod network;
+pub mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::{stat, Backend, Clock, Tensor};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+use crate::output::grid;
+use crate::rng;
+pub use step::GanState;
+
+/// Sample grids are 10 x 10; the conditional model's rows are digits 0..9.
+pub const GRID_SIDE: usize = 10;
+const SAMPLE_COUNT: usize = GRID_SIDE * GRID_SIDE;
+
+/// Everything a training run needs besides the data and the backend.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub spec: ModelSpec,
+    pub seed: u32,
+    /// Where sample grids go.
+    pub out_dir: PathBuf,
+    /// Write a sample grid every this many epochs (and at epoch 0 and the end).
+    pub sample_every: usize,
+    /// Stop after this many steps in total (for smoke tests).
+    pub max_steps: Option<usize>,
+}
+
+/// What one epoch did: averages over its steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub steps: usize,
+    pub d_loss: f32,
+    pub g_loss: f32,
+    /// Mean D(x) over real images.
+    pub d_real: f32,
+    /// Mean D(G(z)) over generated images.
+    pub d_fake: f32,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for EpochReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {:>3}/{}  D loss {:.4}  G loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} s ({:.1} steps/s)",
+            self.epoch,
+            self.epochs,
+            self.d_loss,
+            self.g_loss,
+            self.d_real,
+            self.d_fake,
+            self.seconds,
+            self.steps as f64 / self.seconds.max(1e-9)
+        )
+    }
+}
+
+/// What a finished run leaves: the reports and the sample files written.
+#[derive(Clone, Debug, Default)]
+pub struct TrainSummary {
+    pub reports: Vec<EpochReport>,
+    pub samples: Vec<PathBuf>,
+    pub steps: usize,
+}
+
+/// The fixed generator inputs of the sample grids: one noise set for the
+/// whole run, and for conditional models row r of the grid asks for digit r.
+pub fn sample_inputs(spec: &ModelSpec, seed: u32) -> Vec<f32> {
+    let width = spec.generator_input();
+    let mut inputs = vec![0.0f32; SAMPLE_COUNT * width];
+    for (i, row) in inputs.chunks_mut(width).enumerate() {
+        for (c, v) in row[..spec.noise_dim].iter_mut().enumerate() {
+            *v = rng::normal(
+                seed,
+                rng::stream::SAMPLE_NOISE,
+                0,
+                (i * spec.noise_dim + c) as u32,
+            );
+        }
+        if spec.classes > 0 {
+            row[spec.noise_dim + (i / GRID_SIDE) % spec.classes] = 1.0;
+        }
+    }
+    inputs
+}
+
+/// A training run in progress on one backend.
+pub struct Trainer<'a, B: Backend> {
+    backend: &'a mut B,
+    config: TrainConfig,
+    pub state: GanState,
+    sample_inputs: Vec<f32>,
+    sample_output: Tensor,
+    examples: usize,
+}
+
+impl<'a, B: Backend> Trainer<'a, B> {
+    /// Checks the configuration against the data, builds both networks on the
+    /// backend and makes the training set resident.
+    pub fn new(backend: &'a mut B, config: TrainConfig, data: &Dataset) -> Result<Self> {
+        let spec = &config.spec;
+        spec.validate(data.count)?;
+        data.require_image_size(28, 28)?;
+        if config.sample_every == 0 {
+            return Err(Error::config("--sample-every", "must be at least 1"));
+        }
+        if config.max_steps == Some(0) {
+            return Err(Error::config("--max-steps", "must be at least 1"));
+        }
+        let state = GanState::new(backend, spec, config.seed, SAMPLE_COUNT)?;
+        backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
+        let sample_output = backend.alloc(SAMPLE_COUNT * spec.image_pixels)?;
+        Ok(Trainer {
+            sample_inputs: sample_inputs(spec, config.seed),
+            backend,
+            state,
+            sample_output,
+            examples: data.count,
+            config,
+        })
+    }
+
+    /// Steps in one epoch: every image once, the last partial batch dropped.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.examples / self.config.spec.batch_size
+    }
+
+    /// The generator's current images for the fixed sample inputs, as bytes.
+    pub fn sample_images(&mut self) -> Result<Vec<u8>> {
+        let values = self
+            .state
+            .generate(self.backend, &self.sample_inputs, self.sample_output)?;
+        Ok(grid::images_from_outputs(&values, self.config.spec.scaling))
+    }
+
+    fn write_samples(&mut self, name: &str) -> Result<PathBuf> {
+        let images = self.sample_images()?;
+        let path = self.config.out_dir.join(name);
+        grid::write_grid(&path, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
+        Ok(path)
+    }
+
+    /// Trains epoch after epoch, calling `on_epoch` after each, writing sample
+    /// grids at epoch 0, every `sample_every` epochs and at the end.
+    pub fn run(&mut self, mut on_epoch: impl FnMut(&EpochReport)) -> Result<TrainSummary> {
+        let out_dir = self.config.out_dir.clone();
+        create_dir(&out_dir)?;
+        let (seed, epochs) = (self.config.seed, self.config.spec.epochs);
+        let steps_per_epoch = self.steps_per_epoch();
+        let max_steps = self.config.max_steps.unwrap_or(usize::MAX);
+        let mut summary = TrainSummary::default();
+        summary.samples.push(self.write_samples("epoch_000.png")?);
+        let mut global_step = 0usize;
+        for epoch in 0..epochs {
+            let started = Instant::now();
+            self.backend
+                .set_epoch_order(&rng::epoch_order(seed, epoch as u32, self.examples))?;
+            self.backend.set_clock(Clock {
+                seed,
+                step: global_step as u32,
+                cursor: 0,
+            })?;
+            self.backend.write(self.state.stats, &[0.0; stat::COUNT])?;
+            let steps = steps_per_epoch.min(max_steps - global_step);
+            for _ in 0..steps {
+                self.state.train_step(self.backend);
+            }
+            global_step += steps;
+            let stats = self.backend.read(self.state.stats)?;
+            let per_step = |slot: u32| stats[slot as usize] / steps.max(1) as f32;
+            let report = EpochReport {
+                epoch: epoch + 1,
+                epochs,
+                steps,
+                d_loss: per_step(stat::D_LOSS),
+                g_loss: per_step(stat::G_LOSS),
+                d_real: per_step(stat::D_REAL),
+                d_fake: per_step(stat::D_FAKE),
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            on_epoch(&report);
+            summary.reports.push(report);
+            let finished = epoch + 1 == epochs || global_step >= max_steps;
+            if !finished && (epoch + 1) % self.config.sample_every == 0 {
+                summary
+                    .samples
+                    .push(self.write_samples(&format!("epoch_{:03}.png", epoch + 1))?);
+            }
+            if finished {
+                break;
+            }
+        }
+        let last = summary.reports.last().map_or(0, |r| r.epoch);
+        summary
+            .samples
+            .push(self.write_samples(&format!("epoch_{last:03}.png"))?);
+        let final_grid = out_dir.join("final.png");
+        let images = self.sample_images()?;
+        grid::write_grid(&final_grid, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
+        summary.samples.push(final_grid);
+        summary.steps = global_step;
+        Ok(summary)
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}

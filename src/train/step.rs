@@ -1,0 +1,217 @@
+//! One GAN training step, written once against [`Backend`]: the discriminator
+//! learns from a real batch and a generated batch, then the generator learns
+//! from a fresh noise batch through the discriminator. Every buffer a step
+//! touches is allocated here once; a step records ops and uploads nothing.
+
+use super::network::Network;
+use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
+use crate::error::Result;
+use crate::model::ModelSpec;
+use crate::rng::stream;
+
+/// Dropout pass numbers (they select the mask streams).
+const PASS_D_STEP: u32 = 0;
+const PASS_G_STEP: u32 = 1;
+
+/// Both networks and every buffer a training step needs, resident on a backend.
+pub struct GanState {
+    pub spec: ModelSpec,
+    pub generator: Network,
+    pub discriminator: Network,
+    /// Generator input [batch, noise + classes]: noise, then the one-hot label.
+    noise: Tensor,
+    /// Discriminator input [2 * batch, pixels + classes]: real rows, then fake rows.
+    d_input: Tensor,
+    /// Loss gradient with respect to D's logits [2 * batch, 1].
+    d_logits_grad: Tensor,
+    /// Loss gradient with respect to the generated images [batch, pixels].
+    fake_grad: Tensor,
+    /// Loss and D-output sums since the last reset ([`stat`] slots).
+    pub stats: Tensor,
+}
+
+impl GanState {
+    /// Allocates both networks (initialised from `seed`) and the step buffers.
+    /// `sample_rows` is the largest batch [`generate`](Self::generate) will see.
+    pub fn new<B: Backend>(
+        backend: &mut B,
+        spec: &ModelSpec,
+        seed: u32,
+        sample_rows: usize,
+    ) -> Result<Self> {
+        let batch = spec.batch_size;
+        let generator = Network::new(backend, &spec.generator, batch.max(sample_rows), seed, 0)?;
+        let discriminator = Network::new(backend, &spec.discriminator, 2 * batch, seed, 1)?;
+        Ok(GanState {
+            spec: spec.clone(),
+            generator,
+            discriminator,
+            noise: backend.alloc(batch.max(sample_rows) * spec.generator_input())?,
+            d_input: backend.alloc(2 * batch * spec.discriminator_input())?,
+            d_logits_grad: backend.alloc(2 * batch)?,
+            fake_grad: backend.alloc(batch * spec.image_pixels)?,
+            stats: backend.alloc(stat::COUNT)?,
+        })
+    }
+
+    fn batch(&self) -> usize {
+        self.spec.batch_size
+    }
+
+    /// The generator input for `rows` rows.
+    fn noise_input(&self, rows: usize) -> Mat {
+        Mat::dense(self.noise, rows, self.spec.generator_input())
+    }
+
+    /// The discriminator input, real rows first then fake rows.
+    fn d_input(&self) -> Mat {
+        Mat::dense(
+            self.d_input,
+            2 * self.batch(),
+            self.spec.discriminator_input(),
+        )
+    }
+
+    /// The image columns of D-input rows `start..start + batch`.
+    fn images_at(&self, start: usize) -> Mat {
+        self.d_input()
+            .rows(start, self.batch())
+            .cols(0, self.spec.image_pixels)
+    }
+
+    /// The label columns of D-input rows `start..start + batch`.
+    fn labels_at(&self, start: usize) -> Mat {
+        self.d_input()
+            .rows(start, self.batch())
+            .cols(self.spec.image_pixels, self.spec.classes)
+    }
+
+    /// Fresh noise (and, if conditional, random labels for both networks'
+    /// inputs), then the generator's images into D-input rows `batch..2 * batch`.
+    fn generate_fakes<B: Backend>(&self, backend: &mut B, noise_stream: u32, label_stream: u32) {
+        let batch = self.batch();
+        let z = self.noise_input(batch);
+        backend.normal_noise(z.cols(0, self.spec.noise_dim), noise_stream);
+        if self.spec.classes > 0 {
+            let g_labels = z.cols(self.spec.noise_dim, self.spec.classes);
+            backend.random_onehot(g_labels, Some(self.labels_at(batch)), label_stream);
+        }
+        self.generator
+            .forward(backend, z, None, self.images_at(batch));
+    }
+
+    /// Records one whole training step: D on a real and a generated batch,
+    /// then G on a fresh noise batch; each network takes one Adam step.
+    pub fn train_step<B: Backend>(&self, backend: &mut B) {
+        let batch = self.batch();
+        let spec = &self.spec;
+        let weight = 1.0 / batch as f32;
+        let d = &self.discriminator;
+        let g = &self.generator;
+
+        // Discriminator: real rows 0..batch, fake rows batch..2 batch.
+        let (x_real, onehot_real) = (
+            self.images_at(0),
+            (spec.classes > 0).then(|| self.labels_at(0)),
+        );
+        backend.gather_batch(x_real, onehot_real, spec.scaling.scale, spec.scaling.shift);
+        self.generate_fakes(backend, stream::NOISE_D, stream::LABELS_D);
+        let both = self.d_input();
+        let logits = d.output(2 * batch);
+        let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
+        d.forward(backend, both, Some(PASS_D_STEP), logits);
+        // D loss = mean BCE over real rows + mean BCE over fake rows.
+        backend.bce_with_logits(
+            logits,
+            d_logits_grad,
+            batch as u32,
+            spec.real_target,
+            spec.fake_target,
+            weight,
+            self.stats,
+            LossSlots {
+                loss: stat::D_LOSS,
+                prob_first: Some(stat::D_REAL),
+                prob_second: Some(stat::D_FAKE),
+            },
+        );
+        d.backward(
+            backend,
+            both,
+            Some(PASS_D_STEP),
+            logits,
+            d_logits_grad,
+            true,
+            None,
+        );
+        backend.adam_update(d.params, d.grads, d.adam_m, d.adam_v, spec.adam);
+
+        // Generator: non-saturating loss, BCE of D(G(z)) against target 1.
+        self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G);
+        let fakes = self.d_input().rows(batch, batch);
+        let logits = d.output(batch);
+        let d_logits_grad = d_logits_grad.rows(0, batch);
+        d.forward(backend, fakes, Some(PASS_G_STEP), logits);
+        backend.bce_with_logits(
+            logits,
+            d_logits_grad,
+            batch as u32,
+            spec.generator_target,
+            0.0,
+            weight,
+            self.stats,
+            LossSlots {
+                loss: stat::G_LOSS,
+                prob_first: None,
+                prob_second: None,
+            },
+        );
+        let fake_grad = Mat::dense(self.fake_grad, batch, spec.image_pixels);
+        d.backward(
+            backend,
+            fakes,
+            Some(PASS_G_STEP),
+            logits,
+            d_logits_grad,
+            false,
+            Some(fake_grad),
+        );
+        g.backward(
+            backend,
+            self.noise_input(batch),
+            None,
+            self.images_at(batch),
+            fake_grad,
+            true,
+            None,
+        );
+        backend.adam_update(g.params, g.grads, g.adam_m, g.adam_v, spec.adam);
+        backend.end_step();
+    }
+
+    /// Runs the generator (no training) on host-given inputs `[rows, noise + classes]`
+    /// and returns its outputs `[rows, pixels]`. Uses the step buffers, so call
+    /// it between steps.
+    pub fn generate<B: Backend>(
+        &self,
+        backend: &mut B,
+        inputs: &[f32],
+        output: Tensor,
+    ) -> Result<Vec<f32>> {
+        let width = self.spec.generator_input();
+        let rows = inputs.len() / width;
+        let z = self.noise_input(rows);
+        let mut padded = vec![0.0; self.noise.len as usize];
+        padded[..inputs.len()].copy_from_slice(inputs);
+        backend.write(self.noise, &padded)?;
+        self.generator.forward(
+            backend,
+            z,
+            None,
+            Mat::dense(output, rows, self.spec.image_pixels),
+        );
+        let mut values = backend.read(output)?;
+        values.truncate(rows * self.spec.image_pixels);
+        Ok(values)
+    }
+}
