@@ -199,16 +199,16 @@ fn check_linear(name: &str, act: Activation, dropout: Option<Dropout>) {
     let mut case = LinearCase::new(3, 5, 4, act, dropout);
     let (dparams, dx) = case.analytic();
     let mut pairs = Vec::new();
-    for i in 0..dparams.len() {
+    for (i, analytic) in dparams.iter().enumerate() {
         if let Some(n) = case.numeric(case.params, i) {
-            pairs.push((dparams[i], n));
+            pairs.push((*analytic, n));
         }
     }
     check(&format!("{name}: dW, db"), &pairs);
     let mut pairs = Vec::new();
-    for i in 0..dx.len() {
+    for (i, analytic) in dx.iter().enumerate() {
         if let Some(n) = case.numeric(case.x, i) {
-            pairs.push((dx[i], n));
+            pairs.push((*analytic, n));
         }
     }
     check(&format!("{name}: dx"), &pairs);
@@ -296,7 +296,7 @@ fn bce_with_logits_gradient_and_value() {
         prob_second: Some(2),
     };
     let (split, t1, t2, w) = (5u32, 0.9f32, 0.0f32, 0.5f32);
-    let mut loss_at = |b: &mut CpuBackend, v: &[f32]| {
+    let loss_at = |b: &mut CpuBackend, v: &[f32]| {
         b.write(logits, v).unwrap();
         b.write(stats, &[0.0; 4]).unwrap();
         b.bce_with_logits(
