@@ -42,6 +42,7 @@ pub enum BackendChoice {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct TrainArgs {
     /// Which tutorial GAN to train.
     #[arg(long, value_enum, default_value_t = ModelKind::Vanilla)]
@@ -111,9 +112,6 @@ fn train(args: TrainArgs) -> Result<()> {
         d_hidden: args.d_hidden.clone(),
     };
     let spec = ModelSpec::build(args.model, &overrides);
-    // Reject impossible flags before loading anything (the batch is checked
-    // against the data set once it is loaded).
-    spec.validate(usize::MAX)?;
     let data_dir = args.data.clone().unwrap_or_else(data::bundled_dir);
     let dataset = data::load_split(&data_dir, data::Split::Train)?;
     let config = TrainConfig {
@@ -126,6 +124,8 @@ fn train(args: TrainArgs) -> Result<()> {
         sample_every: args.sample_every,
         max_steps: args.max_steps,
     };
+    // Reject impossible flags before any work starts.
+    config.validate(dataset.count)?;
     match args.backend {
         BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset),
         other => anyhow::bail!("backend {other:?} is not available in this build"),

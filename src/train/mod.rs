@@ -32,6 +32,21 @@ pub struct TrainConfig {
     pub max_steps: Option<usize>,
 }
 
+impl TrainConfig {
+    /// Rejects settings no run can use, naming the flag; `dataset_len` is the
+    /// number of training images.
+    pub fn validate(&self, dataset_len: usize) -> Result<()> {
+        self.spec.validate(dataset_len)?;
+        if self.sample_every == 0 {
+            return Err(Error::config("--sample-every", "must be at least 1"));
+        }
+        if self.max_steps == Some(0) {
+            return Err(Error::config("--max-steps", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// What one epoch did: averages over its steps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochReport {
@@ -109,14 +124,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// backend and makes the training set resident.
     pub fn new(backend: &'a mut B, config: TrainConfig, data: &Dataset) -> Result<Self> {
         let spec = &config.spec;
-        spec.validate(data.count)?;
+        config.validate(data.count)?;
         data.require_image_size(28, 28)?;
-        if config.sample_every == 0 {
-            return Err(Error::config("--sample-every", "must be at least 1"));
-        }
-        if config.max_steps == Some(0) {
-            return Err(Error::config("--max-steps", "must be at least 1"));
-        }
         let state = GanState::new(backend, spec, config.seed, SAMPLE_COUNT)?;
         backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
         let sample_output = backend.alloc(SAMPLE_COUNT * spec.image_pixels)?;
