@@ -132,6 +132,7 @@ fn data(len: usize, key: u32, scale: f32) -> Vec<f32> {
 
 /// Runs `body` on a fresh pair for every API under test.
 fn on_every_api(body: impl Fn(&mut Pair)) {
+    let _serial = common::gpu_test_lock();
     for (api, gpu) in common::gpu_backends() {
         let mut pair = Pair {
             cpu: CpuBackend::new(),
@@ -278,7 +279,7 @@ fn linear_backward_input_matches_cpu() {
                     stride: (n_out + 4) as u32,
                 };
                 // dx: the leading input columns (all of them in even cases).
-                let dx_cols = if case % 2 == 0 {
+                let dx_cols = if case.is_multiple_of(2) {
                     n_in
                 } else {
                     n_in.div_ceil(2)
@@ -526,6 +527,7 @@ fn gather_batch_matches_cpu() {
 /// new bind group (or buffer).
 #[test]
 fn a_repeated_step_creates_nothing_and_counts_dispatches() {
+    let _serial = common::gpu_test_lock();
     for (api, mut gpu) in common::gpu_backends() {
         let (slot, plen) = layer(20, 30);
         let params = gpu.alloc(plen).unwrap();
@@ -608,6 +610,7 @@ fn a_repeated_step_creates_nothing_and_counts_dispatches() {
 /// Misuse does not panic: the op records nothing and the next flush says why.
 #[test]
 fn misuse_is_an_error_not_a_panic() {
+    let _serial = common::gpu_test_lock();
     for (api, mut gpu) in common::gpu_backends() {
         let t = gpu.alloc(10).unwrap();
         gpu.normal_noise(Mat::dense(t, 3, 4), 1);

@@ -79,3 +79,11 @@ pub fn gpu_backends() -> Vec<(GpuApi, GpuBackend)> {
     }
     found
 }
+
+/// Serialises the GPU tests of one test binary. Run side by side, Vulkan and
+/// GL devices on Mesa's llvmpipe slow each other down dramatically (12 small
+/// tests: 6 s one at a time, over 200 s in parallel on 2 cores).
+pub fn gpu_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -623,7 +623,10 @@ impl Backend for GpuBackend {
     }
 
     fn upload_dataset(&mut self, images: &[u8], labels: &[u8], pixels: usize) -> Result<()> {
-        if pixels == 0 || images.len() % pixels != 0 || images.len() / pixels != labels.len() {
+        if pixels == 0
+            || !images.len().is_multiple_of(pixels)
+            || images.len() / pixels != labels.len()
+        {
             return Err(Error::Gpu(format!(
                 "upload_dataset: {} image bytes and {} labels do not make whole images of {pixels} pixels",
                 images.len(),
