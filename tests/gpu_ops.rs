@@ -604,6 +604,15 @@ fn a_repeated_step_creates_nothing_and_counts_dispatches() {
             "step 2 created bind groups"
         );
         assert_eq!(gpu.submits() - submits, 1);
+        // Recorded steps are submitted every `steps_per_submit` end_steps.
+        gpu.set_steps_per_submit(3);
+        let before = gpu.submits();
+        for _ in 0..7 {
+            step(&mut gpu);
+        }
+        assert_eq!(gpu.submits() - before, 2, "[{api}] automatic submits");
+        gpu.flush().unwrap();
+        assert_eq!(gpu.clock().unwrap().step, 9);
     }
 }
 
