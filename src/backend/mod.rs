@@ -10,6 +10,7 @@
 //! uploads nothing.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::error::Result;
 use crate::model::{Activation, AdamSettings, LayerSlot};

@@ -1,0 +1,62 @@
+// adam.wgsl: one bias-corrected Adam step (PyTorch's formulation) over a
+// network's whole flat parameter buffer, t = clock.step + 1. Arithmetic in
+// the same order as the CPU reference (src/backend/cpu/ops.rs).
+
+struct AdamParams {
+    len: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: AdamParams;
+@group(0) @binding(1) var<storage, read_write> clock: Clock;
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+// base^e by square-and-multiply, as Rust's f32::powi (compiler-rt __powisf2).
+fn powi(base: f32, e_in: u32) -> f32 {
+    var a = base;
+    var e = e_in;
+    var r = 1.0;
+    loop {
+        if (e & 1u) != 0u {
+            r *= a;
+        }
+        e /= 2u;
+        if e == 0u {
+            break;
+        }
+        a *= a;
+    }
+    return r;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn adam_update(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = global_index(wid, nwg, lid);
+    if i >= p.len {
+        return;
+    }
+    let t = clock.step + 1u;
+    let correction1 = 1.0 - powi(p.beta1, t);
+    let correction2 = 1.0 - powi(p.beta2, t);
+    let g = grads[i];
+    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let m_hat = mi / correction1;
+    let v_hat = vi / correction2;
+    params[i] -= p.lr * m_hat / (sqrt(v_hat) + p.eps);
+}

@@ -1,0 +1,216 @@
+// linear.wgsl: the fully connected layer, forward and backward, as one tiled
+// matrix product C[M, N] = sum_k A(m, k) B(k, n) with workgroup-memory tiles.
+// Operands are read in place through offsets and strides (A, A^T, B, B^T: no
+// transposed copies). Each entry point differs only in how it loads A and B
+// and in its epilogue:
+//
+//   linear_forward          A = x [B, in], B = W^T (W [out, in]), C = y [B, out];
+//                           epilogue: + bias, activation, dropout.
+//   linear_backward_input   A = dz [B, out], B = W [out, in], C = dx [B, dx.cols].
+//   linear_backward_params  A = dz^T [out, B], B = x [B, in], C = dW [out, in];
+//                           db [out] = row sums of A, in the same dispatch.
+//
+// dz = dy * act'(y) (with the dropout mask regenerated from the random
+// generator) is computed while loading A, so it is never stored.
+//
+// A workgroup is 16 x 16 threads computing a 32 x 32 tile of C, 2 x 2
+// elements per thread; K advances 32 at a time. Tiles: 2 x 4 KiB of
+// workgroup memory. Every load and store is bounds-checked, so any M, N, K work.
+
+struct LinearParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    // A's buffer (x forward, dy backward): offset and row stride.
+    a_off: u32,
+    a_stride: u32,
+    // B's buffer (params forward / backward input, x backward params).
+    b_off: u32,
+    b_stride: u32,
+    // C: offset and row stride.
+    c_off: u32,
+    c_stride: u32,
+    // The bias: read forward (in buf_b), written backward params (in buf_c).
+    bias_off: u32,
+    slope: f32,
+    // The layer output y (backward only).
+    y_off: u32,
+    y_stride: u32,
+    // Columns of the layer output (the dropout index is row * out_cols + col).
+    out_cols: u32,
+    dropout: u32,
+    threshold: u32,
+    stream: u32,
+    // 1 - p.
+    keep_prob: f32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: LinearParams;
+@group(0) @binding(1) var<storage, read_write> clock: Clock;
+@group(0) @binding(2) var<storage, read_write> buf_a: array<f32>;
+@group(0) @binding(3) var<storage, read_write> buf_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> buf_y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> buf_c: array<f32>;
+
+const MODE_FORWARD: u32 = 0u;
+const MODE_BACKWARD_INPUT: u32 = 1u;
+const MODE_BACKWARD_PARAMS: u32 = 2u;
+
+const TILE: u32 = 32u;
+const TK: u32 = 32u;
+const THREADS: u32 = 256u;
+
+// [TK][TILE] each: tile_a[kk * TILE + mm], tile_b[kk * TILE + nn].
+var<workgroup> tile_a: array<f32, 1024>;
+var<workgroup> tile_b: array<f32, 1024>;
+
+// dz of layer-output element (row, col): dy * act'(y), dropout folded in.
+fn dz(row: u32, col: u32) -> f32 {
+    let dy = buf_a[p.a_off + row * p.a_stride + col];
+    let y = buf_y[p.y_off + row * p.y_stride + col];
+    var dact: f32;
+    if p.dropout == 0u {
+        dact = act_derivative_from_output(p.act, p.slope, y);
+    } else {
+        let keep = dropout_keep(clock.seed, p.stream, clock.step, row * p.out_cols + col, p.threshold);
+        if keep {
+            dact = act_derivative_from_output(p.act, p.slope, y * p.keep_prob) / p.keep_prob;
+        } else {
+            dact = 0.0;
+        }
+    }
+    return dy * dact;
+}
+
+fn load_a(mode: u32, m: u32, k: u32) -> f32 {
+    switch mode {
+        case 0u: {
+            return buf_a[p.a_off + m * p.a_stride + k];
+        }
+        case 1u: {
+            return dz(m, k);
+        }
+        default: {
+            return dz(k, m);
+        }
+    }
+}
+
+fn load_b(mode: u32, k: u32, n: u32) -> f32 {
+    if mode == MODE_FORWARD {
+        // W^T[k, n] = W[n, k].
+        return buf_b[p.b_off + n * p.b_stride + k];
+    }
+    return buf_b[p.b_off + k * p.b_stride + n];
+}
+
+fn gemm(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
+    let tx = lid.x;
+    let ty = lid.y;
+    let t = ty * 16u + tx;
+    let m0 = wg.y * TILE;
+    let n0 = wg.x * TILE;
+    var c00 = 0.0;
+    var c01 = 0.0;
+    var c10 = 0.0;
+    var c11 = 0.0;
+    var db0 = 0.0;
+    var db1 = 0.0;
+    let ktiles = (p.k + TK - 1u) / TK;
+    for (var kt = 0u; kt < ktiles; kt++) {
+        let k0 = kt * TK;
+        for (var e = 0u; e < 4u; e++) {
+            let idx = t + THREADS * e;
+            // Consecutive threads walk the operand's contiguous dimension.
+            var mm: u32;
+            var ka: u32;
+            if mode == MODE_BACKWARD_PARAMS {
+                mm = idx % TILE;
+                ka = idx / TILE;
+            } else {
+                ka = idx % TK;
+                mm = idx / TK;
+            }
+            var va = 0.0;
+            if m0 + mm < p.m && k0 + ka < p.k {
+                va = load_a(mode, m0 + mm, k0 + ka);
+            }
+            tile_a[ka * TILE + mm] = va;
+            var nn: u32;
+            var kb: u32;
+            if mode == MODE_FORWARD {
+                kb = idx % TK;
+                nn = idx / TK;
+            } else {
+                nn = idx % TILE;
+                kb = idx / TILE;
+            }
+            var vb = 0.0;
+            if n0 + nn < p.n && k0 + kb < p.k {
+                vb = load_b(mode, k0 + kb, n0 + nn);
+            }
+            tile_b[kb * TILE + nn] = vb;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let a0 = tile_a[kk * TILE + ty];
+            let a1 = tile_a[kk * TILE + ty + 16u];
+            let b0 = tile_b[kk * TILE + tx];
+            let b1 = tile_b[kk * TILE + tx + 16u];
+            c00 += a0 * b0;
+            c01 += a0 * b1;
+            c10 += a1 * b0;
+            c11 += a1 * b1;
+        }
+        if mode == MODE_BACKWARD_PARAMS && wg.x == 0u && tx == 0u {
+            for (var kk = 0u; kk < TK; kk++) {
+                db0 += tile_a[kk * TILE + ty];
+                db1 += tile_a[kk * TILE + ty + 16u];
+            }
+        }
+        workgroupBarrier();
+    }
+    let acc = array<f32, 4>(c00, c01, c10, c11);
+    for (var i = 0u; i < 2u; i++) {
+        let gm = m0 + ty + 16u * i;
+        for (var j = 0u; j < 2u; j++) {
+            let gn = n0 + tx + 16u * j;
+            if gm < p.m && gn < p.n {
+                var v = acc[i * 2u + j];
+                if mode == MODE_FORWARD {
+                    v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
+                    if p.dropout != 0u {
+                        let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
+                        v = select(0.0, v / p.keep_prob, keep);
+                    }
+                }
+                buf_c[p.c_off + gm * p.c_stride + gn] = v;
+            }
+        }
+    }
+    if mode == MODE_BACKWARD_PARAMS && wg.x == 0u && tx == 0u {
+        if m0 + ty < p.m {
+            buf_c[p.bias_off + m0 + ty] = db0;
+        }
+        if m0 + ty + 16u < p.m {
+            buf_c[p.bias_off + m0 + ty + 16u] = db1;
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn linear_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm(MODE_FORWARD, wg, lid);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn linear_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm(MODE_BACKWARD_INPUT, wg, lid);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn linear_backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm(MODE_BACKWARD_PARAMS, wg, lid);
+}

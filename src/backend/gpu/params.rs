@@ -1,0 +1,127 @@
+//! The uniform parameter structs of the kernels, byte for byte as the WGSL
+//! structs at binding 0 of each shader family (all fields 4 bytes, sizes a
+//! multiple of 16 as uniform buffers want).
+
+use bytemuck::{Pod, Zeroable};
+
+/// `LinearParams` of `shaders/linear.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LinearParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub act: u32,
+    pub a_off: u32,
+    pub a_stride: u32,
+    pub b_off: u32,
+    pub b_stride: u32,
+    pub c_off: u32,
+    pub c_stride: u32,
+    pub bias_off: u32,
+    pub slope: f32,
+    pub y_off: u32,
+    pub y_stride: u32,
+    pub out_cols: u32,
+    pub dropout: u32,
+    pub threshold: u32,
+    pub stream: u32,
+    pub keep_prob: f32,
+    pub pad: u32,
+}
+
+/// `BceParams` of `shaders/loss.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BceParams {
+    pub n: u32,
+    pub split: u32,
+    pub target_first: f32,
+    pub target_second: f32,
+    pub weight: f32,
+    pub l_off: u32,
+    pub l_stride: u32,
+    pub d_off: u32,
+    pub d_stride: u32,
+    pub loss_slot: u32,
+    pub first_slot: u32,
+    pub second_slot: u32,
+}
+
+/// `AdamParams` of `shaders/adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AdamParams {
+    pub len: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub pad: [u32; 3],
+}
+
+/// `GatherParams` of `shaders/data.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub x_off: u32,
+    pub x_stride: u32,
+    pub scale: f32,
+    pub shift: f32,
+    pub pixels: u32,
+    pub has_onehot: u32,
+    pub h_off: u32,
+    pub h_stride: u32,
+    pub classes: u32,
+    pub pad: u32,
+}
+
+/// `NoiseParams` of `shaders/data.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct NoiseParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub off: u32,
+    pub stride: u32,
+    pub stream: u32,
+    pub pad: [u32; 3],
+}
+
+/// `OnehotParams` of `shaders/data.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OnehotParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub off: u32,
+    pub stride: u32,
+    pub also_off: u32,
+    pub also_stride: u32,
+    pub has_also: u32,
+    pub stream: u32,
+}
+
+/// Marks an absent stats slot (`NONE` in the shaders).
+pub const NONE: u32 = u32::MAX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_multiples_of_16() {
+        for size in [
+            std::mem::size_of::<LinearParams>(),
+            std::mem::size_of::<BceParams>(),
+            std::mem::size_of::<AdamParams>(),
+            std::mem::size_of::<GatherParams>(),
+            std::mem::size_of::<NoiseParams>(),
+            std::mem::size_of::<OnehotParams>(),
+        ] {
+            assert_eq!(size % 16, 0, "{size}");
+        }
+    }
+}

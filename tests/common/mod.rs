@@ -1,0 +1,89 @@
+//! Shared helpers of the GPU tests: opening a GPU backend on the APIs under
+//! test, skipping when there is no adapter, and failing instead when `CI=true`
+//! (a GPU test that silently skips in CI is a test that does not exist).
+//!
+//! `GAN_GPU_TEST_API` picks the APIs: a comma list of `vulkan`, `gl`, `metal`,
+//! `dx12`, `best`. Unset, [`gpu_backend`] uses Vulkan if present (else any
+//! adapter), and [`gpu_backends`] runs on Vulkan and GL, each if present.
+
+#![allow(dead_code)]
+
+use gan_gpu::backend::gpu::{GpuApi, GpuBackend};
+
+/// Whether the tests run in CI, where a missing adapter is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        .unwrap_or(false)
+}
+
+/// The APIs named by `GAN_GPU_TEST_API`, or None when it is unset.
+fn requested_apis() -> Option<Vec<GpuApi>> {
+    let list = std::env::var("GAN_GPU_TEST_API").ok()?;
+    let apis = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| GpuApi::parse(s).unwrap_or_else(|e| panic!("GAN_GPU_TEST_API: {e}")))
+        .collect();
+    Some(apis)
+}
+
+fn skip_or_fail(message: &str) {
+    if in_ci() {
+        panic!("{message} (CI=true: GPU tests must run)");
+    }
+    eprintln!("skipped: no GPU adapter ({message})");
+}
+
+/// One GPU backend: the first API of `GAN_GPU_TEST_API` (default: Vulkan if
+/// present, else the best adapter). None, after printing "skipped: no GPU
+/// adapter", when there is none; panics instead when `CI=true`.
+pub fn gpu_backend() -> Option<GpuBackend> {
+    let apis = requested_apis().unwrap_or_else(|| vec![GpuApi::Vulkan, GpuApi::Best]);
+    let mut errors = Vec::new();
+    for api in apis {
+        match GpuBackend::with_api(api) {
+            Ok(b) => return Some(b),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    skip_or_fail(&errors.join("; "));
+    None
+}
+
+/// A backend for every API under test that has an adapter: those of
+/// `GAN_GPU_TEST_API` (each must exist when `CI=true`), else Vulkan and GL
+/// (at least one must exist when `CI=true`).
+pub fn gpu_backends() -> Vec<(GpuApi, GpuBackend)> {
+    let (apis, all_required) = match requested_apis() {
+        Some(apis) => (apis, true),
+        None => (vec![GpuApi::Vulkan, GpuApi::Gl], false),
+    };
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for api in apis {
+        match GpuBackend::with_api(api) {
+            Ok(b) => found.push((api, b)),
+            Err(e) => {
+                if all_required {
+                    skip_or_fail(&format!("{api}: {e}"));
+                } else {
+                    eprintln!("not testing {api}: {e}");
+                }
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if found.is_empty() && !all_required {
+        skip_or_fail(&errors.join("; "));
+    }
+    found
+}
+
+/// Serialises the GPU tests of one test binary. Run side by side, Vulkan and
+/// GL devices on Mesa's llvmpipe slow each other down dramatically (12 small
+/// tests: 6 s one at a time, over 200 s in parallel on 2 cores).
+pub fn gpu_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
