@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::gpu::{list_adapters, GpuApi, GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
 use gan_gpu::data;
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
@@ -126,10 +127,34 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     // Reject impossible flags before any work starts.
     config.validate(dataset.count)?;
+    let gpu_options = |api| GpuOptions {
+        storage_binding_bytes: dataset.images.len() as u64,
+        ..GpuOptions::with_api(api)
+    };
     match args.backend {
         BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset),
-        other => anyhow::bail!("backend {other:?} is not available in this build"),
+        BackendChoice::Auto => match GpuBackend::new(&gpu_options(GpuApi::Best)) {
+            Ok(gpu) => run_training(gpu, config, &dataset),
+            Err(error) => {
+                eprintln!(
+                    "notice: no usable GPU adapter ({error}); training on the CPU path. \
+                     Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
+                     for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
+                );
+                run_training(CpuBackend::new(), config, &dataset)
+            }
+        },
+        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset),
+        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset),
+        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset),
+        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset),
     }
+}
+
+fn gpu_training(options: GpuOptions, config: TrainConfig, dataset: &data::Dataset) -> Result<()> {
+    let gpu = GpuBackend::new(&options)
+        .with_context(|| format!("--backend {}", options.api.name().to_lowercase()))?;
+    run_training(gpu, config, dataset)
 }
 
 fn run_training<B: Backend>(
@@ -154,5 +179,16 @@ fn run_training<B: Backend>(
 }
 
 fn info() -> Result<()> {
-    anyhow::bail!("adapter listing is not available in this build")
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        println!(
+            "no GPU adapter found; `--backend cpu` (and `auto`) train on the CPU. \
+             Install a driver for one of wgpu's APIs, e.g. `apt-get install mesa-vulkan-drivers` \
+             for Vulkan (lavapipe runs it on the CPU where there is no GPU)."
+        );
+    }
+    for (i, adapter) in adapters.iter().enumerate() {
+        println!("adapter {i}: {adapter}");
+    }
+    Ok(())
 }

@@ -6,11 +6,26 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quiet_wayland_probe();
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// wgpu's GL backend asks EGL for a Wayland display while probing adapters;
+/// without `XDG_RUNTIME_DIR` libwayland then prints "error: XDG_RUNTIME_DIR is
+/// invalid or not set" although nothing is wrong. Where there is no Wayland
+/// session at all, point it at a directory that holds no socket, so the probe
+/// fails quietly.
+fn quiet_wayland_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        // Single-threaded here: nothing else reads the environment yet.
+        std::env::set_var("XDG_RUNTIME_DIR", "/nonexistent-gan-gpu-runtime-dir");
     }
 }
