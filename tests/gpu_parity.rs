@@ -110,7 +110,8 @@ fn compare(label: &str, kind: ModelKind, steps: usize, cpu: &Snapshot, gpu: &Sna
             if d > worst {
                 (worst, at) = (d, i);
             }
-            if !(d <= atol + RTOL * a.abs()) {
+            // NaN counts as a failure.
+            if d.is_nan() || d > atol + RTOL * a.abs() {
                 failures.push(format!("{name}[{i}]: cpu {a} gpu {b}"));
             }
         }
@@ -121,7 +122,7 @@ fn compare(label: &str, kind: ModelKind, steps: usize, cpu: &Snapshot, gpu: &Sna
         let (a, b) = (cpu.stats[slot as usize], gpu.stats[slot as usize]);
         let tol = 1e-4 * steps as f32 + 1e-4 * a.abs();
         println!("{label} {kind:?} after {steps} steps: stat {slot}: cpu {a:.6} gpu {b:.6}");
-        if !((a - b).abs() <= tol) {
+        if (a - b).is_nan() || (a - b).abs() > tol {
             failures.push(format!("stat {slot}: cpu {a} gpu {b}"));
         }
     }
