@@ -175,6 +175,9 @@ fn run_training<B: Backend>(
     let summary = trainer.run(|report| println!("{report}"))?;
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
+    if let Some((dispatches, submits)) = summary.work_per_step() {
+        println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
+    }
     Ok(())
 }
 

@@ -238,4 +238,18 @@ pub trait Backend {
 
     /// Sends recorded work on its way (a GPU submit); a no-op on the CPU.
     fn flush(&mut self) -> Result<()>;
+
+    /// GPU work issued so far, for reporting; None on the CPU.
+    fn work_counts(&self) -> Option<WorkCounts> {
+        None
+    }
+}
+
+/// How much GPU work a backend has issued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkCounts {
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Queue submits.
+    pub submits: u64,
 }

@@ -7,7 +7,7 @@ pub mod step;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::backend::{stat, Backend, Clock, Tensor};
+use crate::backend::{stat, Backend, Clock, Tensor, WorkCounts};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
@@ -86,6 +86,18 @@ pub struct TrainSummary {
     pub reports: Vec<EpochReport>,
     pub samples: Vec<PathBuf>,
     pub steps: usize,
+    /// GPU work issued by the training steps and the once-per-epoch stats
+    /// read (not the sample grids); None on the CPU.
+    pub work: Option<WorkCounts>,
+}
+
+impl TrainSummary {
+    /// Dispatches and submits per training step, if on a GPU.
+    pub fn work_per_step(&self) -> Option<(f64, f64)> {
+        let w = self.work?;
+        let steps = self.steps.max(1) as f64;
+        Some((w.dispatches as f64 / steps, w.submits as f64 / steps))
+    }
 }
 
 /// The fixed generator inputs of the sample grids: one noise set for the
@@ -181,11 +193,17 @@ impl<'a, B: Backend> Trainer<'a, B> {
             })?;
             self.backend.write(self.state.stats, &[0.0; stat::COUNT])?;
             let steps = steps_per_epoch.min(max_steps - global_step);
+            let work_before = self.backend.work_counts();
             for _ in 0..steps {
                 self.state.train_step(self.backend);
             }
             global_step += steps;
             let stats = self.backend.read(self.state.stats)?;
+            if let (Some(before), Some(after)) = (work_before, self.backend.work_counts()) {
+                let total = summary.work.get_or_insert_with(WorkCounts::default);
+                total.dispatches += after.dispatches - before.dispatches;
+                total.submits += after.submits - before.submits;
+            }
             let per_step = |slot: u32| stats[slot as usize] / steps.max(1) as f32;
             let report = EpochReport {
                 epoch: epoch + 1,

@@ -7,7 +7,7 @@
 use super::kernels::Kernel;
 use super::params::*;
 use super::{tensor_bytes, Buf, GpuBackend, MATMUL_TILE};
-use crate::backend::{Backend, Clock, Dropout, LossSlots, Mat, Tensor};
+use crate::backend::{Backend, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -580,5 +580,12 @@ impl Backend for GpuBackend {
     fn flush(&mut self) -> Result<()> {
         self.submit();
         self.take_errors()
+    }
+
+    fn work_counts(&self) -> Option<WorkCounts> {
+        Some(WorkCounts {
+            dispatches: self.dispatches(),
+            submits: self.submits(),
+        })
     }
 }
