@@ -227,14 +227,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 break;
             }
         }
+        // The last epoch's grid, also kept as final.png.
         let last = summary.reports.last().map_or(0, |r| r.epoch);
-        summary
-            .samples
-            .push(self.write_samples(&format!("epoch_{last:03}.png"))?);
-        let final_grid = out_dir.join("final.png");
         let images = self.sample_images()?;
-        grid::write_grid(&final_grid, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
-        summary.samples.push(final_grid);
+        for name in [format!("epoch_{last:03}.png"), "final.png".to_string()] {
+            let path = out_dir.join(name);
+            grid::write_grid(&path, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
+            summary.samples.push(path);
+        }
         summary.steps = global_step;
         Ok(summary)
     }
