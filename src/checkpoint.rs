@@ -400,6 +400,27 @@ impl Checkpoint {
 
     /// Parses checkpoint `bytes`; `path` names the file in errors.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let header_len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+        match header_len {
+            None => {
+                return Err(problem(
+                    path,
+                    format!("truncated: {} bytes, not even a header length", bytes.len()),
+                ))
+            }
+            Some(n) if n > bytes.len() as u64 - 8 => {
+                return Err(problem(
+                    path,
+                    format!(
+                        "truncated or corrupted: the header claims {n} bytes, the file has {}",
+                        bytes.len()
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| problem(path, format!("not a valid safetensors file ({e})")))?;
         let meta = header
