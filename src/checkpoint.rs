@@ -3,11 +3,11 @@
 //!
 //! Tensors are named as PyTorch would name an `nn.Sequential` of `nn.Linear`
 //! and activation modules (`generator.0.weight` [out, in], `generator.0.bias`
-//! [out], ...): module indices count each `Linear`, then its activation module
+//! `[out]`, ...): module indices count each `Linear`, then its activation module
 //! unless it is the identity, then a `Dropout` if p > 0 (see [`module_indices`]).
 //! Adam's moments are `optimizer.<net>.exp_avg.<i>.weight` and
 //! `optimizer.<net>.exp_avg_sq.<i>.weight` (and `.bias`); the partial epoch's
-//! loss sums are `train.epoch_stats` [4]. The `__metadata__` map holds the
+//! loss sums are `train.epoch_stats` (4 values). The `__metadata__` map holds the
 //! format version, the run's settings (every flag) as JSON, the clock, the
 //! epoch and the step; see README.md, "Checkpoints".
 //!
