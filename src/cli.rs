@@ -1,7 +1,10 @@
 //! Command-line interface: flags -> validated configuration -> a subcommand.
 //! Parsing and dispatch only; the work is in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,9 +12,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::gpu::{list_adapters, GpuApi, GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
+use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
 use gan_gpu::data;
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+use gan_gpu::sample::{self, SampleRequest};
 use gan_gpu::train::{TrainConfig, Trainer};
+
+/// The exit code of a run stopped by Ctrl-C (128 + SIGINT), after its checkpoint is saved.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Train the GANs of the classic MNIST tutorials on any GPU through wgpu.
 #[derive(Parser, Debug)]
@@ -25,6 +33,8 @@ pub struct Cli {
 enum Command {
     /// Train a GAN and write sample grids.
     Train(TrainArgs),
+    /// Generate images from a checkpoint's generator (.png grid, .idx or .npy).
+    Sample(SampleArgs),
     /// List every GPU adapter wgpu can see, with the limits that matter.
     Info,
 }
@@ -45,21 +55,28 @@ pub enum BackendChoice {
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 struct TrainArgs {
-    /// Which tutorial GAN to train.
-    #[arg(long, value_enum, default_value_t = ModelKind::Vanilla)]
-    model: ModelKind,
+    /// Which tutorial GAN to train [default: vanilla; on --resume: the checkpoint's].
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// Continue the run saved in this checkpoint (flags that shape the model must agree with it).
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
     /// Where the tensor ops run.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
     /// Directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Output directory [default: samples/<model>].
+    /// Output directory [default: samples/<model>; on --resume: the checkpoint's directory].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Write a sample grid every N epochs.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    sample_every: usize,
+    /// Write a sample grid every N epochs [default: 10; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    sample_every: Option<usize>,
+    /// Write checkpoint.safetensors every N epochs (and at the end, and on Ctrl-C)
+    /// [default: 10; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
     /// Stop after N training steps in total (smoke tests).
     #[arg(long, value_name = "N")]
     max_steps: Option<usize>,
@@ -87,22 +104,68 @@ struct TrainArgs {
     /// Discriminator hidden widths, comma-separated [model default].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     d_hidden: Option<Vec<usize>>,
-    /// Random seed: the same seed gives the same images.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    seed: u32,
+    /// Random seed: the same seed gives the same images [default: 1; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    seed: Option<u32>,
 }
 
-/// Parses the command line and runs the subcommand.
-pub fn run() -> Result<()> {
+#[derive(Args, Debug)]
+struct SampleArgs {
+    /// The checkpoint whose generator draws the images.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: PathBuf,
+    /// Number of images.
+    #[arg(long, value_name = "N", default_value_t = sample::DEFAULT_COUNT)]
+    n: usize,
+    /// Digit (0-9) of every image, for conditional models [default: rows of ten cycle through 0-9].
+    #[arg(long, value_name = "D")]
+    label: Option<usize>,
+    /// Noise seed [default: the checkpoint's training seed, so 100 samples are its final.png].
+    #[arg(long, value_name = "S")]
+    seed: Option<u32>,
+    /// Where the generator runs.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Output file: .png (grid), .idx or .idx3-ubyte (IDX [N, 28, 28]) or .npy (uint8 (N, 28, 28)).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Parses the command line and runs the subcommand; the exit code is
+/// [`EXIT_INTERRUPTED`] when Ctrl-C stopped a training run.
+pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(args) => train(args),
-        Command::Info => info(),
+        Command::Sample(args) => sample_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Info => info().map(|()| ExitCode::SUCCESS),
     }
 }
 
-fn train(args: TrainArgs) -> Result<()> {
-    let overrides = Overrides {
+/// How a training run is set up besides its [`TrainConfig`].
+struct RunPlan {
+    checkpoint_every: usize,
+    /// The checkpoint to continue, and where it was read from.
+    resume: Option<(Checkpoint, PathBuf)>,
+    /// Raised by Ctrl-C.
+    stop: Arc<AtomicBool>,
+}
+
+/// Ctrl-C raises `stop`: the run finishes its step, saves a checkpoint and
+/// exits with [`EXIT_INTERRUPTED`]. A second Ctrl-C quits at once.
+fn install_ctrl_c(stop: Arc<AtomicBool>) -> Result<()> {
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: quitting without a checkpoint");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")
+}
+
+fn train(args: TrainArgs) -> Result<ExitCode> {
+    let mut overrides = Overrides {
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
@@ -112,56 +175,99 @@ fn train(args: TrainArgs) -> Result<()> {
         g_hidden: args.g_hidden.clone(),
         d_hidden: args.d_hidden.clone(),
     };
-    let spec = ModelSpec::build(args.model, &overrides);
+    let mut kind = args.model.unwrap_or(ModelKind::Vanilla);
+    let mut seed = args.seed.unwrap_or(1);
+    let mut sample_every = args.sample_every.unwrap_or(10);
+    let mut checkpoint_every = args.checkpoint_every.unwrap_or(10);
+    let mut default_out = PathBuf::from("samples").join(kind.name());
+    let mut resume = None;
+    if let Some(path) = &args.resume {
+        let saved = Checkpoint::load(path)?;
+        let settings = saved.settings.resume_with(&ResumeFlags {
+            model: args.model,
+            seed: args.seed,
+            overrides: overrides.clone(),
+            sample_every: args.sample_every,
+            checkpoint_every: args.checkpoint_every,
+        })?;
+        kind = settings
+            .kind()
+            .with_context(|| format!("{}: unknown model", path.display()))?;
+        overrides = settings.overrides();
+        (seed, sample_every, checkpoint_every) = (
+            settings.seed,
+            settings.sample_every,
+            settings.checkpoint_every,
+        );
+        default_out = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        resume = Some((saved, path.clone()));
+    }
+    let spec = ModelSpec::build(kind, &overrides);
     let data_dir = args.data.clone().unwrap_or_else(data::bundled_dir);
     let dataset = data::load_split(&data_dir, data::Split::Train)?;
     let config = TrainConfig {
-        out_dir: args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("samples").join(args.model.name())),
+        out_dir: args.out.clone().unwrap_or(default_out),
         spec,
-        seed: args.seed,
-        sample_every: args.sample_every,
+        seed,
+        sample_every,
         max_steps: args.max_steps,
     };
     // Reject impossible flags before any work starts.
     config.validate(dataset.count)?;
+    if checkpoint_every == 0 {
+        anyhow::bail!("invalid --checkpoint-every: must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    install_ctrl_c(stop.clone())?;
+    let plan = RunPlan {
+        checkpoint_every,
+        resume,
+        stop,
+    };
     let gpu_options = |api| GpuOptions {
         storage_binding_bytes: dataset.images.len() as u64,
         ..GpuOptions::with_api(api)
     };
     match args.backend {
-        BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset),
+        BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset, plan),
         BackendChoice::Auto => match GpuBackend::new(&gpu_options(GpuApi::Best)) {
-            Ok(gpu) => run_training(gpu, config, &dataset),
+            Ok(gpu) => run_training(gpu, config, &dataset, plan),
             Err(error) => {
                 eprintln!(
                     "notice: no usable GPU adapter ({error}); training on the CPU path. \
                      Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
                      for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
                 );
-                run_training(CpuBackend::new(), config, &dataset)
+                run_training(CpuBackend::new(), config, &dataset, plan)
             }
         },
-        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset),
-        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset),
-        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset),
-        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset),
+        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset, plan),
+        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset, plan),
+        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset, plan),
+        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset, plan),
     }
 }
 
-fn gpu_training(options: GpuOptions, config: TrainConfig, dataset: &data::Dataset) -> Result<()> {
+fn gpu_training(
+    options: GpuOptions,
+    config: TrainConfig,
+    dataset: &data::Dataset,
+    plan: RunPlan,
+) -> Result<ExitCode> {
     let gpu = GpuBackend::new(&options)
         .with_context(|| format!("--backend {}", options.api.name().to_lowercase()))?;
-    run_training(gpu, config, dataset)
+    run_training(gpu, config, dataset, plan)
 }
 
 fn run_training<B: Backend>(
     mut backend: B,
     config: TrainConfig,
     dataset: &data::Dataset,
-) -> Result<()> {
+    plan: RunPlan,
+) -> Result<ExitCode> {
     println!(
         "training {} on {} ({} images, batch {}, {} epochs) -> {}",
         config.spec.kind.name(),
@@ -171,13 +277,80 @@ fn run_training<B: Backend>(
         config.spec.epochs,
         config.out_dir.display()
     );
-    let mut trainer = Trainer::new(&mut backend, config, dataset)?;
+    let mut trainer = match &plan.resume {
+        Some((saved, path)) => {
+            println!(
+                "resuming from {} (epoch {}, step {})",
+                path.display(),
+                saved.epoch + 1,
+                saved.clock.step
+            );
+            Trainer::resume(&mut backend, config, dataset, saved, path)?
+        }
+        None => Trainer::new(&mut backend, config, dataset)?,
+    };
+    trainer.set_checkpoint_every(plan.checkpoint_every)?;
+    trainer.set_stop_flag(plan.stop);
     let summary = trainer.run(|report| println!("{report}"))?;
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
     if let Some((dispatches, submits)) = summary.work_per_step() {
         println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }
+    let checkpoint = summary.checkpoint.context("no checkpoint written")?;
+    if summary.interrupted {
+        println!(
+            "interrupted at step {}; checkpoint saved to {}\nresume with: gan-gpu train --resume {}",
+            summary.steps,
+            checkpoint.display(),
+            checkpoint.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    println!("checkpoint: {}", checkpoint.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sample_command(args: SampleArgs) -> Result<()> {
+    let saved = Checkpoint::load(&args.checkpoint)?;
+    let spec = saved.spec(&args.checkpoint)?;
+    let request = SampleRequest {
+        count: args.n,
+        label: args.label,
+        seed: args.seed.unwrap_or(saved.settings.seed),
+    };
+    // Reject bad flags before creating a backend.
+    request.validate(&spec)?;
+    sample::Format::from_path(&args.out)?;
+    let api = match args.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Auto => Some(GpuApi::Best),
+        BackendChoice::Vulkan => Some(GpuApi::Vulkan),
+        BackendChoice::Metal => Some(GpuApi::Metal),
+        BackendChoice::Dx12 => Some(GpuApi::Dx12),
+        BackendChoice::Gl => Some(GpuApi::Gl),
+    };
+    let gpu = match api {
+        None => None,
+        Some(api) => match GpuBackend::new(&GpuOptions::with_api(api)) {
+            Ok(gpu) => Some(gpu),
+            Err(error) if args.backend == BackendChoice::Auto => {
+                eprintln!("notice: no usable GPU adapter ({error}); sampling on the CPU path");
+                None
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("--backend {}", api.name().to_lowercase()))
+            }
+        },
+    };
+    let path = &args.checkpoint;
+    let images = match gpu {
+        Some(mut gpu) => sample::generate(&mut gpu, &saved, path, &request)?,
+        None => sample::generate(&mut CpuBackend::new(), &saved, path, &request)?,
+    };
+    sample::write(&args.out, &images, &spec, &request)?;
+    println!("{} images -> {}", request.count, args.out.display());
     Ok(())
 }
 

@@ -26,6 +26,11 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// A checkpoint is missing, unreadable, malformed, of a newer format, or
+    /// does not fit the run it should resume.
+    #[error("{path}: {problem}")]
+    Checkpoint { path: PathBuf, problem: String },
+
     /// An image could not be encoded or written.
     #[error("{path}: {problem}")]
     Image { path: PathBuf, problem: String },

@@ -3,14 +3,18 @@
 //!
 //! Layers, top to bottom: [`train`] (the epoch loop and the step, written once
 //! against [`backend::Backend`]), [`model`] (a GAN as data), [`backend`] (the
-//! CPU reference and the GPU backend), [`data`] (IDX files) and [`output`].
+//! CPU reference and the GPU backend), [`data`] (IDX files), [`output`],
+//! [`checkpoint`] (complete run state in safetensors) and [`sample`]
+//! (images from a trained generator).
 
 pub mod backend;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod model;
 pub mod output;
 pub mod rng;
+pub mod sample;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     quiet_wayland_probe();
     match cli::run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

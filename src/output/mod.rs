@@ -1,6 +1,8 @@
 //! Everything the program writes for people and for later runs: PNG sample
-//! grids (this module), and the helpers they share, such as atomic writes.
+//! grids ([`grid`]), IDX and NumPy image sets ([`export`]), and the helpers
+//! they share, such as atomic writes.
 
+pub mod export;
 pub mod grid;
 
 use std::fs;

@@ -1,6 +1,7 @@
 //! The epoch loop: shuffle, record steps, read the statistics once per epoch,
 //! report, and write sample grids. Written once against [`Backend`].
 
+pub mod checkpoint;
 pub mod network;
 pub mod step;
 
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 use crate::output::grid;
 use crate::rng;
+pub use checkpoint::{CheckpointOptions, Start};
 pub use step::GanState;
 
 /// Sample grids are 10 x 10; the conditional model's rows are digits 0..9.
@@ -89,6 +91,10 @@ pub struct TrainSummary {
     /// GPU work issued by the training steps and the once-per-epoch stats
     /// read (not the sample grids); None on the CPU.
     pub work: Option<WorkCounts>,
+    /// The last checkpoint written (at the end of the run or on a stop).
+    pub checkpoint: Option<PathBuf>,
+    /// Whether the stop flag ended the run early (Ctrl-C).
+    pub interrupted: bool,
 }
 
 impl TrainSummary {
@@ -129,6 +135,10 @@ pub struct Trainer<'a, B: Backend> {
     sample_inputs: Vec<f32>,
     sample_output: Tensor,
     examples: usize,
+    /// Where the run starts (a checkpoint's position on resume).
+    start: Start,
+    /// How often to checkpoint, and the stop flag.
+    checkpoints: CheckpointOptions,
 }
 
 impl<'a, B: Backend> Trainer<'a, B> {
@@ -148,6 +158,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
             sample_output,
             examples: data.count,
             config,
+            start: Start::default(),
+            checkpoints: CheckpointOptions::default(),
         })
     }
 
@@ -180,23 +192,34 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let steps_per_epoch = self.steps_per_epoch();
         let max_steps = self.config.max_steps.unwrap_or(usize::MAX);
         let mut summary = TrainSummary::default();
-        summary.samples.push(self.write_samples("epoch_000.png")?);
-        let mut global_step = 0usize;
-        for epoch in 0..epochs {
+        let start = self.start.clone();
+        if start.is_beginning() {
+            summary.samples.push(self.write_samples("epoch_000.png")?);
+        }
+        let mut global_step = start.step;
+        let mut current_epoch = start.epoch;
+        for epoch in start.epoch..epochs {
+            current_epoch = epoch;
             let started = Instant::now();
             self.backend
                 .set_epoch_order(&rng::epoch_order(seed, epoch as u32, self.examples))?;
+            // A resumed run starts its first epoch mid-way, with its partial stats.
+            let (cursor, stats) = start.position_in(epoch);
             self.backend.set_clock(Clock {
                 seed,
                 step: global_step as u32,
-                cursor: 0,
+                cursor: cursor as u32,
             })?;
-            self.backend.write(self.state.stats, &[0.0; stat::COUNT])?;
-            let steps = steps_per_epoch.min(max_steps - global_step);
+            self.backend.write(self.state.stats, &stats)?;
+            let steps = (steps_per_epoch - cursor).min(max_steps - global_step);
             let work_before = self.backend.work_counts();
-            for _ in 0..steps {
+            let mut done = 0;
+            while done < steps && !self.checkpoints.stop_requested() {
                 self.state.train_step(self.backend);
+                done += 1;
             }
+            summary.interrupted = done < steps;
+            let steps = done;
             global_step += steps;
             let stats = self.backend.read(self.state.stats)?;
             if let (Some(before), Some(after)) = (work_before, self.backend.work_counts()) {
@@ -204,7 +227,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 total.dispatches += after.dispatches - before.dispatches;
                 total.submits += after.submits - before.submits;
             }
-            let per_step = |slot: u32| stats[slot as usize] / steps.max(1) as f32;
+            let per_step = |slot: u32| stats[slot as usize] / (cursor + steps).max(1) as f32;
             let report = EpochReport {
                 epoch: epoch + 1,
                 epochs,
@@ -217,16 +240,20 @@ impl<'a, B: Backend> Trainer<'a, B> {
             };
             on_epoch(&report);
             summary.reports.push(report);
-            let finished = epoch + 1 == epochs || global_step >= max_steps;
+            let finished = epoch + 1 == epochs || global_step >= max_steps || summary.interrupted;
             if !finished && (epoch + 1) % self.config.sample_every == 0 {
                 summary
                     .samples
                     .push(self.write_samples(&format!("epoch_{:03}.png", epoch + 1))?);
             }
+            if !finished && (epoch + 1) % self.checkpoints.every == 0 {
+                self.save_checkpoint(epoch)?;
+            }
             if finished {
                 break;
             }
         }
+        summary.checkpoint = Some(self.save_checkpoint(current_epoch)?);
         // The last epoch's grid, also kept as final.png.
         let last = summary.reports.last().map_or(0, |r| r.epoch);
         let images = self.sample_images()?;

@@ -1,0 +1,551 @@
+//! Checkpoints: the complete state of a training run in one safetensors file,
+//! so a run can stop anywhere and resume to exactly the same bits.
+//!
+//! Tensors are named as PyTorch would name an `nn.Sequential` of `nn.Linear`
+//! and activation modules (`generator.0.weight` [out, in], `generator.0.bias`
+//! `[out]`, ...): module indices count each `Linear`, then its activation module
+//! unless it is the identity, then a `Dropout` if p > 0 (see [`module_indices`]).
+//! Adam's moments are `optimizer.<net>.exp_avg.<i>.weight` and
+//! `optimizer.<net>.exp_avg_sq.<i>.weight` (and `.bias`); the partial epoch's
+//! loss sums are `train.epoch_stats` (4 values). The `__metadata__` map holds the
+//! format version, the run's settings (every flag) as JSON, the clock, the
+//! epoch and the step; see README.md, "Checkpoints".
+//!
+//! Loading is defensive: a missing, truncated, corrupted or newer-version file
+//! is an [`Error::Checkpoint`] naming the file; nothing is allocated beyond
+//! what the file's own size justifies.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{stat, Clock};
+use crate::error::{Error, Result};
+use crate::model::{Activation, ModelKind, ModelSpec, NetworkLayout, NetworkSpec, Overrides};
+use crate::output::write_atomic;
+
+/// The format version this program writes; it reads this one and older.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file name of the checkpoint in a run's output directory.
+pub const FILE_NAME: &str = "checkpoint.safetensors";
+
+/// Metadata keys of the `__metadata__` map.
+pub mod key {
+    /// Always `"gan-gpu checkpoint"`.
+    pub const FORMAT: &str = "format";
+    /// [`super::FORMAT_VERSION`] as a decimal string.
+    pub const FORMAT_VERSION: &str = "format_version";
+    /// [`super::RunSettings`] as JSON: every flag of the run.
+    pub const SETTINGS: &str = "settings";
+    /// Both networks' layer lists as JSON (informational).
+    pub const ARCHITECTURE: &str = "architecture";
+    /// The clock as JSON: `{"seed": .., "step": .., "cursor": ..}`.
+    pub const CLOCK: &str = "clock";
+    /// Epochs completed (the epoch in progress is this plus one when cursor > 0).
+    pub const EPOCH: &str = "epoch";
+    /// Training steps completed in the whole run (equals the clock's step).
+    pub const STEP: &str = "step";
+}
+
+/// The value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "gan-gpu checkpoint";
+
+/// Name of the partial epoch's statistics tensor ([`stat`] slots).
+pub const STATS_TENSOR: &str = "train.epoch_stats";
+
+/// Every flag of a run, as stored in the checkpoint (`settings` metadata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// `vanilla`, `deep` or `conditional`.
+    pub model: String,
+    pub noise_dim: usize,
+    pub g_hidden: Vec<usize>,
+    pub d_hidden: Vec<usize>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub seed: u32,
+    pub sample_every: usize,
+    pub checkpoint_every: usize,
+    /// Images in the training set (the epoch order depends on it).
+    pub train_images: usize,
+}
+
+impl RunSettings {
+    /// The settings of a run of `spec`.
+    pub fn new(
+        spec: &ModelSpec,
+        seed: u32,
+        sample_every: usize,
+        checkpoint_every: usize,
+        train_images: usize,
+    ) -> Self {
+        RunSettings {
+            model: spec.kind.name().to_string(),
+            noise_dim: spec.noise_dim,
+            g_hidden: spec.generator.hidden(),
+            d_hidden: spec.discriminator.hidden(),
+            batch_size: spec.batch_size,
+            epochs: spec.epochs,
+            lr: spec.adam.lr,
+            beta1: spec.adam.beta1,
+            beta2: spec.adam.beta2,
+            seed,
+            sample_every,
+            checkpoint_every,
+            train_images,
+        }
+    }
+
+    /// The model kind named by `model`.
+    pub fn kind(&self) -> Option<ModelKind> {
+        <ModelKind as clap::ValueEnum>::from_str(&self.model, false).ok()
+    }
+
+    /// The overrides that rebuild this run's spec from its model's preset.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: Some(self.epochs),
+            batch_size: Some(self.batch_size),
+            lr: Some(self.lr),
+            beta1: Some(self.beta1),
+            beta2: Some(self.beta2),
+            noise_dim: Some(self.noise_dim),
+            g_hidden: Some(self.g_hidden.clone()),
+            d_hidden: Some(self.d_hidden.clone()),
+        }
+    }
+
+    /// The model spec of the run, or None if `model` names no model.
+    pub fn spec(&self) -> Option<ModelSpec> {
+        Some(ModelSpec::build(self.kind()?, &self.overrides()))
+    }
+}
+
+/// The flags given to `train --resume`: None where not given. Flags that
+/// shape the model or its optimiser must agree with the checkpoint; the
+/// others may change (see [`RunSettings::resume_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct ResumeFlags {
+    pub model: Option<ModelKind>,
+    pub seed: Option<u32>,
+    pub overrides: Overrides,
+    pub sample_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+}
+
+impl RunSettings {
+    /// The settings of the resumed run: the checkpoint's, with the flags that
+    /// may change on resume (`--epochs`, `--sample-every`, `--checkpoint-every`)
+    /// taken from `given`. A given flag that contradicts the checkpoint
+    /// (`--model`, `--seed`, `--noise-dim`, `--g-hidden`, `--d-hidden`,
+    /// `--batch-size`, `--lr`, `--beta1`, `--beta2`) is an error naming the
+    /// flag and both values.
+    pub fn resume_with(&self, given: &ResumeFlags) -> Result<RunSettings> {
+        fn same<T: PartialEq + std::fmt::Debug>(
+            flag: &str,
+            saved: &T,
+            given: &Option<T>,
+        ) -> Result<()> {
+            match given {
+                Some(g) if g != saved => Err(Error::config(
+                    flag,
+                    format!("the checkpoint has {saved:?}, but {g:?} was given (this flag cannot change on resume)"),
+                )),
+                _ => Ok(()),
+            }
+        }
+        let o = &given.overrides;
+        same(
+            "--model",
+            &self.model,
+            &given.model.map(|k| k.name().to_string()),
+        )?;
+        same("--seed", &self.seed, &given.seed)?;
+        same("--noise-dim", &self.noise_dim, &o.noise_dim)?;
+        same("--g-hidden", &self.g_hidden, &o.g_hidden)?;
+        same("--d-hidden", &self.d_hidden, &o.d_hidden)?;
+        same("--batch-size", &self.batch_size, &o.batch_size)?;
+        same("--lr", &self.lr, &o.lr)?;
+        same("--beta1", &self.beta1, &o.beta1)?;
+        same("--beta2", &self.beta2, &o.beta2)?;
+        Ok(RunSettings {
+            epochs: o.epochs.unwrap_or(self.epochs),
+            sample_every: given.sample_every.unwrap_or(self.sample_every),
+            checkpoint_every: given.checkpoint_every.unwrap_or(self.checkpoint_every),
+            ..self.clone()
+        })
+    }
+}
+
+/// One network's trainable state, in its flat [`NetworkLayout`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkState {
+    pub params: Vec<f32>,
+    /// Adam's first moment (PyTorch's `exp_avg`).
+    pub adam_m: Vec<f32>,
+    /// Adam's second moment (PyTorch's `exp_avg_sq`).
+    pub adam_v: Vec<f32>,
+}
+
+/// The complete state of a training run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub settings: RunSettings,
+    /// Seed, steps completed, batches completed in the epoch in progress.
+    /// Adam's step count is `clock.step`.
+    pub clock: Clock,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The epoch in progress's loss sums so far ([`stat`] slots; zeros at an
+    /// epoch boundary).
+    pub stats: Vec<f32>,
+    pub generator: NetworkState,
+    pub discriminator: NetworkState,
+}
+
+/// The `nn.Sequential` index of each Linear layer of `net`: a Linear, then
+/// its activation module unless the identity, then a Dropout if p > 0.
+pub fn module_indices(net: &NetworkSpec) -> Vec<usize> {
+    let mut next = 0;
+    net.layers
+        .iter()
+        .map(|l| {
+            let index = next;
+            next += 1;
+            if l.activation != Activation::Identity {
+                next += 1;
+            }
+            if l.dropout > 0.0 {
+                next += 1;
+            }
+            index
+        })
+        .collect()
+}
+
+/// A named tensor inside a network's flat buffer.
+struct Slot {
+    /// `<index>.weight` or `<index>.bias`.
+    suffix: String,
+    shape: Vec<usize>,
+    start: usize,
+    len: usize,
+}
+
+fn slots(net: &NetworkSpec) -> Vec<Slot> {
+    let layout = NetworkLayout::new(net);
+    let mut out = Vec::new();
+    for (slot, index) in layout.layers.iter().zip(module_indices(net)) {
+        out.push(Slot {
+            suffix: format!("{index}.weight"),
+            shape: vec![slot.out_dim, slot.in_dim],
+            start: slot.weight,
+            len: slot.out_dim * slot.in_dim,
+        });
+        out.push(Slot {
+            suffix: format!("{index}.bias"),
+            shape: vec![slot.out_dim],
+            start: slot.bias,
+            len: slot.out_dim,
+        });
+    }
+    out
+}
+
+/// Every tensor name and shape a checkpoint of `spec` holds, in file order.
+pub fn tensor_shapes(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
+    let mut names = Vec::new();
+    for (net_name, net) in [
+        ("generator", &spec.generator),
+        ("discriminator", &spec.discriminator),
+    ] {
+        for (prefix, _) in groups(net_name) {
+            for s in slots(net) {
+                names.push((format!("{prefix}{}", s.suffix), s.shape));
+            }
+        }
+    }
+    names.push((STATS_TENSOR.to_string(), vec![stat::COUNT]));
+    names
+}
+
+/// The tensor-name prefixes of a network: parameters, then Adam's moments.
+fn groups(net_name: &str) -> [(String, usize); 3] {
+    [
+        (format!("{net_name}."), 0),
+        (format!("optimizer.{net_name}.exp_avg."), 1),
+        (format!("optimizer.{net_name}.exp_avg_sq."), 2),
+    ]
+}
+
+fn architecture(spec: &ModelSpec) -> serde_json::Value {
+    let layers = |net: &NetworkSpec| {
+        net.layers
+            .iter()
+            .zip(module_indices(net))
+            .map(|(l, index)| {
+                serde_json::json!({
+                    "module": index,
+                    "in": l.in_dim,
+                    "out": l.out_dim,
+                    "activation": format!("{:?}", l.activation),
+                    "dropout": l.dropout,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    serde_json::json!({
+        "generator": layers(&spec.generator),
+        "discriminator": layers(&spec.discriminator),
+        "classes": spec.classes,
+        "pixel_scale": spec.scaling.scale,
+        "pixel_shift": spec.scaling.shift,
+    })
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl Checkpoint {
+    /// The run's model spec, or an error naming `path` if the settings name
+    /// no model.
+    pub fn spec(&self, path: &Path) -> Result<ModelSpec> {
+        self.settings
+            .spec()
+            .ok_or_else(|| problem(path, format!("unknown model {:?}", self.settings.model)))
+    }
+
+    /// The checkpoint as safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let path = Path::new("<checkpoint>");
+        let spec = self.spec(path)?;
+        let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (net_name, net, state) in [
+            ("generator", &spec.generator, &self.generator),
+            ("discriminator", &spec.discriminator, &self.discriminator),
+        ] {
+            for (prefix, which) in groups(net_name) {
+                let flat = [&state.params, &state.adam_m, &state.adam_v][which];
+                for s in slots(net) {
+                    let values = flat.get(s.start..s.start + s.len).ok_or_else(|| {
+                        problem(path, format!("{net_name} state is shorter than its layout"))
+                    })?;
+                    buffers.push((format!("{prefix}{}", s.suffix), s.shape, le_bytes(values)));
+                }
+            }
+        }
+        buffers.push((
+            STATS_TENSOR.to_string(),
+            vec![self.stats.len()],
+            le_bytes(&self.stats),
+        ));
+        let mut views = Vec::with_capacity(buffers.len());
+        for (name, shape, bytes) in &buffers {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| problem(path, format!("{name}: {e}")))?;
+            views.push((name.clone(), view));
+        }
+        let json = |v: serde_json::Result<String>| v.map_err(|e| problem(path, e.to_string()));
+        let clock = serde_json::json!({
+            "seed": self.clock.seed,
+            "step": self.clock.step,
+            "cursor": self.clock.cursor,
+        });
+        let metadata: HashMap<String, String> = [
+            (key::FORMAT, FORMAT_NAME.to_string()),
+            (key::FORMAT_VERSION, FORMAT_VERSION.to_string()),
+            (key::SETTINGS, json(serde_json::to_string(&self.settings))?),
+            (
+                key::ARCHITECTURE,
+                json(serde_json::to_string(&architecture(&spec)))?,
+            ),
+            (key::CLOCK, clock.to_string()),
+            (key::EPOCH, self.epoch.to_string()),
+            (key::STEP, self.clock.step.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        safetensors::tensor::serialize(views, Some(metadata))
+            .map_err(|e| problem(path, e.to_string()))
+    }
+
+    /// Writes the checkpoint to `path` atomically (temporary file, fsync,
+    /// rename): a failed write leaves the previous file intact.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Reads a checkpoint, naming `path` in every error.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            problem(
+                path,
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such checkpoint file".to_string(),
+                    _ => format!("cannot read the checkpoint: {e}"),
+                },
+            )
+        })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Parses checkpoint `bytes`; `path` names the file in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let header_len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+        match header_len {
+            None => {
+                return Err(problem(
+                    path,
+                    format!("truncated: {} bytes, not even a header length", bytes.len()),
+                ))
+            }
+            Some(n) if n > bytes.len() as u64 - 8 => {
+                return Err(problem(
+                    path,
+                    format!(
+                        "truncated or corrupted: the header claims {n} bytes, the file has {}",
+                        bytes.len()
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| problem(path, format!("not a valid safetensors file ({e})")))?;
+        let meta = header
+            .metadata()
+            .as_ref()
+            .ok_or_else(|| problem(path, "no gan-gpu metadata (not a gan-gpu checkpoint)"))?;
+        let get = |k: &str| {
+            meta.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| problem(path, format!("metadata key {k:?} is missing")))
+        };
+        if get(key::FORMAT)? != FORMAT_NAME {
+            return Err(problem(path, "not a gan-gpu checkpoint"));
+        }
+        let version: u32 = get(key::FORMAT_VERSION)?
+            .parse()
+            .map_err(|_| problem(path, "format_version is not a number"))?;
+        if version > FORMAT_VERSION {
+            return Err(problem(
+                path,
+                format!(
+                    "checkpoint format version {version} is newer than this program reads \
+                     (up to {FORMAT_VERSION}); use a newer gan-gpu"
+                ),
+            ));
+        }
+        let settings: RunSettings = serde_json::from_str(get(key::SETTINGS)?)
+            .map_err(|e| problem(path, format!("settings: {e}")))?;
+        let clock: serde_json::Value = serde_json::from_str(get(key::CLOCK)?)
+            .map_err(|e| problem(path, format!("clock: {e}")))?;
+        let word = |k: &str| {
+            clock
+                .get(k)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| problem(path, format!("clock.{k} is missing or not a u32")))
+        };
+        let clock = Clock {
+            seed: word("seed")?,
+            step: word("step")?,
+            cursor: word("cursor")?,
+        };
+        let epoch: usize = get(key::EPOCH)?
+            .parse()
+            .map_err(|_| problem(path, "epoch is not a number"))?;
+        if settings.seed != clock.seed {
+            return Err(problem(path, "the clock's seed differs from the settings'"));
+        }
+        let kind = settings
+            .kind()
+            .ok_or_else(|| problem(path, format!("unknown model {:?}", settings.model)))?;
+        let spec = ModelSpec::build(kind, &settings.overrides());
+        // Validate before building layouts, so absurd widths in a corrupted
+        // header cannot make us allocate: every tensor must be in the file.
+        spec.validate(settings.train_images.max(settings.batch_size))
+            .map_err(|e| problem(path, format!("settings: {e}")))?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| problem(path, format!("not a valid safetensors file ({e})")))?;
+        let expected: usize = tensor_shapes(&spec)
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>() * 4)
+            .sum();
+        if expected > bytes.len() {
+            return Err(problem(
+                path,
+                format!(
+                    "truncated: the model needs {expected} bytes of tensors, the file has {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = tensors
+                .tensor(name)
+                .map_err(|_| problem(path, format!("tensor {name} is missing")))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(problem(path, format!("tensor {name} is not F32")));
+            }
+            if t.shape() != shape {
+                return Err(problem(
+                    path,
+                    format!(
+                        "tensor {name} has shape {:?}, the model needs {shape:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
+        let network = |net_name: &str, net: &NetworkSpec| -> Result<NetworkState> {
+            let len = NetworkLayout::new(net).len;
+            let mut flats = [vec![0.0; len], vec![0.0; len], vec![0.0; len]];
+            for (prefix, which) in groups(net_name) {
+                for s in slots(net) {
+                    let values = read(&format!("{prefix}{}", s.suffix), &s.shape)?;
+                    flats[which][s.start..s.start + s.len].copy_from_slice(&values);
+                }
+            }
+            let [params, adam_m, adam_v] = flats;
+            Ok(NetworkState {
+                params,
+                adam_m,
+                adam_v,
+            })
+        };
+        let generator = network("generator", &spec.generator)?;
+        let discriminator = network("discriminator", &spec.discriminator)?;
+        let stats = read(STATS_TENSOR, &[stat::COUNT])?;
+        Ok(Checkpoint {
+            settings,
+            clock,
+            epoch,
+            stats,
+            generator,
+            discriminator,
+        })
+    }
+}
+
+fn problem(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: PathBuf::from(path),
+        problem: problem.into(),
+    }
+}

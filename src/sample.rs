@@ -1,0 +1,207 @@
+//! Images from a checkpoint's generator (the `sample` command): noise from a
+//! seed, labels for conditional models, and the file written by extension
+//! (`.png` grid, `.idx`/`.idx3-ubyte` IDX, `.npy` NumPy array).
+//!
+//! The noise of image i is `rng::normal(seed, SAMPLE_NOISE, .., i * noise_dim + c)`,
+//! the same draws as the training run's sample grids, so 100 samples with
+//! the run's seed are exactly the run's `final.png`.
+
+use std::path::Path;
+
+use crate::backend::{Backend, Mat};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+use crate::output::{export, grid};
+use crate::rng;
+use crate::train::network::Network;
+
+/// Images generated when `--n` is not given.
+pub const DEFAULT_COUNT: usize = 100;
+/// The most images one `sample` call makes.
+pub const MAX_COUNT: usize = 1_000_000;
+/// Rows the generator runs at once.
+const CHUNK_ROWS: usize = 256;
+/// Image side in pixels.
+const SIDE: usize = 28;
+
+/// The output file formats, chosen by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A near-square PNG grid.
+    Png,
+    /// An IDX3 ubyte file [N, 28, 28].
+    Idx,
+    /// A NumPy uint8 array of shape (N, 28, 28).
+    Npy,
+}
+
+impl Format {
+    /// The format named by `path`'s extension.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if name.ends_with(".png") {
+            Ok(Format::Png)
+        } else if name.ends_with(".idx") || name.ends_with("-ubyte") {
+            Ok(Format::Idx)
+        } else if name.ends_with(".npy") {
+            Ok(Format::Npy)
+        } else {
+            Err(Error::config(
+                "--out",
+                format!(
+                    "{}: unknown extension; use .png (grid), .idx or .idx3-ubyte (IDX) or .npy (NumPy)",
+                    path.display()
+                ),
+            ))
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleRequest {
+    pub count: usize,
+    /// For conditional models: the digit of every image (None: rows of ten
+    /// images cycle through 0..9).
+    pub label: Option<usize>,
+    pub seed: u32,
+}
+
+impl SampleRequest {
+    /// Rejects impossible requests for `spec`, naming the flag.
+    pub fn validate(&self, spec: &ModelSpec) -> Result<()> {
+        if self.count == 0 || self.count > MAX_COUNT {
+            return Err(Error::config(
+                "--n",
+                format!("{} must be between 1 and {MAX_COUNT}", self.count),
+            ));
+        }
+        match self.label {
+            Some(_) if spec.classes == 0 => Err(Error::config(
+                "--label",
+                format!(
+                    "the {} model is not conditional; --label needs a conditional checkpoint",
+                    spec.kind.name()
+                ),
+            )),
+            Some(l) if l >= spec.classes => Err(Error::config(
+                "--label",
+                format!("{l} is out of range 0..={}", spec.classes - 1),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The label of image `i`, for conditional models.
+    pub fn label_of(&self, i: usize, classes: usize) -> usize {
+        self.label.unwrap_or((i / 10) % classes.max(1))
+    }
+
+    /// Grid (rows, columns) for the PNG: rows of ten for a conditional model
+    /// without `--label` (row r is digit r), else near-square.
+    pub fn grid_shape(&self, spec: &ModelSpec) -> (usize, usize) {
+        let n = self.count.max(1);
+        let cols = if spec.classes > 0 && self.label.is_none() {
+            n.min(10)
+        } else {
+            (1..=n).find(|c| c * c >= n).unwrap_or(n)
+        };
+        (n.div_ceil(cols), cols)
+    }
+}
+
+/// Generator inputs `[rows, noise + classes]` for images `first..first + rows`.
+pub fn generator_inputs(
+    spec: &ModelSpec,
+    request: &SampleRequest,
+    first: usize,
+    rows: usize,
+) -> Vec<f32> {
+    let width = spec.generator_input();
+    let mut inputs = vec![0.0f32; rows * width];
+    for (r, row) in inputs.chunks_mut(width).enumerate() {
+        let i = first + r;
+        for (c, v) in row[..spec.noise_dim].iter_mut().enumerate() {
+            let index = (i as u64) * spec.noise_dim as u64 + c as u64;
+            *v = rng::normal(
+                request.seed,
+                rng::stream::SAMPLE_NOISE,
+                (index >> 32) as u32,
+                index as u32,
+            );
+        }
+        if spec.classes > 0 {
+            row[spec.noise_dim + request.label_of(i, spec.classes)] = 1.0;
+        }
+    }
+    inputs
+}
+
+/// Runs the checkpoint's generator on `backend` and returns `count` images
+/// of 28x28 bytes in MNIST polarity. `path` names the checkpoint in errors.
+pub fn generate<B: Backend>(
+    backend: &mut B,
+    saved: &Checkpoint,
+    path: &Path,
+    request: &SampleRequest,
+) -> Result<Vec<u8>> {
+    let spec = saved.spec(path)?;
+    request.validate(&spec)?;
+    let rows = request.count.min(CHUNK_ROWS);
+    let generator = Network::new(backend, &spec.generator, rows, request.seed, 0)?;
+    if saved.generator.params.len() != generator.layout.len {
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem: "the generator's parameters do not fit its layout".into(),
+        });
+    }
+    backend.write(generator.params, &saved.generator.params)?;
+    let width = spec.generator_input();
+    let input = backend.alloc(rows * width)?;
+    let output = backend.alloc(rows * spec.image_pixels)?;
+    let mut images = Vec::with_capacity(request.count * spec.image_pixels);
+    let mut first = 0;
+    while first < request.count {
+        let n = rows.min(request.count - first);
+        let mut values = generator_inputs(&spec, request, first, n);
+        values.resize(rows * width, 0.0);
+        backend.write(input, &values)?;
+        generator.forward(
+            backend,
+            Mat::dense(input, n, width),
+            None,
+            Mat::dense(output, n, spec.image_pixels),
+        );
+        let out = backend.read(output)?;
+        images.extend(grid::images_from_outputs(
+            &out[..n * spec.image_pixels],
+            spec.scaling,
+        ));
+        first += n;
+    }
+    Ok(images)
+}
+
+/// Writes `images` (from [`generate`]) to `out` in the format its extension names.
+pub fn write(
+    out: &Path,
+    images: &[u8],
+    spec: &ModelSpec,
+    request: &SampleRequest,
+) -> Result<Format> {
+    let format = Format::from_path(out)?;
+    let n = request.count;
+    match format {
+        Format::Png => {
+            let (rows, cols) = request.grid_shape(spec);
+            grid::write_grid(out, images, SIDE, SIDE, rows, cols, 2)?
+        }
+        Format::Idx => export::write_idx(out, images, n, SIDE, SIDE)?,
+        Format::Npy => export::write_npy(out, images, n, SIDE, SIDE)?,
+    }
+    Ok(format)
+}
