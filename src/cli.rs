@@ -25,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Train a GAN and write sample grids.
     Train(TrainArgs),
+    /// Measure generated images: FID, classifier score, class coverage, label accuracy.
+    Eval(EvalArgs),
     /// List every GPU adapter wgpu can see, with the limits that matter.
     Info,
 }
@@ -92,11 +94,38 @@ struct TrainArgs {
     seed: u32,
 }
 
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "images"])))]
+struct EvalArgs {
+    /// A generator checkpoint to sample from (not yet available in this build).
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, N x 28 x 28.
+    #[arg(long, value_name = "FILE")]
+    images: Option<PathBuf>,
+    /// The digit requested for each image (IDX labels or .npy uint8 of length N), for label accuracy.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Evaluate the first N images [default: all].
+    #[arg(long, value_name = "N")]
+    n: Option<usize>,
+    /// Where the classifier runs [default: auto = a hardware GPU, else the CPU].
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// The classifier cache file [default: ~/.cache/gan-gpu/mnist-classifier-784-512-256-10-seed1.bin].
+    #[arg(long, value_name = "PATH")]
+    classifier: Option<PathBuf>,
+    /// Directory with the four MNIST IDX files [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(args) => train(args),
+        Command::Eval(args) => crate::eval_cmd::eval(args.into()),
         Command::Info => info(),
     }
 }
@@ -179,6 +208,32 @@ fn run_training<B: Backend>(
         println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }
     Ok(())
+}
+
+impl From<EvalArgs> for crate::eval_cmd::EvalOptions {
+    fn from(a: EvalArgs) -> Self {
+        crate::eval_cmd::EvalOptions {
+            checkpoint: a.checkpoint,
+            images: a.images,
+            labels: a.labels,
+            n: a.n,
+            backend: a.backend,
+            classifier: a.classifier,
+            data: a.data,
+        }
+    }
+}
+
+/// The GPU API of a `--backend` choice, None for `cpu`.
+pub fn gpu_api(choice: BackendChoice) -> Option<GpuApi> {
+    match choice {
+        BackendChoice::Auto => Some(GpuApi::Best),
+        BackendChoice::Vulkan => Some(GpuApi::Vulkan),
+        BackendChoice::Metal => Some(GpuApi::Metal),
+        BackendChoice::Dx12 => Some(GpuApi::Dx12),
+        BackendChoice::Gl => Some(GpuApi::Gl),
+        BackendChoice::Cpu => None,
+    }
 }
 
 fn info() -> Result<()> {

@@ -26,6 +26,10 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// An evaluation could not be computed (see `crate::eval`).
+    #[error("evaluation: {0}")]
+    Eval(String),
+
     /// An image could not be encoded or written.
     #[error("{path}: {problem}")]
     Image { path: PathBuf, problem: String },
