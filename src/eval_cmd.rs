@@ -191,7 +191,10 @@ impl Job {
         let evaluator = Evaluator::new(&mut backend, &classifier, &self.split.test)?;
         let generated =
             evaluator.evaluate_images(&mut backend, &self.images, self.labels.as_deref())?;
-        let floor = evaluator.real_floor(&mut backend, &self.split.train, eval::FLOOR_IMAGES)?;
+        // The FID is biased upwards at small sample sizes: the floor uses as
+        // many training images as there are images, up to FLOOR_IMAGES.
+        let floor_count = generated.count.min(eval::FLOOR_IMAGES);
+        let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
         print_report(&self.source, &generated, &floor);
         eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
