@@ -390,6 +390,56 @@ fn the_classifier_runs_alike_on_the_gpu() {
 }
 
 #[test]
+fn classifier_training_on_the_gpu_matches_the_cpu() {
+    let _serial = common::gpu_test_lock();
+    let Some(mut gpu) = common::gpu_backend() else {
+        return;
+    };
+    // 2 epochs of 4 steps on 200 images: gather, forward, softmax
+    // cross-entropy, backward and Adam all on the GPU, across an epoch change.
+    let config = ClassifierConfig {
+        hidden: vec![16, 8],
+        epochs: 2,
+        train_limit: Some(200),
+        ..tiny_config()
+    };
+    let test = head(&mnist().test, 50);
+    let mut reports = (Vec::new(), Vec::new());
+    let cpu = train_classifier(
+        &mut CpuBackend::new(),
+        &config,
+        &mnist().train,
+        &test,
+        |r| reports.0.push(*r),
+    )
+    .unwrap();
+    let on_gpu = train_classifier(&mut gpu, &config, &mnist().train, &test, |r| {
+        reports.1.push(*r)
+    })
+    .unwrap();
+    // After 8 Adam steps of lr 2e-3 the parameters agree to ~1e-6: Adam's
+    // step is lr * m / sqrt(v), insensitive to the gradients' last bits
+    // except where a gradient is near 0; allow 1e-4 + 1e-3 relative.
+    let largest = cpu
+        .params
+        .iter()
+        .zip(&on_gpu.params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("largest parameter difference {largest:.2e}");
+    for (i, (a, b)) in cpu.params.iter().zip(&on_gpu.params).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 + 1e-3 * a.abs(),
+            "parameter {i}: cpu {a} gpu {b}"
+        );
+    }
+    for (c, g) in reports.0.iter().zip(&reports.1) {
+        assert!((c.mean_loss - g.mean_loss).abs() < 1e-4 * c.mean_loss.max(1.0));
+        assert_eq!(c.train_accuracy, g.train_accuracy);
+    }
+}
+
+#[test]
 #[ignore = "trains the standard classifier (about a minute on 2 cores); run with --ignored"]
 fn the_standard_classifier_reaches_98_percent() {
     let split = mnist();

@@ -17,7 +17,7 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
 /// A version 1.0 file with the given header text (padded) and data.
 fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

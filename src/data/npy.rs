@@ -289,7 +289,7 @@ pub fn encode_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
     };
     let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so that magic + version + length + header + '\n' is a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
