@@ -15,10 +15,12 @@ use std::sync::OnceLock;
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::data::{self, Dataset, MnistSplit};
 use gan_gpu::eval::{
-    cache, frechet_distance, load_or_train, train_classifier, Classifier, ClassifierConfig,
-    Evaluator, Gaussian,
+    cache, frechet_distance, generate_images, load_or_train, train_classifier, Classifier,
+    ClassifierConfig, Evaluator, Gaussian,
 };
+use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
 use gan_gpu::rng;
+use gan_gpu::train::GanState;
 
 fn tiny_config() -> ClassifierConfig {
     ClassifierConfig {
@@ -247,6 +249,39 @@ fn a_collapsed_set_scores_worse_than_real_data() {
     assert!(evaluator
         .evaluate_images(&mut b, &collapsed, Some(&asked[..10]))
         .is_err());
+}
+
+#[test]
+fn a_generator_is_evaluated_with_its_requested_digits() {
+    // An untrained conditional generator, batch 32: 75 images in 3 chunks.
+    let spec = ModelSpec::build(
+        ModelKind::Conditional,
+        &Overrides {
+            batch_size: Some(32),
+            g_hidden: Some(vec![16]),
+            d_hidden: Some(vec![16]),
+            ..Overrides::default()
+        },
+    );
+    let mut b = CpuBackend::new();
+    let state = GanState::new(&mut b, &spec, 3, 10).unwrap();
+    let (images, labels) = generate_images(&mut b, &state, 75, 9).unwrap();
+    let labels = labels.expect("a conditional model asks for digits");
+    assert_eq!(images.len(), 75 * 784);
+    assert_eq!(labels, (0..75).map(|i| (i % 10) as u8).collect::<Vec<_>>());
+    // The same seed gives the same images; another seed others.
+    assert_eq!(generate_images(&mut b, &state, 75, 9).unwrap().0, images);
+    assert_ne!(generate_images(&mut b, &state, 75, 10).unwrap().0, images);
+    let evaluator = Evaluator::new(&mut b, tiny_classifier(), test_head()).unwrap();
+    let m = evaluator
+        .evaluate_images(&mut b, &images, Some(&labels))
+        .unwrap();
+    println!("untrained conditional generator: {m:?}");
+    assert!(m.fid.is_finite() && m.fid > 0.0 && m.label_accuracy.is_some());
+    // Unconditional models ask for nothing.
+    let vanilla = ModelSpec::build(ModelKind::Vanilla, &Overrides::default());
+    let state = GanState::new(&mut b, &vanilla, 3, 10).unwrap();
+    assert!(generate_images(&mut b, &state, 5, 1).unwrap().1.is_none());
 }
 
 #[test]

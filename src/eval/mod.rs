@@ -11,13 +11,15 @@
 //!   assigns the requested digit.
 //!
 //! [`Evaluator::evaluate_images`] takes images as bytes, so the images can come
-//! from a file or straight from a generator; [`Evaluator::real_floor`] gives
+//! from a file or straight from a generator ([`generate_images`] samples a
+//! [`crate::train::GanState`]); [`Evaluator::real_floor`] gives
 //! the same figures for training images against the test set, the best a
 //! generator can hope for at that sample size.
 
 pub mod cache;
 pub mod classifier;
 pub mod fid;
+pub mod generate;
 pub mod linalg;
 pub mod scores;
 
@@ -29,6 +31,7 @@ use crate::error::{Error, Result};
 pub use cache::Cached;
 pub use classifier::{train_classifier, Classifier, ClassifierConfig, EpochReport, Outputs};
 pub use fid::{frechet_distance, Gaussian};
+pub use generate::generate_images;
 pub use scores::{classifier_score, label_accuracy, Coverage, COVERAGE_MIN_SHARE};
 
 /// Training images in the real-data floor.
