@@ -35,6 +35,8 @@ enum Command {
     Train(TrainArgs),
     /// Generate images from a checkpoint's generator (.png grid, .idx or .npy).
     Sample(SampleArgs),
+    /// Measure generated images: FID, classifier score, class coverage, label accuracy.
+    Eval(EvalArgs),
     /// List every GPU adapter wgpu can see, with the limits that matter.
     Info,
 }
@@ -131,6 +133,32 @@ struct SampleArgs {
     out: PathBuf,
 }
 
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "images"])))]
+struct EvalArgs {
+    /// A generator checkpoint to sample from (not yet available in this build).
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, N x 28 x 28.
+    #[arg(long, value_name = "FILE")]
+    images: Option<PathBuf>,
+    /// The digit requested for each image (IDX labels or .npy uint8 of length N), for label accuracy.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Evaluate the first N images [default: all].
+    #[arg(long, value_name = "N")]
+    n: Option<usize>,
+    /// Where the classifier runs [default: auto = a hardware GPU, else the CPU].
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// The classifier cache file [default: ~/.cache/gan-gpu/mnist-classifier-784-512-256-10-seed1.bin].
+    #[arg(long, value_name = "PATH")]
+    classifier: Option<PathBuf>,
+    /// Directory with the four MNIST IDX files [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
 /// Parses the command line and runs the subcommand; the exit code is
 /// [`EXIT_INTERRUPTED`] when Ctrl-C stopped a training run.
 pub fn run() -> Result<ExitCode> {
@@ -138,6 +166,7 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Sample(args) => sample_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => crate::eval_cmd::eval(args.into()).map(|()| ExitCode::SUCCESS),
         Command::Info => info().map(|()| ExitCode::SUCCESS),
     }
 }
@@ -352,6 +381,32 @@ fn sample_command(args: SampleArgs) -> Result<()> {
     sample::write(&args.out, &images, &spec, &request)?;
     println!("{} images -> {}", request.count, args.out.display());
     Ok(())
+}
+
+impl From<EvalArgs> for crate::eval_cmd::EvalOptions {
+    fn from(a: EvalArgs) -> Self {
+        crate::eval_cmd::EvalOptions {
+            checkpoint: a.checkpoint,
+            images: a.images,
+            labels: a.labels,
+            n: a.n,
+            backend: a.backend,
+            classifier: a.classifier,
+            data: a.data,
+        }
+    }
+}
+
+/// The GPU API of a `--backend` choice, None for `cpu`.
+pub fn gpu_api(choice: BackendChoice) -> Option<GpuApi> {
+    match choice {
+        BackendChoice::Auto => Some(GpuApi::Best),
+        BackendChoice::Vulkan => Some(GpuApi::Vulkan),
+        BackendChoice::Metal => Some(GpuApi::Metal),
+        BackendChoice::Dx12 => Some(GpuApi::Dx12),
+        BackendChoice::Gl => Some(GpuApi::Gl),
+        BackendChoice::Cpu => None,
+    }
 }
 
 fn info() -> Result<()> {

@@ -30,6 +30,9 @@ pub enum Error {
     /// does not fit the run it should resume.
     #[error("{path}: {problem}")]
     Checkpoint { path: PathBuf, problem: String },
+    /// An evaluation could not be computed (see `crate::eval`).
+    #[error("evaluation: {0}")]
+    Eval(String),
 
     /// An image could not be encoded or written.
     #[error("{path}: {problem}")]

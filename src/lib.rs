@@ -11,6 +11,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod output;
 pub mod rng;

@@ -2,6 +2,7 @@
 //! line on stderr and a non-zero exit.
 
 mod cli;
+mod eval_cmd;
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ mod common;
 
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::gpu::{GpuApi, GpuBackend};
-use gan_gpu::backend::{stat, Backend, Clock, Dropout, LossSlots, Mat, Tensor};
+use gan_gpu::backend::{stat, Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
 use gan_gpu::model::{Activation, AdamSettings, LayerSlot};
 use gan_gpu::rng;
 
@@ -375,6 +375,58 @@ fn bce_with_logits_matches_cpu() {
                 &format!("{name} stats"),
                 stats,
                 n as f32 * 100.0 * weight * f32::EPSILON,
+                RTOL,
+            );
+        }
+    });
+}
+
+#[test]
+fn softmax_cross_entropy_matches_cpu() {
+    on_every_api(|pair| {
+        // (rows, classes): 1, 7, 100 and 257 rows (more than the 256 threads).
+        let cases: [(usize, usize); 5] = [(1, 1), (1, 10), (7, 3), (100, 10), (257, 10)];
+        for (i, &(n, c)) in cases.iter().enumerate() {
+            // Logits in [-8, 8] with some far out, as columns 1..=c of [n, c + 2].
+            let mut l = data(n * (c + 2), 40 + i as u32, 8.0);
+            for (j, v) in l.iter_mut().enumerate() {
+                if j % 13 == 0 {
+                    *v *= 10.0;
+                }
+            }
+            let lbuf = pair.alloc(&l);
+            let logits = Mat::dense(lbuf, n, c + 2).cols(1, c);
+            let mut t = vec![0.0f32; n * c];
+            for r in 0..n {
+                t[r * c + rng::random_u32(3, 9, i as u32, r as u32) as usize % c] = 1.0;
+            }
+            let tbuf = pair.alloc(&t);
+            let targets = Mat::dense(tbuf, n, c);
+            // dlogits: a strided view after 3 other values.
+            let dbuf = pair.alloc(&data(3 + n * (c + 1), 50, 1.0));
+            let dlogits = Mat {
+                tensor: dbuf,
+                offset: 3,
+                rows: n as u32,
+                cols: c as u32,
+                stride: c as u32 + 1,
+            };
+            let stats = pair.alloc(&[0.5, 1.5, 2.5, 3.5]);
+            let slots = CeSlots {
+                loss: 1,
+                correct: if i % 2 == 0 { Some(3) } else { None },
+            };
+            let weight = 1.0 / n as f32;
+            pair.both(|b| b.softmax_cross_entropy(logits, targets, dlogits, weight, stats, slots));
+            let name = format!("softmax_cross_entropy N={n} C={c}");
+            // dlogits: an exp, a sum of C terms and a division per element.
+            pair.check(&format!("{name} dlogits"), dbuf, 1e-6, RTOL);
+            // The loss: a sum of N * C terms up to ~160 * weight in a different
+            // order; the count of correct rows is an exact small integer.
+            pair.check(
+                &format!("{name} stats"),
+                stats,
+                (n * c) as f32 * 160.0 * weight * f32::EPSILON,
                 RTOL,
             );
         }

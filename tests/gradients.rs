@@ -14,7 +14,7 @@
 //! kink measures neither side's slope.
 
 use gan_gpu::backend::cpu::CpuBackend;
-use gan_gpu::backend::{Backend, Clock, Dropout, LossSlots, Mat, Tensor};
+use gan_gpu::backend::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
 use gan_gpu::model::{
     Activation, Init, LayerSlot, LayerSpec, ModelKind, ModelSpec, NetworkLayout, NetworkSpec,
     Overrides,
@@ -346,6 +346,75 @@ fn bce_with_logits_gradient_and_value() {
     let first: f32 = logits_v[..5].iter().map(|&l| sig(l)).sum::<f32>() / 5.0;
     assert!((s[1] - first).abs() < 1e-6);
     assert!(s[0].is_finite() && s[2].is_finite());
+}
+
+#[test]
+fn softmax_cross_entropy_gradient_value_and_count() {
+    // 5 rows of 4 classes, as strided views: logits are columns 1..5 of [5, 6].
+    let (n, c) = (5usize, 4usize);
+    let mut b = CpuBackend::new();
+    let mut logits_v = random_values(n * 6, 2.0, 31);
+    logits_v[6 + 2] = 40.0; // a row where exp would overflow without the max shift
+    let labels = [2usize, 0, 3, 3, 1];
+    let mut targets_v = vec![0.0f32; n * c];
+    for (r, &l) in labels.iter().enumerate() {
+        targets_v[r * c + l] = 1.0;
+    }
+    let logits_t = upload(&mut b, &logits_v);
+    let targets_t = upload(&mut b, &targets_v);
+    let dlogits = b.alloc(n * c).unwrap();
+    let stats = b.alloc(3).unwrap();
+    let logits = Mat::dense(logits_t, n, 6).cols(1, c);
+    let slots = CeSlots {
+        loss: 0,
+        correct: Some(2),
+    };
+    let w = 0.25f32;
+    let loss_at = |b: &mut CpuBackend, v: &[f32]| {
+        b.write(logits_t, v).unwrap();
+        b.write(stats, &[0.0; 3]).unwrap();
+        b.softmax_cross_entropy(
+            logits,
+            Mat::dense(targets_t, n, c),
+            Mat::dense(dlogits, n, c),
+            w,
+            stats,
+            slots,
+        );
+        b.read(stats).unwrap()
+    };
+    let s = loss_at(&mut b, &logits_v);
+    // Reference in f64: -log softmax of the label, and the argmax count.
+    let (mut expected, mut correct) = (0.0f64, 0.0f32);
+    for (r, &label) in labels.iter().enumerate() {
+        let row: Vec<f64> = (0..c).map(|k| logits_v[r * 6 + 1 + k] as f64).collect();
+        let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = mx + row.iter().map(|l| (l - mx).exp()).sum::<f64>().ln();
+        expected += w as f64 * (lse - row[label]);
+        let arg = (0..c).fold(0, |a, k| if row[k] > row[a] { k } else { a });
+        correct += (arg == label) as u8 as f32;
+    }
+    assert!(
+        (s[0] as f64 - expected).abs() < 1e-5 * expected.abs().max(1.0),
+        "loss {} vs {expected}",
+        s[0]
+    );
+    assert_eq!(s[2], correct, "correct count");
+    assert_eq!(s[1], 0.0, "an unnamed slot was written");
+    let analytic = b.read(dlogits).unwrap();
+    let mut pairs = Vec::new();
+    for r in 0..n {
+        for k in 0..c {
+            let i = r * 6 + 1 + k;
+            let mut plus = logits_v.clone();
+            plus[i] += H;
+            let mut minus = logits_v.clone();
+            minus[i] -= H;
+            let numeric = (loss_at(&mut b, &plus)[0] - loss_at(&mut b, &minus)[0]) / (2.0 * H);
+            pairs.push((analytic[r * c + k], numeric));
+        }
+    }
+    check("softmax cross-entropy", &pairs);
 }
 
 #[test]

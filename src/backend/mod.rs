@@ -121,6 +121,15 @@ pub struct LossSlots {
     pub prob_second: Option<u32>,
 }
 
+/// Where [`Backend::softmax_cross_entropy`] adds its loss and its count of
+/// correct predictions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CeSlots {
+    pub loss: u32,
+    /// Slot for the number of rows whose logits' argmax equals the target's, if any.
+    pub correct: Option<u32>,
+}
+
 /// The ops of a GAN training step. Every op is defined by the CPU reference
 /// in [`cpu`]; the GPU backend must compute the same thing.
 pub trait Backend {
@@ -218,6 +227,26 @@ pub trait Backend {
         weight: f32,
         stats: Tensor,
         slots: LossSlots,
+    );
+
+    /// Softmax cross-entropy (the classifier's loss). `logits`, `targets` and
+    /// `dlogits` are [N, C]; each target row is a distribution (one-hot for
+    /// labels, as [`gather_batch`](Self::gather_batch) writes them). With
+    /// `lse = max(l) + ln(sum_c exp(l_c - max(l)))` and `s = softmax(l)`:
+    /// writes `dlogits[r, c] = weight * (s_c - t_c)`, adds
+    /// `weight * sum_rows sum_c t_c (lse - l_c)` into `stats[slots.loss]` and,
+    /// if `slots.correct` is given, the number of rows whose argmax of the
+    /// logits equals the argmax of the targets (first index on ties) into
+    /// that slot.
+    #[allow(clippy::too_many_arguments)]
+    fn softmax_cross_entropy(
+        &mut self,
+        logits: Mat,
+        targets: Mat,
+        dlogits: Mat,
+        weight: f32,
+        stats: Tensor,
+        slots: CeSlots,
     );
 
     /// One Adam step (PyTorch's formulation) over the whole flat buffers, with

@@ -8,6 +8,7 @@
 //! `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`.
 
 pub mod idx;
+pub mod npy;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 
 mod ops;
 
-use super::{Backend, Clock, Dropout, LossSlots, Mat, Tensor};
+use super::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -246,6 +246,28 @@ impl Backend for CpuBackend {
         }
         if let Some(slot) = slots.prob_second {
             s[slot as usize] += sums.mean_prob_second;
+        }
+    }
+
+    fn softmax_cross_entropy(
+        &mut self,
+        logits: Mat,
+        targets: Mat,
+        dlogits: Mat,
+        weight: f32,
+        stats: Tensor,
+        slots: CeSlots,
+    ) {
+        let mut dd = self.take(dlogits.tensor);
+        let ld = self.input(logits.tensor, dlogits.tensor, &dd);
+        let td = self.input(targets.tensor, dlogits.tensor, &dd);
+        let sums =
+            ops::softmax_cross_entropy((&ld, logits), (&td, targets), (&mut dd, dlogits), weight);
+        self.put(dlogits.tensor, dd);
+        let s = &mut self.tensors[stats.id as usize];
+        s[slots.loss as usize] += sums.loss;
+        if let Some(slot) = slots.correct {
+            s[slot as usize] += sums.correct;
         }
     }
 

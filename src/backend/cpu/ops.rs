@@ -245,6 +245,53 @@ pub fn bce_with_logits(
     }
 }
 
+/// What a softmax cross-entropy call adds to the statistics.
+pub struct CeSums {
+    pub loss: f32,
+    pub correct: f32,
+}
+
+/// Index of the first largest value.
+fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 || i == 0 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// Softmax cross-entropy: writes dlogits [N, C] = weight * (softmax(l) - t)
+/// and returns the weighted loss sum and the number of correct argmaxes.
+pub fn softmax_cross_entropy(
+    (ld, logits): (&[f32], Mat),
+    (td, targets): (&[f32], Mat),
+    (dd, dlogits): (&mut [f32], Mat),
+    weight: f32,
+) -> CeSums {
+    let (n, classes) = (logits.rows as usize, logits.cols as usize);
+    let (mut loss, mut correct) = (0.0f32, 0.0f32);
+    for r in 0..n {
+        let l = |c: usize| ld[logits.at(r, c)];
+        let t = |c: usize| td[targets.at(r, c)];
+        let max = (0..classes).map(l).fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = (0..classes).map(|c| (l(c) - max).exp()).sum();
+        let lse = max + sum.ln();
+        let mut row_loss = 0.0f32;
+        for c in 0..classes {
+            let s = (l(c) - max).exp() / sum;
+            dd[dlogits.at(r, c)] = weight * (s - t(c));
+            row_loss += t(c) * (lse - l(c));
+        }
+        loss += weight * row_loss;
+        if argmax((0..classes).map(l)) == argmax((0..classes).map(t)) {
+            correct += 1.0;
+        }
+    }
+    CeSums { loss, correct }
+}
+
 /// One bias-corrected Adam step at time `t` (1-based) over flat buffers.
 pub fn adam_update(
     params: &mut [f32],

@@ -16,6 +16,7 @@ const RANDOM: &str = include_str!("../../../shaders/random.wgsl");
 const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 const LINEAR: &str = include_str!("../../../shaders/linear.wgsl");
 const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
+const CLASSIFIER: &str = include_str!("../../../shaders/classifier.wgsl");
 const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
 
@@ -26,6 +27,7 @@ pub enum Kernel {
     LinearBackwardInput,
     LinearBackwardParams,
     BceWithLogits,
+    SoftmaxCrossEntropy,
     AdamUpdate,
     GatherBatch,
     NormalNoise,
@@ -38,17 +40,25 @@ pub enum Kernel {
 enum Family {
     Linear,
     Loss,
+    Classifier,
     Adam,
     Data,
 }
 
 impl Family {
-    const ALL: [Family; 4] = [Family::Linear, Family::Loss, Family::Adam, Family::Data];
+    const ALL: [Family; 5] = [
+        Family::Linear,
+        Family::Loss,
+        Family::Classifier,
+        Family::Adam,
+        Family::Data,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Family::Linear => "linear.wgsl",
             Family::Loss => "loss.wgsl",
+            Family::Classifier => "classifier.wgsl",
             Family::Adam => "adam.wgsl",
             Family::Data => "data.wgsl",
         }
@@ -59,6 +69,7 @@ impl Family {
         let parts: &[&str] = match self {
             Family::Linear => &[COMMON, RANDOM, ACTIVATION, LINEAR],
             Family::Loss => &[COMMON, ACTIVATION, LOSS],
+            Family::Classifier => &[COMMON, CLASSIFIER],
             Family::Adam => &[COMMON, ADAM],
             Family::Data => &[COMMON, RANDOM, DATA],
         };
@@ -67,11 +78,12 @@ impl Family {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
         Kernel::BceWithLogits,
+        Kernel::SoftmaxCrossEntropy,
         Kernel::AdamUpdate,
         Kernel::GatherBatch,
         Kernel::NormalNoise,
@@ -86,6 +98,7 @@ impl Kernel {
             Kernel::LinearBackwardInput => "linear_backward_input",
             Kernel::LinearBackwardParams => "linear_backward_params",
             Kernel::BceWithLogits => "bce_with_logits",
+            Kernel::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Kernel::AdamUpdate => "adam_update",
             Kernel::GatherBatch => "gather_batch",
             Kernel::NormalNoise => "normal_noise",
@@ -100,6 +113,7 @@ impl Kernel {
                 Family::Linear
             }
             Kernel::BceWithLogits => Family::Loss,
+            Kernel::SoftmaxCrossEntropy => Family::Classifier,
             Kernel::AdamUpdate => Family::Adam,
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
                 Family::Data
@@ -119,6 +133,8 @@ impl Kernel {
             Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => 5,
             // logits, dlogits, stats
             Kernel::BceWithLogits => 3,
+            // logits, targets, dlogits, stats
+            Kernel::SoftmaxCrossEntropy => 4,
             // clock, params, grads, m, v
             Kernel::AdamUpdate => 5,
             // clock, images, labels, order, x, onehot

@@ -7,7 +7,7 @@
 use super::kernels::Kernel;
 use super::params::*;
 use super::{tensor_bytes, Buf, GpuBackend, MATMUL_TILE};
-use crate::backend::{Backend, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
+use crate::backend::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -514,6 +514,72 @@ impl Backend for GpuBackend {
             Some(&p),
             &[
                 Buf::Tensor(logits.tensor),
+                Buf::Tensor(dlogits.tensor),
+                Buf::Tensor(stats),
+            ],
+            (1, 1, 1),
+        );
+    }
+
+    fn softmax_cross_entropy(
+        &mut self,
+        logits: Mat,
+        targets: Mat,
+        dlogits: Mat,
+        weight: f32,
+        stats: Tensor,
+        slots: CeSlots,
+    ) {
+        let op = "softmax_cross_entropy";
+        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
+        if !self.check_mat(logits, op, "logits")
+            || !self.check_mat(targets, op, "targets")
+            || !self.check_mat(dlogits, op, "dlogits")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(
+                (targets.rows, targets.cols) == (logits.rows, logits.cols)
+                    && (dlogits.rows, dlogits.cols) == (logits.rows, logits.cols),
+                op,
+                || {
+                    format!(
+                        "logits are {} x {}, targets {} x {}, dlogits {} x {}",
+                        logits.rows,
+                        logits.cols,
+                        targets.rows,
+                        targets.cols,
+                        dlogits.rows,
+                        dlogits.cols
+                    )
+                },
+            )
+            || !self.check(
+                slot_ok(Some(slots.loss)) && slot_ok(slots.correct),
+                op,
+                || format!("stats slots {slots:?} out of range"),
+            )
+        {
+            return;
+        }
+        let p = CeParams {
+            n: logits.rows,
+            classes: logits.cols,
+            l_off: logits.offset,
+            l_stride: logits.stride,
+            t_off: targets.offset,
+            t_stride: targets.stride,
+            d_off: dlogits.offset,
+            d_stride: dlogits.stride,
+            weight,
+            loss_slot: slots.loss,
+            correct_slot: slots.correct.unwrap_or(NONE),
+            pad: 0,
+        };
+        self.dispatch(
+            Kernel::SoftmaxCrossEntropy,
+            Some(&p),
+            &[
+                Buf::Tensor(logits.tensor),
+                Buf::Tensor(targets.tensor),
                 Buf::Tensor(dlogits.tensor),
                 Buf::Tensor(stats),
             ],

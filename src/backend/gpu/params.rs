@@ -48,6 +48,24 @@ pub struct BceParams {
     pub second_slot: u32,
 }
 
+/// `CeParams` of `shaders/loss.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CeParams {
+    pub n: u32,
+    pub classes: u32,
+    pub l_off: u32,
+    pub l_stride: u32,
+    pub t_off: u32,
+    pub t_stride: u32,
+    pub d_off: u32,
+    pub d_stride: u32,
+    pub weight: f32,
+    pub loss_slot: u32,
+    pub correct_slot: u32,
+    pub pad: u32,
+}
+
 /// `AdamParams` of `shaders/adam.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -116,6 +134,7 @@ mod tests {
         for size in [
             std::mem::size_of::<LinearParams>(),
             std::mem::size_of::<BceParams>(),
+            std::mem::size_of::<CeParams>(),
             std::mem::size_of::<AdamParams>(),
             std::mem::size_of::<GatherParams>(),
             std::mem::size_of::<NoiseParams>(),

@@ -1,0 +1,310 @@
+//! The built-in MNIST classifier the metrics read: an MLP trained by gan-gpu
+//! itself, with its own kernels, on the backend it is given.
+//!
+//! The standard one is 784 -> 512 -> 256 -> 10 (ReLU, ReLU, logits), He-normal
+//! weights from the counter generator, Adam (lr 1e-3 decayed by 0.7 per
+//! epoch) on batches of 100 from the training set scaled to [0, 1], in the
+//! epoch orders `rng::epoch_order(seed, epoch)`: the same seed and backend give
+//! the same weights. Its features are the 256-wide penultimate layer (after
+//! the ReLU). [`super::cache`] keeps a trained one in a file.
+
+use crate::backend::{Backend, CeSlots, Clock, Mat};
+use crate::data::{Dataset, NUM_CLASSES};
+use crate::error::{Error, Result};
+use crate::model::{Activation, AdamSettings, Init, LayerSpec, NetworkSpec};
+use crate::rng;
+use crate::train::network::Network;
+
+/// Pixels per image (28 x 28).
+pub const PIXELS: usize = 784;
+
+/// Rows per forward pass when classifying.
+const EVAL_BATCH: usize = 500;
+
+/// How a classifier is built and trained. Everything here is recorded in the
+/// cache file, and a cached classifier is used only when all of it matches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassifierConfig {
+    /// Hidden widths; the last is the feature width.
+    pub hidden: Vec<usize>,
+    pub epochs: u32,
+    pub batch_size: u32,
+    /// Adam's learning rate in the first epoch...
+    pub lr: f32,
+    /// ...multiplied by this after each epoch.
+    pub lr_decay: f32,
+    pub seed: u32,
+    /// Train on the first this many training images (None: all).
+    pub train_limit: Option<u32>,
+}
+
+impl ClassifierConfig {
+    /// The standard classifier of `gan-gpu eval`.
+    pub fn standard() -> Self {
+        ClassifierConfig {
+            hidden: vec![512, 256],
+            epochs: 8,
+            batch_size: 100,
+            lr: 1e-3,
+            lr_decay: 0.7,
+            seed: 1,
+            train_limit: None,
+        }
+    }
+
+    /// The network: ReLU hidden layers, an identity output of 10 logits.
+    pub fn spec(&self) -> NetworkSpec {
+        let mut layers = Vec::new();
+        let mut input = PIXELS;
+        for &h in &self.hidden {
+            layers.push(LayerSpec {
+                in_dim: input,
+                out_dim: h,
+                activation: Activation::Relu,
+                dropout: 0.0,
+            });
+            input = h;
+        }
+        layers.push(LayerSpec {
+            in_dim: input,
+            out_dim: NUM_CLASSES,
+            activation: Activation::Identity,
+            dropout: 0.0,
+        });
+        NetworkSpec {
+            layers,
+            init: Init::XavierNormal,
+        }
+    }
+
+    /// The architecture as text, e.g. `784-512-256-10`.
+    pub fn architecture(&self) -> String {
+        std::iter::once(PIXELS)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(NUM_CLASSES))
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// Width of the feature layer (the last hidden layer).
+    pub fn feature_dim(&self) -> usize {
+        self.hidden.last().copied().unwrap_or(PIXELS)
+    }
+
+    /// Rejects impossible settings.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::config("classifier", what.to_string()));
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad("needs at least one hidden layer, none of width 0");
+        }
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch size must be positive");
+        }
+        if !(self.lr.is_finite()
+            && self.lr > 0.0
+            && self.lr_decay.is_finite()
+            && self.lr_decay > 0.0)
+        {
+            return bad("learning rate and decay must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A trained classifier: its configuration and flat parameters (laid out per
+/// `NetworkLayout::new(&config.spec())`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classifier {
+    pub config: ClassifierConfig,
+    pub params: Vec<f32>,
+    /// Accuracy on the test set measured after training.
+    pub test_accuracy: f32,
+}
+
+/// One epoch of classifier training.
+#[derive(Clone, Copy, Debug)]
+pub struct EpochReport {
+    pub epoch: u32,
+    pub epochs: u32,
+    pub mean_loss: f32,
+    pub train_accuracy: f32,
+    pub seconds: f64,
+}
+
+/// What the classifier says about a set of images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outputs {
+    pub count: usize,
+    /// `count x feature_dim` penultimate-layer activations.
+    pub features: Vec<f32>,
+    /// `count x 10` softmax probabilities (in f64 from the f32 logits).
+    pub probs: Vec<f64>,
+}
+
+impl Outputs {
+    /// The predicted class of each image.
+    pub fn predictions(&self) -> Vec<usize> {
+        super::scores::argmax_rows(&self.probs, NUM_CLASSES)
+    }
+}
+
+/// Trains a classifier on `backend` from `train`, then measures it on `test`.
+pub fn train_classifier<B: Backend>(
+    backend: &mut B,
+    config: &ClassifierConfig,
+    train: &Dataset,
+    test: &Dataset,
+    mut progress: impl FnMut(&EpochReport),
+) -> Result<Classifier> {
+    config.validate()?;
+    train.require_image_size(28, 28)?;
+    test.require_image_size(28, 28)?;
+    let count = config
+        .train_limit
+        .map_or(train.count, |l| (l as usize).min(train.count));
+    let batch = config.batch_size as usize;
+    let steps_per_epoch = count / batch;
+    if steps_per_epoch == 0 {
+        return Err(Error::config(
+            "classifier",
+            format!("{count} training images make no batch of {batch}"),
+        ));
+    }
+    backend.upload_dataset(
+        &train.images[..count * PIXELS],
+        &train.labels[..count],
+        PIXELS,
+    )?;
+    let spec = config.spec();
+    let net = Network::new(backend, &spec, batch, config.seed, 0)?;
+    let x = Mat::dense(backend.alloc(batch * PIXELS)?, batch, PIXELS);
+    let onehot = Mat::dense(backend.alloc(batch * NUM_CLASSES)?, batch, NUM_CLASSES);
+    let dlogits = Mat::dense(backend.alloc(batch * NUM_CLASSES)?, batch, NUM_CLASSES);
+    let stats = backend.alloc(2)?;
+    let slots = CeSlots {
+        loss: 0,
+        correct: Some(1),
+    };
+    let logits = net.output(batch);
+    let mut step = 0u32;
+    for epoch in 0..config.epochs {
+        let started = std::time::Instant::now();
+        backend.set_epoch_order(&rng::epoch_order(config.seed, epoch, count))?;
+        backend.set_clock(Clock {
+            seed: config.seed,
+            step,
+            cursor: 0,
+        })?;
+        backend.write(stats, &[0.0, 0.0])?;
+        let adam = AdamSettings {
+            lr: config.lr * config.lr_decay.powi(epoch as i32),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        for _ in 0..steps_per_epoch {
+            backend.gather_batch(x, Some(onehot), 1.0 / 255.0, 0.0);
+            net.forward(backend, x, None, logits);
+            backend.softmax_cross_entropy(
+                logits,
+                onehot,
+                dlogits,
+                1.0 / batch as f32,
+                stats,
+                slots,
+            );
+            net.backward(backend, x, None, logits, dlogits, true, None);
+            backend.adam_update(net.params, net.grads, net.adam_m, net.adam_v, adam);
+            backend.end_step();
+            step += 1;
+        }
+        let s = backend.read(stats)?;
+        let report = EpochReport {
+            epoch: epoch + 1,
+            epochs: config.epochs,
+            mean_loss: s[0] / steps_per_epoch as f32,
+            train_accuracy: s[1] / (steps_per_epoch * batch) as f32,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if !report.mean_loss.is_finite() {
+            return Err(Error::Eval(format!(
+                "classifier training diverged in epoch {} (loss {})",
+                report.epoch, report.mean_loss
+            )));
+        }
+        progress(&report);
+    }
+    let params = backend.read(net.params)?;
+    let mut classifier = Classifier {
+        config: config.clone(),
+        params,
+        test_accuracy: 0.0,
+    };
+    classifier.test_accuracy = classifier.accuracy(backend, &test.images, &test.labels)?;
+    Ok(classifier)
+}
+
+impl Classifier {
+    /// Features and class probabilities of `images` (28 x 28 bytes each).
+    pub fn run<B: Backend>(&self, backend: &mut B, images: &[u8]) -> Result<Outputs> {
+        if !images.len().is_multiple_of(PIXELS) {
+            return Err(Error::Eval(format!(
+                "{} bytes do not make whole 28x28 images",
+                images.len()
+            )));
+        }
+        let count = images.len() / PIXELS;
+        let spec = self.config.spec();
+        let net = Network::new(backend, &spec, EVAL_BATCH, self.config.seed, 0)?;
+        if net.layout.len != self.params.len() {
+            return Err(Error::Eval(format!(
+                "the classifier has {} parameters, its architecture {} needs {}",
+                self.params.len(),
+                self.config.architecture(),
+                net.layout.len
+            )));
+        }
+        backend.write(net.params, &self.params)?;
+        let x_tensor = backend.alloc(EVAL_BATCH * PIXELS)?;
+        let feature_layer = spec.layers.len() - 2;
+        let dim = self.config.feature_dim();
+        let mut features = Vec::with_capacity(count * dim);
+        let mut probs = Vec::with_capacity(count * NUM_CLASSES);
+        let mut x = vec![0.0f32; EVAL_BATCH * PIXELS];
+        for chunk in images.chunks(EVAL_BATCH * PIXELS) {
+            let rows = chunk.len() / PIXELS;
+            for (v, &p) in x.iter_mut().zip(chunk) {
+                *v = p as f32 / 255.0;
+            }
+            backend.write(x_tensor, &x)?;
+            let input = Mat::dense(x_tensor, rows, PIXELS);
+            net.forward(backend, input, None, net.output(rows));
+            let logits = backend.read(net.output(rows).tensor)?;
+            let feats = backend.read(net.layer_output(feature_layer, rows).tensor)?;
+            features.extend_from_slice(&feats[..rows * dim]);
+            for row in logits[..rows * NUM_CLASSES].chunks_exact(NUM_CLASSES) {
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
+                let exps: Vec<f64> = row.iter().map(|&l| (l as f64 - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                probs.extend(exps.iter().map(|e| e / sum));
+            }
+        }
+        Ok(Outputs {
+            count,
+            features,
+            probs,
+        })
+    }
+
+    /// The share of `images` classified as their `labels`.
+    pub fn accuracy<B: Backend>(
+        &self,
+        backend: &mut B,
+        images: &[u8],
+        labels: &[u8],
+    ) -> Result<f32> {
+        let outputs = self.run(backend, images)?;
+        Ok(super::scores::label_accuracy(&outputs.predictions(), labels)? as f32)
+    }
+}

@@ -1,0 +1,164 @@
+//! Measuring what the GANs generate, with a built-in MNIST classifier
+//! ([`classifier`], cached by [`cache`]):
+//!
+//! - FID ([`fid`]): the Fréchet distance between Gaussian fits of the
+//!   classifier's penultimate features of the images and of the MNIST test set;
+//! - the classifier score ([`scores`]): the Inception Score with the MNIST
+//!   classifier's softmax, between 1 and 10;
+//! - class coverage: the classes holding at least 2% of the samples, and the
+//!   histogram of predicted classes;
+//! - label accuracy, for conditional samples: the share the classifier
+//!   assigns the requested digit.
+//!
+//! [`Evaluator::evaluate_images`] takes images as bytes, so the images can come
+//! from a file or straight from a generator ([`generate_images`] samples a
+//! [`crate::train::GanState`]); [`Evaluator::real_floor`] gives
+//! the same figures for training images against the test set, the best a
+//! generator can hope for at that sample size.
+
+pub mod cache;
+pub mod classifier;
+pub mod fid;
+pub mod generate;
+pub mod linalg;
+pub mod scores;
+
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::data::{Dataset, NUM_CLASSES};
+use crate::error::{Error, Result};
+pub use cache::Cached;
+pub use classifier::{train_classifier, Classifier, ClassifierConfig, EpochReport, Outputs};
+pub use fid::{frechet_distance, Gaussian};
+pub use generate::generate_images;
+pub use scores::{classifier_score, label_accuracy, Coverage, COVERAGE_MIN_SHARE};
+
+/// Training images in the real-data floor.
+pub const FLOOR_IMAGES: usize = 10_000;
+
+/// Loads the classifier cached at `path` for `config`, or trains it on
+/// `backend` and writes it there. A file that is broken, truncated or made
+/// for another configuration or training set is reported through `notice`
+/// (one line) and rebuilt; `progress` sees each training epoch.
+pub fn load_or_train<B: Backend>(
+    backend: &mut B,
+    path: &Path,
+    config: &ClassifierConfig,
+    train: &Dataset,
+    test: &Dataset,
+    mut notice: impl FnMut(&str),
+    progress: impl FnMut(&EpochReport),
+) -> Result<Classifier> {
+    let data = cache::data_checksum(train, config);
+    match cache::load(path, config, data)? {
+        Cached::Loaded(c) => return Ok(c),
+        Cached::Missing => notice(&format!(
+            "no cached classifier at {}; training {} ({} epochs) on {}",
+            path.display(),
+            config.architecture(),
+            config.epochs,
+            backend.describe()
+        )),
+        Cached::Unusable(problem) => notice(&format!(
+            "cached classifier {} is unusable ({problem}); retraining it on {}",
+            path.display(),
+            backend.describe()
+        )),
+    }
+    let classifier = train_classifier(backend, config, train, test, progress)?;
+    cache::save(path, &classifier, data)?;
+    Ok(classifier)
+}
+
+/// The figures for one set of images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetMetrics {
+    pub count: usize,
+    pub fid: f64,
+    pub score: f64,
+    pub coverage: Coverage,
+    /// When requested labels were given.
+    pub label_accuracy: Option<f64>,
+}
+
+/// Evaluates image sets against the test set's feature statistics.
+pub struct Evaluator<'a> {
+    classifier: &'a Classifier,
+    reference: Gaussian,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Fits the test set's features (the FID's reference).
+    pub fn new<B: Backend>(
+        backend: &mut B,
+        classifier: &'a Classifier,
+        test: &Dataset,
+    ) -> Result<Self> {
+        test.require_image_size(28, 28)?;
+        let outputs = classifier.run(backend, &test.images)?;
+        let reference = Gaussian::fit(&outputs.features, classifier.config.feature_dim())?;
+        Ok(Evaluator {
+            classifier,
+            reference,
+        })
+    }
+
+    /// The test set's feature Gaussian.
+    pub fn reference(&self) -> &Gaussian {
+        &self.reference
+    }
+
+    /// FID, score, coverage and (with `labels`, one requested digit per
+    /// image) label accuracy of `images` (28 x 28 bytes each, MNIST polarity).
+    pub fn evaluate_images<B: Backend>(
+        &self,
+        backend: &mut B,
+        images: &[u8],
+        labels: Option<&[u8]>,
+    ) -> Result<SetMetrics> {
+        let outputs = self.classifier.run(backend, images)?;
+        self.metrics(&outputs, labels)
+    }
+
+    /// The figures from the classifier's outputs for a set.
+    pub fn metrics(&self, outputs: &Outputs, labels: Option<&[u8]>) -> Result<SetMetrics> {
+        if let Some(l) = labels {
+            if l.len() != outputs.count {
+                return Err(Error::Eval(format!(
+                    "{} labels for {} images",
+                    l.len(),
+                    outputs.count
+                )));
+            }
+        }
+        let predictions = outputs.predictions();
+        let fit = Gaussian::fit(&outputs.features, self.classifier.config.feature_dim())?;
+        Ok(SetMetrics {
+            count: outputs.count,
+            fid: frechet_distance(&fit, &self.reference)?,
+            score: classifier_score(&outputs.probs, NUM_CLASSES)?,
+            coverage: Coverage::of(&predictions, NUM_CLASSES),
+            label_accuracy: labels
+                .map(|l| label_accuracy(&predictions, l))
+                .transpose()?,
+        })
+    }
+
+    /// The real-data floor: the first `count` training images (at most
+    /// [`FLOOR_IMAGES`] by default) against the test set, with their true
+    /// labels as the requested digits.
+    pub fn real_floor<B: Backend>(
+        &self,
+        backend: &mut B,
+        train: &Dataset,
+        count: usize,
+    ) -> Result<SetMetrics> {
+        let count = count.min(train.count);
+        self.evaluate_images(
+            backend,
+            &train.images[..count * train.image_len()],
+            Some(&train.labels[..count]),
+        )
+    }
+}

@@ -1,0 +1,258 @@
+//! `gan-gpu eval`: loads (or trains and caches) the MNIST classifier, reads
+//! the images to measure, and prints FID, classifier score, class coverage
+//! and label accuracy beside the real-data floor.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{gpu_api, BackendChoice};
+use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::gpu::{GpuBackend, GpuOptions};
+use gan_gpu::backend::Backend;
+use gan_gpu::checkpoint::Checkpoint;
+use gan_gpu::sample::{self, SampleRequest};
+use gan_gpu::data::{self, idx, npy, NUM_CLASSES};
+use gan_gpu::eval::{self, cache, ClassifierConfig, Evaluator, SetMetrics, COVERAGE_MIN_SHARE};
+
+/// The flags of `gan-gpu eval`.
+#[derive(Debug)]
+pub struct EvalOptions {
+    pub checkpoint: Option<PathBuf>,
+    pub images: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub n: Option<usize>,
+    pub backend: BackendChoice,
+    pub classifier: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+}
+
+pub fn eval(opts: EvalOptions) -> Result<()> {
+    if opts.n == Some(0) {
+        bail!("invalid --n: must be at least 2 (a covariance needs two images)");
+    }
+    // Read and check the inputs before any classifier work.
+    let (mut count, mut images, mut labels, source) = match (&opts.checkpoint, &opts.images) {
+        (Some(path), _) => checkpoint_images(path, opts.n.unwrap_or(DEFAULT_GENERATED))?,
+        (None, Some(images_path)) => {
+            let (count, images) = read_images(images_path)?;
+            let labels = opts.labels.as_deref().map(read_labels).transpose()?;
+            if let (Some(l), Some(path)) = (&labels, &opts.labels) {
+                if l.len() != count {
+                    bail!(
+                        "{}: {} labels for the {count} images of {}",
+                        path.display(),
+                        l.len(),
+                        images_path.display()
+                    );
+                }
+            }
+            (count, images, labels, images_path.display().to_string())
+        }
+        (None, None) => bail!("pass --images FILE or --checkpoint PATH"),
+    };
+    if let Some(n) = opts.n {
+        if n > count {
+            bail!("invalid --n: {n} images asked for, {source} holds {count}");
+        }
+        count = n;
+        images.truncate(n * eval::classifier::PIXELS);
+        if let Some(l) = &mut labels {
+            l.truncate(n);
+        }
+    }
+    if count < 2 {
+        bail!("{source}: {count} image(s); the FID needs at least 2");
+    }
+    let data_dir = opts.data.clone().unwrap_or_else(data::bundled_dir);
+    let split = data::load_mnist(&data_dir)?;
+    let config = ClassifierConfig::standard();
+    let cache_path = match &opts.classifier {
+        Some(p) => p.clone(),
+        None => cache::default_path(&config)?,
+    };
+    let job = Job {
+        config,
+        cache_path,
+        split,
+        images,
+        labels,
+        source,
+    };
+    match opts.backend {
+        BackendChoice::Cpu => job.run(CpuBackend::new()),
+        BackendChoice::Auto => {
+            match GpuBackend::new(&GpuOptions::with_api(gan_gpu::backend::gpu::GpuApi::Best)) {
+                Ok(gpu) if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu => job.run(gpu),
+                Ok(gpu) => {
+                    eprintln!(
+                    "notice: the only GPU adapter, {}, is a software renderer; running the classifier \
+                     on the CPU backend (pass --backend vulkan or gl to use it anyway)",
+                    gpu.adapter_info().name
+                );
+                    job.run(CpuBackend::new())
+                }
+                Err(_) => job.run(CpuBackend::new()),
+            }
+        }
+        choice => {
+            let api = gpu_api(choice).context("no GPU API")?;
+            let gpu = GpuBackend::new(&GpuOptions::with_api(api))
+                .with_context(|| format!("--backend {}", api.name().to_lowercase()))?;
+            job.run(gpu)
+        }
+    }
+}
+
+/// Images generated from a checkpoint when `--n` is not given: enough for a
+/// stable FID (the real-data floor uses as many).
+const DEFAULT_GENERATED: usize = 10_000;
+
+/// `count` images from a checkpoint's generator (on the CPU backend: one
+/// forward pass per 1000 images), with the requested digit of each for a
+/// conditional model (rows of ten cycle through 0..9, so the digits are balanced).
+fn checkpoint_images(path: &Path, count: usize) -> Result<(usize, Vec<u8>, Option<Vec<u8>>, String)> {
+    let saved = Checkpoint::load(path)?;
+    let spec = saved.spec(path)?;
+    // Noise from another seed than the training samples, so eval does not
+    // reuse the grids' noise.
+    let request = SampleRequest {
+        count,
+        label: None,
+        seed: saved.settings.seed.wrapping_add(1),
+    };
+    let images = sample::generate(&mut CpuBackend::new(), &saved, path, &request)?;
+    let labels = (spec.classes > 0)
+        .then(|| (0..count).map(|i| request.label_of(i, spec.classes) as u8).collect());
+    Ok((count, images, labels, path.display().to_string()))
+}
+
+/// Whether a path names an `.npy` file.
+fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// Images from `.npy` or IDX (by extension: `.npy`, else IDX).
+fn read_images(path: &Path) -> Result<(usize, Vec<u8>)> {
+    if is_npy(path) {
+        return Ok(npy::read_images(path)?);
+    }
+    let images = idx::read_images(path)?;
+    if (images.rows, images.cols) != (28, 28) {
+        bail!(
+            "{}: images are {}x{}; the classifier reads 28x28",
+            path.display(),
+            images.rows,
+            images.cols
+        );
+    }
+    Ok((images.count, images.pixels))
+}
+
+/// Requested digits from `.npy` or IDX labels, each below 10.
+fn read_labels(path: &Path) -> Result<Vec<u8>> {
+    let labels = if is_npy(path) {
+        npy::read_labels(path)?
+    } else {
+        idx::read_labels(path)?
+    };
+    if let Some(i) = labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
+        bail!(
+            "{}: label {} at index {i} is not a digit 0 to 9",
+            path.display(),
+            labels[i]
+        );
+    }
+    Ok(labels)
+}
+
+struct Job {
+    config: ClassifierConfig,
+    cache_path: PathBuf,
+    split: data::MnistSplit,
+    images: Vec<u8>,
+    labels: Option<Vec<u8>>,
+    source: String,
+}
+
+impl Job {
+    fn run<B: Backend>(self, mut backend: B) -> Result<()> {
+        let started = std::time::Instant::now();
+        let classifier = eval::load_or_train(
+            &mut backend,
+            &self.cache_path,
+            &self.config,
+            &self.split.train,
+            &self.split.test,
+            |line| eprintln!("notice: {line}"),
+            |r| {
+                eprintln!(
+                    "classifier epoch {}/{}: loss {:.4}, train accuracy {:.2}%, {:.1} s",
+                    r.epoch,
+                    r.epochs,
+                    r.mean_loss,
+                    100.0 * r.train_accuracy,
+                    r.seconds
+                )
+            },
+        )?;
+        println!(
+            "classifier {} (test accuracy {:.2}%) from {}; running on {}",
+            classifier.config.architecture(),
+            100.0 * classifier.test_accuracy,
+            self.cache_path.display(),
+            backend.describe()
+        );
+        let evaluator = Evaluator::new(&mut backend, &classifier, &self.split.test)?;
+        let generated =
+            evaluator.evaluate_images(&mut backend, &self.images, self.labels.as_deref())?;
+        // The FID is biased upwards at small sample sizes: the floor uses as
+        // many training images as there are images, up to FLOOR_IMAGES.
+        let floor_count = generated.count.min(eval::FLOOR_IMAGES);
+        let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
+        print_report(&self.source, &generated, &floor);
+        eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) {
+    println!("{:<22} {:>14} {:>14}", "", "images", "real floor");
+    println!(
+        "{:<22} {:>14} {:>14}",
+        "(vs MNIST test set)",
+        "",
+        format!("({} train)", floor.count)
+    );
+    println!("{:<22} {:>14} {:>14}", "count", g.count, floor.count);
+    println!("{:<22} {:>14.3} {:>14.3}", "FID", g.fid, floor.fid);
+    println!(
+        "{:<22} {:>14.3} {:>14.3}",
+        "classifier score", g.score, floor.score
+    );
+    println!(
+        "{:<22} {:>14} {:>14}",
+        format!("coverage (>= {:.0}%)", 100.0 * COVERAGE_MIN_SHARE),
+        format!("{}/{NUM_CLASSES}", g.coverage.covered),
+        format!("{}/{NUM_CLASSES}", floor.coverage.covered)
+    );
+    let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
+    println!(
+        "{:<22} {:>14} {:>14}",
+        "label accuracy",
+        pct(g.label_accuracy),
+        pct(floor.label_accuracy)
+    );
+    let hist = |m: &SetMetrics| {
+        m.coverage
+            .shares()
+            .iter()
+            .enumerate()
+            .map(|(d, s)| format!("{d}:{:.1}", 100.0 * s))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("histogram % ({source}): {}", hist(g));
+    println!("histogram % (real floor): {}", hist(floor));
+}
