@@ -11,6 +11,7 @@ use gan_gpu::backend::gpu::{list_adapters, GpuApi, GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
 use gan_gpu::data;
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+use gan_gpu::output::{Console, ConsoleMode, RunRecord};
 use gan_gpu::train::{TrainConfig, Trainer};
 
 /// Train the GANs of the classic MNIST tutorials on any GPU through wgpu.
@@ -90,6 +91,9 @@ struct TrainArgs {
     /// Random seed: the same seed gives the same images.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u32,
+    /// No progress bar and no start line: only one line per epoch and the summary.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Parses the command line and runs the subcommand.
@@ -127,54 +131,72 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     // Reject impossible flags before any work starts.
     config.validate(dataset.count)?;
+    let quiet = args.quiet;
     let gpu_options = |api| GpuOptions {
         storage_binding_bytes: dataset.images.len() as u64,
         ..GpuOptions::with_api(api)
     };
     match args.backend {
-        BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset),
+        BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset, quiet),
         BackendChoice::Auto => match GpuBackend::new(&gpu_options(GpuApi::Best)) {
-            Ok(gpu) => run_training(gpu, config, &dataset),
+            Ok(gpu) => run_training(gpu, config, &dataset, quiet),
             Err(error) => {
                 eprintln!(
                     "notice: no usable GPU adapter ({error}); training on the CPU path. \
                      Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
                      for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
                 );
-                run_training(CpuBackend::new(), config, &dataset)
+                run_training(CpuBackend::new(), config, &dataset, quiet)
             }
         },
-        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset),
-        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset),
-        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset),
-        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset),
+        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset, quiet),
+        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset, quiet),
+        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset, quiet),
+        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset, quiet),
     }
 }
 
-fn gpu_training(options: GpuOptions, config: TrainConfig, dataset: &data::Dataset) -> Result<()> {
+fn gpu_training(
+    options: GpuOptions,
+    config: TrainConfig,
+    dataset: &data::Dataset,
+    quiet: bool,
+) -> Result<()> {
     let gpu = GpuBackend::new(&options)
         .with_context(|| format!("--backend {}", options.api.name().to_lowercase()))?;
-    run_training(gpu, config, dataset)
+    run_training(gpu, config, dataset, quiet)
 }
 
 fn run_training<B: Backend>(
     mut backend: B,
     config: TrainConfig,
     dataset: &data::Dataset,
+    quiet: bool,
 ) -> Result<()> {
-    println!(
-        "training {} on {} ({} images, batch {}, {} epochs) -> {}",
-        config.spec.kind.name(),
-        backend.describe(),
-        dataset.count,
-        config.spec.batch_size,
-        config.spec.epochs,
-        config.out_dir.display()
-    );
+    if !quiet {
+        println!(
+            "training {} on {} ({} images, batch {}, {} epochs) -> {}",
+            config.spec.kind.name(),
+            backend.describe(),
+            dataset.count,
+            config.spec.batch_size,
+            config.spec.epochs,
+            config.out_dir.display()
+        );
+    }
+    let mut record = RunRecord::new(&config.out_dir, &config.spec, dataset, config.seed)?;
+    let mut console = Console::new(ConsoleMode::detect(quiet));
     let mut trainer = Trainer::new(&mut backend, config, dataset)?;
-    let summary = trainer.run(|report| println!("{report}"))?;
+    let summary = trainer.run_observed(&mut (&mut console, &mut record))?;
+    console.finish();
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
+    let files: Vec<String> = record
+        .files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    println!("metrics and pictures: {}", files.join(", "));
     if let Some((dispatches, submits)) = summary.work_per_step() {
         println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }
