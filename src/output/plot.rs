@@ -324,7 +324,7 @@ mod tests {
     fn degenerate_ranges_still_get_ticks() {
         let t = Ticks::new(2.0, 2.0, 6);
         assert!(t.lo < 2.0 && t.hi > 2.0 && t.step > 0.0);
-        let t = Ticks::new(f64::NAN, 1.0, 6);
+        let t = Ticks::new(f64::NAN, f64::INFINITY, 6);
         assert_eq!((t.lo, t.hi), (0.0, 1.0));
         assert_eq!(Ticks::new(-1.0, 1.0, 4).label(-1e-17), "0.0");
     }
