@@ -141,6 +141,7 @@ fn a_short_run_leaves_every_file() {
 
     // Progress counts executed steps, ending at the run's total.
     assert!(!progress.is_empty());
+    assert_eq!(progress[0].run_step, 0, "a first report before any step");
     assert!(progress.windows(2).all(|p| p[1].run_step > p[0].run_step));
     let last = progress.last().unwrap();
     assert_eq!((last.run_step, last.run_steps), (12, 12));

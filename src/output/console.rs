@@ -8,7 +8,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::error::Result;
 use crate::train::{EpochReport, Observer, Progress};
@@ -60,9 +60,15 @@ impl Console {
         self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30.cyan/blue}] {pos}/{len} steps  {per_sec:.1}  ETA {eta}  {msg}",
+                "{prefix} [{bar:25.cyan/blue}] {pos}/{len} steps  {rate}  ETA {eta}  {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1} steps/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ");
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(500));
@@ -90,12 +96,12 @@ impl Observer for Console {
             None => "D -  G -".to_string(),
         };
         let bar = self.bar(p.run_steps as u64);
+        bar.set_position(p.run_step as u64);
         bar.set_prefix(format!(
             "epoch {}/{} step {}/{}",
             p.epoch, p.epochs, p.step, p.steps
         ));
         bar.set_message(losses);
-        bar.set_position(p.run_step as u64);
     }
 
     fn on_epoch(&mut self, report: &EpochReport) -> Result<()> {

@@ -199,6 +199,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
             .push(self.write_samples("epoch_000.png", &images)?);
         let mut global_step = 0usize;
         let run_steps = (epochs * steps_per_epoch).min(max_steps);
+        observer.on_progress(&Progress {
+            epoch: 1,
+            epochs,
+            step: 0,
+            steps: steps_per_epoch.min(max_steps),
+            run_step: 0,
+            run_steps,
+        });
         for epoch in 0..epochs {
             let started = Instant::now();
             self.backend
