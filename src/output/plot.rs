@@ -196,10 +196,10 @@ fn draw_panel(canvas: &mut Canvas, panel: &Panel, top: f32, x_label: &str) {
         |y: f64| plot_bottom - ((y - yt.lo) / (yt.hi - yt.lo)) as f32 * (plot_bottom - plot_top);
 
     canvas.text(
-        ((plot_left + plot_right) / 2.0, top + 8.0),
+        (plot_left, top + 8.0),
         &panel.title,
         FONT + 2.0,
-        Align::Center,
+        Align::Left,
         TEXT,
     );
     // Grid lines and tick labels.
@@ -270,31 +270,22 @@ fn draw_panel(canvas: &mut Canvas, panel: &Panel, top: f32, x_label: &str) {
             }
         }
     }
-    draw_legend(canvas, &panel.series, plot_right - 10.0, plot_top + 10.0);
+    draw_legend(canvas, &panel.series, plot_right, top + 9.0);
 }
 
-/// A boxed legend whose top-right corner is at (right, top).
+/// A one-line legend above the plot, right-aligned at `right`, its text's
+/// top at `top`: a coloured line sample, then the series name, per series.
 fn draw_legend(canvas: &mut Canvas, series: &[Series], right: f32, top: f32) {
-    let row = Canvas::line_height(FONT) + 6.0;
-    let text_w = series
-        .iter()
-        .map(|s| Canvas::text_width(&s.name, FONT))
-        .fold(0.0, f32::max);
-    let (w, h) = (text_w + 50.0, row * series.len() as f32 + 8.0);
-    let (left, top) = (right - w, top);
-    canvas.fill_rect(left as i64, top as i64, w as i64, h as i64, [190, 190, 190]);
-    canvas.fill_rect(
-        left as i64 + 1,
-        top as i64 + 1,
-        w as i64 - 2,
-        h as i64 - 2,
-        WHITE,
-    );
-    for (i, s) in series.iter().enumerate() {
-        let y = top + 4.0 + i as f32 * row;
-        let mid = y + row / 2.0 - 3.0;
-        canvas.line((left + 8.0, mid), (left + 32.0, mid), 2.5, s.color);
-        canvas.text((left + 40.0, y), &s.name, FONT, Align::Left, TEXT);
+    const SAMPLE: f32 = 24.0;
+    const SPACING: f32 = 20.0;
+    let entry_w = |s: &Series| SAMPLE + 6.0 + Canvas::text_width(&s.name, FONT);
+    let total: f32 = series.iter().map(|s| entry_w(s) + SPACING).sum::<f32>() - SPACING;
+    let mut x = right - total;
+    let mid = top + Canvas::line_height(FONT) / 2.0;
+    for s in series {
+        canvas.line((x, mid), (x + SAMPLE, mid), 2.5, s.color);
+        canvas.text((x + SAMPLE + 6.0, top), &s.name, FONT, Align::Left, TEXT);
+        x += entry_w(s) + SPACING;
     }
 }
 
