@@ -15,6 +15,7 @@ use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
 use gan_gpu::data;
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+use gan_gpu::output::{Console, ConsoleMode, RunRecord};
 use gan_gpu::sample::{self, SampleRequest};
 use gan_gpu::train::{TrainConfig, Trainer};
 
@@ -109,6 +110,9 @@ struct TrainArgs {
     /// Random seed: the same seed gives the same images [default: 1; on --resume: the checkpoint's].
     #[arg(long, value_name = "N")]
     seed: Option<u32>,
+    /// No progress bar and no start line: only one line per epoch and the summary.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +182,8 @@ struct RunPlan {
     resume: Option<(Checkpoint, PathBuf)>,
     /// Raised by Ctrl-C.
     stop: Arc<AtomicBool>,
+    /// No progress bar and no start line.
+    quiet: bool,
 }
 
 /// Ctrl-C raises `stop`: the run finishes its step, saves a checkpoint and
@@ -255,6 +261,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         checkpoint_every,
         resume,
         stop,
+        quiet: args.quiet,
     };
     let gpu_options = |api| GpuOptions {
         storage_binding_bytes: dataset.images.len() as u64,
@@ -297,15 +304,28 @@ fn run_training<B: Backend>(
     dataset: &data::Dataset,
     plan: RunPlan,
 ) -> Result<ExitCode> {
-    println!(
-        "training {} on {} ({} images, batch {}, {} epochs) -> {}",
-        config.spec.kind.name(),
-        backend.describe(),
-        dataset.count,
-        config.spec.batch_size,
-        config.spec.epochs,
-        config.out_dir.display()
-    );
+    if !plan.quiet {
+        println!(
+            "training {} on {} ({} images, batch {}, {} epochs) -> {}",
+            config.spec.kind.name(),
+            backend.describe(),
+            dataset.count,
+            config.spec.batch_size,
+            config.spec.epochs,
+            config.out_dir.display()
+        );
+    }
+    let mut record = match &plan.resume {
+        Some((saved, _)) => RunRecord::resume(
+            &config.out_dir,
+            &config.spec,
+            dataset,
+            config.seed,
+            saved.epoch,
+        )?,
+        None => RunRecord::new(&config.out_dir, &config.spec, dataset, config.seed)?,
+    };
+    let mut console = Console::new(ConsoleMode::detect(plan.quiet));
     let mut trainer = match &plan.resume {
         Some((saved, path)) => {
             println!(
@@ -320,9 +340,16 @@ fn run_training<B: Backend>(
     };
     trainer.set_checkpoint_every(plan.checkpoint_every)?;
     trainer.set_stop_flag(plan.stop);
-    let summary = trainer.run(|report| println!("{report}"))?;
+    let summary = trainer.run_observed(&mut (&mut console, &mut record))?;
+    console.finish();
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
+    let files: Vec<String> = record
+        .files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    println!("metrics and pictures: {}", files.join(", "));
     if let Some((dispatches, submits)) = summary.work_per_step() {
         println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }

@@ -11,9 +11,9 @@ use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::gpu::{GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::Checkpoint;
-use gan_gpu::sample::{self, SampleRequest};
 use gan_gpu::data::{self, idx, npy, NUM_CLASSES};
 use gan_gpu::eval::{self, cache, ClassifierConfig, Evaluator, SetMetrics, COVERAGE_MIN_SHARE};
+use gan_gpu::sample::{self, SampleRequest};
 
 /// The flags of `gan-gpu eval`.
 #[derive(Debug)]
@@ -111,7 +111,10 @@ const DEFAULT_GENERATED: usize = 10_000;
 /// `count` images from a checkpoint's generator (on the CPU backend: one
 /// forward pass per 1000 images), with the requested digit of each for a
 /// conditional model (rows of ten cycle through 0..9, so the digits are balanced).
-fn checkpoint_images(path: &Path, count: usize) -> Result<(usize, Vec<u8>, Option<Vec<u8>>, String)> {
+fn checkpoint_images(
+    path: &Path,
+    count: usize,
+) -> Result<(usize, Vec<u8>, Option<Vec<u8>>, String)> {
     let saved = Checkpoint::load(path)?;
     let spec = saved.spec(path)?;
     // Noise from another seed than the training samples, so eval does not
@@ -122,8 +125,11 @@ fn checkpoint_images(path: &Path, count: usize) -> Result<(usize, Vec<u8>, Optio
         seed: saved.settings.seed.wrapping_add(1),
     };
     let images = sample::generate(&mut CpuBackend::new(), &saved, path, &request)?;
-    let labels = (spec.classes > 0)
-        .then(|| (0..count).map(|i| request.label_of(i, spec.classes) as u8).collect());
+    let labels = (spec.classes > 0).then(|| {
+        (0..count)
+            .map(|i| request.label_of(i, spec.classes) as u8)
+            .collect()
+    });
     Ok((count, images, labels, path.display().to_string()))
 }
 

@@ -21,6 +21,8 @@ pub mod stream {
     pub const SAMPLE_NOISE: u32 = 6;
     /// Parameter initialisation (host side; `step` is the tensor number).
     pub const INIT: u32 = 7;
+    /// The real images shown beside the generated ones (host side).
+    pub const REAL_SAMPLES: u32 = 8;
     /// Dropout masks: `DROPOUT + 16 * pass + layer`, where pass 0 is the
     /// discriminator's step and pass 1 the generator's step.
     pub const DROPOUT: u32 = 64;

@@ -151,13 +151,53 @@ fn a_short_cpu_run_writes_its_grids() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(stdout.contains("epoch   1/100  D loss"), "{stdout}");
-    for name in ["epoch_000.png", "epoch_001.png", "final.png"] {
+    // Piped stdout: plain lines, no progress bar.
+    assert!(
+        !stdout.contains('\r') && !stdout.contains('\x1b'),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.starts_with("training conditional on cpu"),
+        "{stdout}"
+    );
+    let files = [
+        "epoch_000.png",
+        "epoch_001.png",
+        "final.png",
+        "metrics.csv",
+        "losses.png",
+        "progress.gif",
+        "real.png",
+    ];
+    for name in files {
         assert!(
             out.join(name).is_file(),
             "{name} missing in {}",
             out.display()
         );
     }
+    std::fs::remove_dir_all(&out).ok();
+
+    // --quiet: the epoch lines and the summary only.
+    let o = gan_gpu(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--max-steps",
+        "2",
+        "--g-hidden",
+        "16",
+        "--d-hidden",
+        "16",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("epoch   1/100  D loss"), "{stdout}");
+    assert!(lines[1].starts_with("2 steps; samples in"), "{stdout}");
     std::fs::remove_dir_all(out).ok();
 }
 

@@ -47,7 +47,10 @@ fn eval_needs_a_source() {
 fn a_missing_or_broken_checkpoint_is_named() {
     let e = fails(&["eval", "--checkpoint", "/nonexistent/gen.safetensors"]);
     assert!(e.contains("/nonexistent/gen.safetensors"), "{e}");
-    let broken = write("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}");
+    let broken = write(
+        "broken.safetensors",
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
+    );
     let e = fails(&["eval", "--checkpoint", &broken]);
     assert!(e.contains(&broken), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");

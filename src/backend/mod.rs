@@ -268,6 +268,14 @@ pub trait Backend {
     /// Sends recorded work on its way (a GPU submit); a no-op on the CPU.
     fn flush(&mut self) -> Result<()>;
 
+    /// Sends recorded work on its way and blocks until the device has
+    /// executed everything submitted, reading nothing back: what a progress
+    /// display waits on so that it counts executed steps, not recorded ones.
+    /// A no-op on the CPU, where every op has run by the time it returns.
+    fn sync(&mut self) -> Result<()> {
+        self.flush()
+    }
+
     /// GPU work issued so far, for reporting; None on the CPU.
     fn work_counts(&self) -> Option<WorkCounts> {
         None

@@ -37,14 +37,30 @@ pub fn write_grid(
     grid_cols: usize,
     scale: u32,
 ) -> Result<()> {
-    let layout = Layout::new(path, image_rows, image_cols, grid_rows, grid_cols, scale)?;
-    check_images(path, images, &layout)?;
-    let canvas = layout.render(images);
+    let (canvas, width, height) = render_grid(
+        path, images, image_rows, image_cols, grid_rows, grid_cols, scale,
+    )?;
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
-        .write_image(&canvas, layout.width, layout.height, ExtendedColorType::L8)
+        .write_image(&canvas, width, height, ExtendedColorType::L8)
         .map_err(|e| image_error(path, format!("PNG encoding failed: {e}")))?;
     write_atomic(path, &png)
+}
+
+/// The grid [`write_grid`] writes, as gray bytes (row-major) with its width
+/// and height; `path` only names the picture in errors.
+pub fn render_grid(
+    path: &Path,
+    images: &[u8],
+    image_rows: usize,
+    image_cols: usize,
+    grid_rows: usize,
+    grid_cols: usize,
+    scale: u32,
+) -> Result<(Vec<u8>, u32, u32)> {
+    let layout = Layout::new(path, image_rows, image_cols, grid_rows, grid_cols, scale)?;
+    check_images(path, images, &layout)?;
+    Ok((layout.render(images), layout.width, layout.height))
 }
 
 fn image_error(path: &Path, problem: impl Into<String>) -> Error {

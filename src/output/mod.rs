@@ -1,9 +1,17 @@
 //! Everything the program writes for people and for later runs: PNG sample
-//! grids ([`grid`]), IDX and NumPy image sets ([`export`]), and the helpers
-//! they share, such as atomic writes.
+//! grids ([`grid`]), IDX and NumPy image sets ([`export`]), the run record
+//! (metrics.csv, losses.png, progress.gif, real.png), the console display,
+//! and the helpers they share, such as atomic writes (this module).
 
+pub mod animation;
+pub mod canvas;
+pub mod compare;
+pub mod console;
 pub mod export;
 pub mod grid;
+pub mod metrics;
+pub mod plot;
+pub mod record;
 
 use std::fs;
 use std::io::Write;
@@ -11,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+pub use console::{Console, ConsoleMode};
 pub use grid::{images_from_outputs, write_grid, GUTTER, GUTTER_GRAY};
+pub use record::RunRecord;
 
 /// `path` with `.tmp` appended (`grid.png` -> `grid.png.tmp`).
 pub fn tmp_path(path: &Path) -> PathBuf {

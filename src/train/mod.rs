@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod network;
+pub mod observer;
 pub mod step;
 
 use std::path::{Path, PathBuf};
@@ -15,11 +16,17 @@ use crate::model::ModelSpec;
 use crate::output::grid;
 use crate::rng;
 pub use checkpoint::{CheckpointOptions, Start};
+pub use observer::{Observer, OnEpoch, Progress};
 pub use step::GanState;
 
 /// Sample grids are 10 x 10; the conditional model's rows are digits 0..9.
 pub const GRID_SIDE: usize = 10;
 const SAMPLE_COUNT: usize = GRID_SIDE * GRID_SIDE;
+
+/// Steps recorded between progress reports; the backend is synced (no
+/// read-back) before each, so progress counts executed steps. Four of the GPU
+/// backend's 32-step submits, so the GPU idles only briefly at each sync.
+pub const PROGRESS_CHUNK: usize = 128;
 
 /// Everything a training run needs besides the data and the backend.
 #[derive(Clone, Debug)]
@@ -176,16 +183,21 @@ impl<'a, B: Backend> Trainer<'a, B> {
         Ok(grid::images_from_outputs(&values, self.config.spec.scaling))
     }
 
-    fn write_samples(&mut self, name: &str) -> Result<PathBuf> {
-        let images = self.sample_images()?;
+    fn write_samples(&self, name: &str, images: &[u8]) -> Result<PathBuf> {
         let path = self.config.out_dir.join(name);
-        grid::write_grid(&path, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
+        grid::write_grid(&path, images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
         Ok(path)
     }
 
     /// Trains epoch after epoch, calling `on_epoch` after each, writing sample
     /// grids at epoch 0, every `sample_every` epochs and at the end.
-    pub fn run(&mut self, mut on_epoch: impl FnMut(&EpochReport)) -> Result<TrainSummary> {
+    pub fn run(&mut self, on_epoch: impl FnMut(&EpochReport)) -> Result<TrainSummary> {
+        self.run_observed(&mut OnEpoch(on_epoch))
+    }
+
+    /// [`run`](Self::run), telling `observer` of executed-step progress, each
+    /// epoch's report and each epoch's sample images (epoch 0 included).
+    pub fn run_observed(&mut self, observer: &mut dyn Observer) -> Result<TrainSummary> {
         let out_dir = self.config.out_dir.clone();
         create_dir(&out_dir)?;
         let (seed, epochs) = (self.config.seed, self.config.spec.epochs);
@@ -193,11 +205,25 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let max_steps = self.config.max_steps.unwrap_or(usize::MAX);
         let mut summary = TrainSummary::default();
         let start = self.start.clone();
+        let mut images = self.sample_images()?;
+        observer.on_samples(start.epoch, &images)?;
         if start.is_beginning() {
-            summary.samples.push(self.write_samples("epoch_000.png")?);
+            summary
+                .samples
+                .push(self.write_samples("epoch_000.png", &images)?);
         }
         let mut global_step = start.step;
         let mut current_epoch = start.epoch;
+        let run_steps = (epochs * steps_per_epoch).min(max_steps);
+        let (first_cursor, _) = start.position_in(start.epoch);
+        observer.on_progress(&Progress {
+            epoch: start.epoch + 1,
+            epochs,
+            step: first_cursor,
+            steps: steps_per_epoch.min(max_steps),
+            run_step: global_step,
+            run_steps,
+        });
         for epoch in start.epoch..epochs {
             current_epoch = epoch;
             let started = Instant::now();
@@ -213,10 +239,25 @@ impl<'a, B: Backend> Trainer<'a, B> {
             self.backend.write(self.state.stats, &stats)?;
             let steps = (steps_per_epoch - cursor).min(max_steps - global_step);
             let work_before = self.backend.work_counts();
+            // Steps go in chunks; after each, wait for the GPU (no read-back)
+            // so the progress shown is work done, not work recorded. The stop
+            // flag (Ctrl-C) is checked between steps.
             let mut done = 0;
             while done < steps && !self.checkpoints.stop_requested() {
-                self.state.train_step(self.backend);
-                done += 1;
+                let chunk_end = (done + PROGRESS_CHUNK).min(steps);
+                while done < chunk_end && !self.checkpoints.stop_requested() {
+                    self.state.train_step(self.backend);
+                    done += 1;
+                }
+                self.backend.sync()?;
+                observer.on_progress(&Progress {
+                    epoch: epoch + 1,
+                    epochs,
+                    step: cursor + done,
+                    steps: steps_per_epoch,
+                    run_step: global_step + done,
+                    run_steps,
+                });
             }
             summary.interrupted = done < steps;
             let steps = done;
@@ -238,13 +279,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 d_fake: per_step(stat::D_FAKE),
                 seconds: started.elapsed().as_secs_f64(),
             };
-            on_epoch(&report);
+            observer.on_epoch(&report)?;
             summary.reports.push(report);
+            images = self.sample_images()?;
+            observer.on_samples(epoch + 1, &images)?;
             let finished = epoch + 1 == epochs || global_step >= max_steps || summary.interrupted;
             if !finished && (epoch + 1) % self.config.sample_every == 0 {
-                summary
-                    .samples
-                    .push(self.write_samples(&format!("epoch_{:03}.png", epoch + 1))?);
+                let name = format!("epoch_{:03}.png", epoch + 1);
+                summary.samples.push(self.write_samples(&name, &images)?);
             }
             if !finished && (epoch + 1) % self.checkpoints.every == 0 {
                 self.save_checkpoint(epoch)?;
@@ -256,11 +298,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
         summary.checkpoint = Some(self.save_checkpoint(current_epoch)?);
         // The last epoch's grid, also kept as final.png.
         let last = summary.reports.last().map_or(0, |r| r.epoch);
-        let images = self.sample_images()?;
         for name in [format!("epoch_{last:03}.png"), "final.png".to_string()] {
-            let path = out_dir.join(name);
-            grid::write_grid(&path, &images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
-            summary.samples.push(path);
+            summary.samples.push(self.write_samples(&name, &images)?);
         }
         summary.steps = global_step;
         Ok(summary)

@@ -416,6 +416,15 @@ impl GpuBackend {
         self.steps_since_submit = 0;
     }
 
+    /// Blocks until the device has executed everything submitted so far.
+    fn wait_idle(&mut self) -> Result<()> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+    }
+
     /// Returns (and clears) the first recorded misuse or asynchronous GPU error.
     fn take_errors(&mut self) -> Result<()> {
         if let Some(e) = self.pending_error.take() {

@@ -648,6 +648,12 @@ impl Backend for GpuBackend {
         self.take_errors()
     }
 
+    fn sync(&mut self) -> Result<()> {
+        self.submit();
+        self.wait_idle()?;
+        self.take_errors()
+    }
+
     fn work_counts(&self) -> Option<WorkCounts> {
         Some(WorkCounts {
             dispatches: self.dispatches(),

@@ -1,0 +1,177 @@
+//! `progress.gif`: the sample grid over training, one frame per epoch (epoch
+//! 0 included), all from the run's one fixed noise set, so the same digits
+//! are seen taking shape. Each frame is the 10x10 grid at scale 1 with an
+//! "epoch N" caption below; long runs are thinned to at most [`MAX_FRAMES`]
+//! evenly spaced frames (the first and last always kept). The GIF uses one
+//! global palette of [`GRAY_LEVELS`] evenly spaced grays (fewer levels than
+//! 256 keep the LZW-compressed frames small: digits look the same), loops
+//! forever, and holds the last frame longer.
+
+use std::path::{Path, PathBuf};
+
+use super::canvas::{Align, Canvas, BLACK};
+use super::grid::render_grid;
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+
+/// The most frames a GIF gets; longer runs are sub-sampled.
+pub const MAX_FRAMES: usize = 100;
+/// Delay of each frame but the last, in GIF units of 10 ms.
+pub const FRAME_DELAY: u16 = 15;
+/// Delay of the last frame, in units of 10 ms.
+pub const LAST_FRAME_DELAY: u16 = 200;
+/// Gray levels of the palette (a power of two: the GIF code size).
+pub const GRAY_LEVELS: u16 = 32;
+/// Height in pixels of the caption strip under the grid.
+const CAPTION: u32 = 22;
+
+/// The frames collected so far: each epoch's sample images.
+pub struct Animation {
+    image_side: usize,
+    grid_side: usize,
+    frames: Vec<(usize, Vec<u8>)>,
+}
+
+impl Animation {
+    /// An empty animation of `grid_side` x `grid_side` grids of
+    /// `image_side` x `image_side` images.
+    pub fn new(image_side: usize, grid_side: usize) -> Animation {
+        Animation {
+            image_side,
+            grid_side,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Adds the samples after `epoch` epochs as the next frame.
+    pub fn push(&mut self, epoch: usize, images: &[u8]) {
+        self.frames.push((epoch, images.to_vec()));
+    }
+
+    /// Frames collected.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Encodes the (thinned) frames as a looping GIF, written atomically.
+    pub fn write_gif(&self, path: &Path) -> Result<()> {
+        let gif_error = |e: gif::EncodingError| Error::Image {
+            path: PathBuf::from(path),
+            problem: format!("GIF encoding failed: {e}"),
+        };
+        let palette: Vec<u8> = (0..GRAY_LEVELS)
+            .flat_map(|i| [(i * 255 / (GRAY_LEVELS - 1)) as u8; 3])
+            .collect();
+        let chosen = select_frames(self.frames.len(), MAX_FRAMES);
+        let mut rendered = Vec::with_capacity(chosen.len());
+        for &i in &chosen {
+            let (epoch, images) = &self.frames[i];
+            rendered.push(self.render_frame(path, *epoch, images)?);
+        }
+        let Some((_, width, height)) = rendered.first() else {
+            return Err(Error::Image {
+                path: path.to_path_buf(),
+                problem: "no frames to animate".into(),
+            });
+        };
+        let too_big = || Error::Image {
+            path: path.to_path_buf(),
+            problem: format!("frames of {width}x{height} are too large for a GIF"),
+        };
+        let w = u16::try_from(*width).map_err(|_| too_big())?;
+        let h = u16::try_from(*height).map_err(|_| too_big())?;
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = gif::Encoder::new(&mut bytes, w, h, &palette).map_err(gif_error)?;
+            encoder
+                .set_repeat(gif::Repeat::Infinite)
+                .map_err(gif_error)?;
+            let last = rendered.len() - 1;
+            for (k, (pixels, _, _)) in rendered.iter().enumerate() {
+                let frame = gif::Frame {
+                    width: w,
+                    height: h,
+                    delay: if k == last {
+                        LAST_FRAME_DELAY
+                    } else {
+                        FRAME_DELAY
+                    },
+                    buffer: std::borrow::Cow::Borrowed(pixels),
+                    ..gif::Frame::default()
+                };
+                encoder.write_frame(&frame).map_err(gif_error)?;
+            }
+            encoder.into_inner().map_err(gif_error)?;
+        }
+        write_atomic(path, &bytes)
+    }
+
+    /// One frame: the grid at scale 1 over an "epoch N" caption, as palette
+    /// indices (gray levels quantised to [`GRAY_LEVELS`]).
+    fn render_frame(
+        &self,
+        path: &Path,
+        epoch: usize,
+        images: &[u8],
+    ) -> Result<(Vec<u8>, u32, u32)> {
+        let (side, grid) = (self.image_side, self.grid_side);
+        let (pixels, w, h) = render_grid(path, images, side, side, grid, grid, 1)?;
+        let mut canvas = Canvas::new(w, h + CAPTION, BLACK);
+        canvas.gray_image(0, 0, &pixels, w as usize, h as usize, 1);
+        let caption = format!("epoch {epoch}");
+        canvas.text(
+            (w as f32 / 2.0, h as f32 + 2.0),
+            &caption,
+            14.0,
+            Align::Center,
+            [230, 230, 230],
+        );
+        let levels = u32::from(GRAY_LEVELS - 1);
+        let indices = canvas
+            .to_gray()
+            .iter()
+            .map(|&v| ((u32::from(v) * levels + 127) / 255) as u8)
+            .collect();
+        Ok((indices, w, h + CAPTION))
+    }
+}
+
+/// Which of `n` frames to keep so that at most `max` remain: all of them, or
+/// `max` evenly spaced ones including the first and the last.
+pub fn select_frames(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    if max <= 1 {
+        return vec![n - 1];
+    }
+    (0..max)
+        .map(|k| (k * (n - 1) + (max - 1) / 2) / (max - 1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_runs_keep_every_frame() {
+        assert_eq!(select_frames(4, 100), [0, 1, 2, 3]);
+        assert!(select_frames(0, 100).is_empty());
+    }
+
+    #[test]
+    fn long_runs_are_thinned_evenly_keeping_first_and_last() {
+        let kept = select_frames(1001, 100);
+        assert_eq!(kept.len(), 100);
+        assert_eq!((kept[0], kept[99]), (0, 1000));
+        assert!(kept.windows(2).all(|w| w[1] > w[0]));
+        let gaps: Vec<usize> = kept.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|&g| g == 10 || g == 11), "{gaps:?}");
+        assert_eq!(select_frames(5, 1), [4]);
+    }
+}

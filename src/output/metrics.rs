@@ -1,0 +1,163 @@
+//! `metrics.csv`: one row per epoch (epoch, steps, d_loss, g_loss, d_real,
+//! d_fake, seconds, steps_per_sec) under a header row, appended and flushed
+//! after each epoch so that the rows of finished epochs survive a crash.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::train::EpochReport;
+
+/// The header row.
+pub const HEADER: &str = "epoch,steps,d_loss,g_loss,d_real,d_fake,seconds,steps_per_sec";
+
+/// An open metrics file.
+pub struct MetricsCsv {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsCsv {
+    /// Creates (or truncates) `path` and writes the header row.
+    pub fn create(path: &Path) -> Result<MetricsCsv> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut csv = MetricsCsv {
+            path: path.to_path_buf(),
+            file,
+        };
+        csv.write_line(HEADER)?;
+        Ok(csv)
+    }
+
+    /// Opens `path` to add rows after the ones it holds (a resumed run),
+    /// writing the header first if the file is new or empty.
+    pub fn append(path: &Path) -> Result<MetricsCsv> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let empty = file.metadata().map_err(|e| Error::io(path, e))?.len() == 0;
+        let mut csv = MetricsCsv {
+            path: path.to_path_buf(),
+            file,
+        };
+        if empty {
+            csv.write_line(HEADER)?;
+        }
+        Ok(csv)
+    }
+
+    /// The rows of an existing `metrics.csv` (none if the file does not
+    /// exist). A row that does not parse is an error naming the file and line.
+    pub fn read_reports(path: &Path) -> Result<Vec<EpochReport>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut reports = Vec::new();
+        for (n, line) in text.lines().enumerate().skip(1) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = || Error::data(path, format!("line {}: not a metrics row: {line:?}", n + 1));
+            let fields: Vec<&str> = line.split(',').collect();
+            if fields.len() != HEADER.split(',').count() {
+                return Err(bad());
+            }
+            let int = |i: usize| fields[i].trim().parse::<usize>().map_err(|_| bad());
+            let float = |i: usize| fields[i].trim().parse::<f64>().map_err(|_| bad());
+            reports.push(EpochReport {
+                epoch: int(0)?,
+                epochs: 0,
+                steps: int(1)?,
+                d_loss: float(2)? as f32,
+                g_loss: float(3)? as f32,
+                d_real: float(4)? as f32,
+                d_fake: float(5)? as f32,
+                seconds: float(6)?,
+            });
+        }
+        Ok(reports)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends the epoch's row and flushes it to the operating system.
+    pub fn write(&mut self, r: &EpochReport) -> Result<()> {
+        self.write_line(&row(r))
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<()> {
+        let io = |e| Error::io(&self.path, e);
+        self.file.write_all(line.as_bytes()).map_err(io)?;
+        self.file.write_all(b"\n").map_err(io)?;
+        self.file.flush().map_err(io)
+    }
+}
+
+/// One epoch's row (no newline). Floats are written in Rust's shortest
+/// round-trip form, so they parse back to the same values.
+pub fn row(r: &EpochReport) -> String {
+    let per_sec = r.steps as f64 / r.seconds.max(1e-9);
+    format!(
+        "{},{},{},{},{},{},{:.3},{:.2}",
+        r.epoch, r.steps, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds, per_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_follow_the_header() {
+        let r = EpochReport {
+            epoch: 3,
+            epochs: 10,
+            steps: 600,
+            d_loss: 0.5,
+            g_loss: 2.25,
+            d_real: 0.75,
+            d_fake: 0.125,
+            seconds: 2.0,
+        };
+        assert_eq!(row(&r), "3,600,0.5,2.25,0.75,0.125,2.000,300.00");
+        assert_eq!(row(&r).split(',').count(), HEADER.split(',').count());
+    }
+
+    #[test]
+    fn append_adds_rows_after_the_old_ones() {
+        let path = std::env::temp_dir().join(format!("gan-gpu-metrics-{}.csv", std::process::id()));
+        let r = |epoch| EpochReport {
+            epoch,
+            epochs: 2,
+            steps: 1,
+            d_loss: 1.0,
+            g_loss: 1.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            seconds: 1.0,
+        };
+        MetricsCsv::create(&path).unwrap().write(&r(1)).unwrap();
+        MetricsCsv::append(&path).unwrap().write(&r(2)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], HEADER);
+        assert!(lines[2].starts_with("2,"));
+        std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_named() {
+        let path = std::env::temp_dir().join("gan-gpu-no-such-dir/x/metrics.csv");
+        let err = MetricsCsv::create(&path).err().unwrap().to_string();
+        assert!(err.contains("metrics.csv"), "{err}");
+    }
+}
