@@ -32,7 +32,12 @@ pub fn eval(opts: EvalOptions) -> Result<()> {
         bail!("invalid --n: must be at least 2 (a covariance needs two images)");
     }
     // Read and check the inputs before any classifier work.
-    let (mut count, mut images, mut labels, source) = match (&opts.checkpoint, &opts.images) {
+    let EvalInput {
+        mut count,
+        mut images,
+        mut labels,
+        source,
+    } = match (&opts.checkpoint, &opts.images) {
         (Some(path), _) => checkpoint_images(path, opts.n.unwrap_or(DEFAULT_GENERATED))?,
         (None, Some(images_path)) => {
             let (count, images) = read_images(images_path)?;
@@ -47,7 +52,12 @@ pub fn eval(opts: EvalOptions) -> Result<()> {
                     );
                 }
             }
-            (count, images, labels, images_path.display().to_string())
+            EvalInput {
+                count,
+                images,
+                labels,
+                source: images_path.display().to_string(),
+            }
         }
         (None, None) => bail!("pass --images FILE or --checkpoint PATH"),
     };
@@ -111,10 +121,7 @@ const DEFAULT_GENERATED: usize = 10_000;
 /// `count` images from a checkpoint's generator (on the CPU backend: one
 /// forward pass per 1000 images), with the requested digit of each for a
 /// conditional model (rows of ten cycle through 0..9, so the digits are balanced).
-fn checkpoint_images(
-    path: &Path,
-    count: usize,
-) -> Result<(usize, Vec<u8>, Option<Vec<u8>>, String)> {
+fn checkpoint_images(path: &Path, count: usize) -> Result<EvalInput> {
     let saved = Checkpoint::load(path)?;
     let spec = saved.spec(path)?;
     // Noise from another seed than the training samples, so eval does not
@@ -130,7 +137,21 @@ fn checkpoint_images(
             .map(|i| request.label_of(i, spec.classes) as u8)
             .collect()
     });
-    Ok((count, images, labels, path.display().to_string()))
+    Ok(EvalInput {
+        count,
+        images,
+        labels,
+        source: path.display().to_string(),
+    })
+}
+
+/// The images to measure, the digit asked of each (conditional), and where
+/// they came from (for messages).
+struct EvalInput {
+    count: usize,
+    images: Vec<u8>,
+    labels: Option<Vec<u8>>,
+    source: String,
 }
 
 /// Whether a path names an `.npy` file.
