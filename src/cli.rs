@@ -14,10 +14,11 @@ use gan_gpu::backend::gpu::{list_adapters, GpuApi, GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
 use gan_gpu::data;
+use gan_gpu::eval::{ClassifierConfig, TrainingEvaluator};
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
 use gan_gpu::output::{Console, ConsoleMode, RunRecord};
 use gan_gpu::sample::{self, SampleRequest};
-use gan_gpu::train::{TrainConfig, Trainer};
+use gan_gpu::train::{EvalSchedule, TrainConfig, Trainer};
 
 /// The exit code of a run stopped by Ctrl-C (128 + SIGINT), after its checkpoint is saved.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -113,6 +114,15 @@ struct TrainArgs {
     /// No progress bar and no start line: only one line per epoch and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Measure the generator (FID, classifier score, coverage, label accuracy) every N epochs and after the last.
+    #[arg(long, value_name = "N")]
+    eval_every: Option<usize>,
+    /// Images generated for each measurement.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    eval_count: usize,
+    /// The classifier cache file for --eval-every [default: as `gan-gpu eval`].
+    #[arg(long, value_name = "PATH")]
+    classifier: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +194,41 @@ struct RunPlan {
     stop: Arc<AtomicBool>,
     /// No progress bar and no start line.
     quiet: bool,
+    /// Measuring the generator every few epochs (`--eval-every`).
+    eval: Option<EvalSchedule>,
+}
+
+/// The classifier-based evaluator of `--eval-every`: the cached MNIST
+/// classifier (trained on the CPU on first use, as `gan-gpu eval` does) and
+/// the test set's feature statistics.
+fn training_evaluator(
+    data_dir: &Path,
+    train: &data::Dataset,
+    cache: Option<&Path>,
+) -> Result<TrainingEvaluator> {
+    let test = data::load_split(data_dir, data::Split::Test)?;
+    let config = ClassifierConfig::standard();
+    let cache_path = match cache {
+        Some(path) => path.to_path_buf(),
+        None => gan_gpu::eval::cache::default_path(&config)?,
+    };
+    let classifier = gan_gpu::eval::load_or_train(
+        &mut CpuBackend::new(),
+        &cache_path,
+        &config,
+        train,
+        &test,
+        |line| eprintln!("notice: {line}"),
+        |r| {
+            eprintln!(
+                "classifier epoch {}/{}: train accuracy {:.2}%",
+                r.epoch,
+                r.epochs,
+                100.0 * r.train_accuracy
+            )
+        },
+    )?;
+    Ok(TrainingEvaluator::new(classifier, &test)?)
 }
 
 /// Ctrl-C raises `stop`: the run finishes its step, saves a checkpoint and
@@ -255,6 +300,21 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     if checkpoint_every == 0 {
         anyhow::bail!("invalid --checkpoint-every: must be at least 1");
     }
+    if let Some(every) = args.eval_every {
+        EvalSchedule::validate(every, args.eval_count)?;
+    }
+    let eval = match args.eval_every {
+        Some(every) => Some(EvalSchedule {
+            every,
+            count: args.eval_count,
+            evaluator: Box::new(training_evaluator(
+                &data_dir,
+                &dataset,
+                args.classifier.as_deref(),
+            )?),
+        }),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     install_ctrl_c(stop.clone())?;
     let plan = RunPlan {
@@ -262,6 +322,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         resume,
         stop,
         quiet: args.quiet,
+        eval,
     };
     let gpu_options = |api| GpuOptions {
         storage_binding_bytes: dataset.images.len() as u64,
@@ -340,6 +401,9 @@ fn run_training<B: Backend>(
     };
     trainer.set_checkpoint_every(plan.checkpoint_every)?;
     trainer.set_stop_flag(plan.stop);
+    if let Some(schedule) = plan.eval {
+        trainer.set_evaluation(schedule)?;
+    }
     let summary = trainer.run_observed(&mut (&mut console, &mut record))?;
     console.finish();
     let last = summary.samples.last().context("no samples written")?;

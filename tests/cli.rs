@@ -57,6 +57,8 @@ fn bad_flags_are_rejected_naming_the_flag() {
         (&["--d-hidden", "abc"], "--d-hidden"),
         (&["--sample-every", "0"], "--sample-every"),
         (&["--max-steps", "0"], "--max-steps"),
+        (&["--eval-every", "0"], "--eval-every"),
+        (&["--eval-every", "1", "--eval-count", "1"], "--eval-count"),
         (&["--model", "resnet"], "--model"),
         (&["--backend", "cuda"], "--backend"),
     ];

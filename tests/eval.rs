@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::Backend;
 use gan_gpu::data::{self, Dataset, MnistSplit};
 use gan_gpu::eval::{
     cache, frechet_distance, generate_images, load_or_train, train_classifier, Classifier,
@@ -265,13 +266,20 @@ fn a_generator_is_evaluated_with_its_requested_digits() {
     );
     let mut b = CpuBackend::new();
     let state = GanState::new(&mut b, &spec, 3, 10).unwrap();
-    let (images, labels) = generate_images(&mut b, &state, 75, 9).unwrap();
+    let out = b.alloc(32 * 784).unwrap();
+    let (images, labels) = generate_images(&mut b, &state, out, 75, 9).unwrap();
     let labels = labels.expect("a conditional model asks for digits");
     assert_eq!(images.len(), 75 * 784);
     assert_eq!(labels, (0..75).map(|i| (i % 10) as u8).collect::<Vec<_>>());
     // The same seed gives the same images; another seed others.
-    assert_eq!(generate_images(&mut b, &state, 75, 9).unwrap().0, images);
-    assert_ne!(generate_images(&mut b, &state, 75, 10).unwrap().0, images);
+    assert_eq!(
+        generate_images(&mut b, &state, out, 75, 9).unwrap().0,
+        images
+    );
+    assert_ne!(
+        generate_images(&mut b, &state, out, 75, 10).unwrap().0,
+        images
+    );
     let evaluator = Evaluator::new(&mut b, tiny_classifier(), test_head()).unwrap();
     let m = evaluator
         .evaluate_images(&mut b, &images, Some(&labels))
@@ -281,7 +289,11 @@ fn a_generator_is_evaluated_with_its_requested_digits() {
     // Unconditional models ask for nothing.
     let vanilla = ModelSpec::build(ModelKind::Vanilla, &Overrides::default());
     let state = GanState::new(&mut b, &vanilla, 3, 10).unwrap();
-    assert!(generate_images(&mut b, &state, 5, 1).unwrap().1.is_none());
+    let out = b.alloc(100 * 784).unwrap();
+    assert!(generate_images(&mut b, &state, out, 5, 1)
+        .unwrap()
+        .1
+        .is_none());
 }
 
 #[test]
@@ -488,4 +500,71 @@ fn the_standard_classifier_reaches_98_percent() {
     .unwrap();
     println!("test accuracy {:.2}%", 100.0 * c.test_accuracy);
     assert!(c.test_accuracy >= 0.98);
+}
+
+#[test]
+fn eval_every_adds_the_figures_to_the_due_epochs() {
+    use gan_gpu::eval::TrainingEvaluator;
+    use gan_gpu::train::{EvalSchedule, TrainConfig, Trainer};
+    let spec = ModelSpec::build(
+        ModelKind::Conditional,
+        &Overrides {
+            batch_size: Some(16),
+            epochs: Some(5),
+            g_hidden: Some(vec![16]),
+            d_hidden: Some(vec![16]),
+            ..Overrides::default()
+        },
+    );
+    let out = temp_path("eval-every");
+    let config = TrainConfig {
+        spec,
+        seed: 4,
+        out_dir: out.clone(),
+        sample_every: 10,
+        max_steps: None,
+    };
+    let data = head(&mnist().train, 64);
+    let mut backend = CpuBackend::new();
+    let mut trainer = Trainer::new(&mut backend, config, &data).unwrap();
+    let evaluator = TrainingEvaluator::new(tiny_classifier().clone(), test_head()).unwrap();
+    assert!(trainer
+        .set_evaluation(EvalSchedule {
+            every: 0,
+            count: 50,
+            evaluator: Box::new(
+                TrainingEvaluator::new(tiny_classifier().clone(), test_head()).unwrap()
+            ),
+        })
+        .is_err());
+    trainer
+        .set_evaluation(EvalSchedule {
+            every: 2,
+            count: 50,
+            evaluator: Box::new(evaluator),
+        })
+        .unwrap();
+    let mut record =
+        gan_gpu::output::RunRecord::new(&out, &ModelSpec::preset(ModelKind::Conditional), &data, 4)
+            .unwrap();
+    let summary = trainer.run_observed(&mut record).unwrap();
+    // Due after epochs 2 and 4, and after the last (5).
+    let due: Vec<bool> = summary.reports.iter().map(|r| r.eval.is_some()).collect();
+    assert_eq!(due, [false, true, false, true, true]);
+    for r in summary.reports.iter().filter_map(|r| r.eval) {
+        assert_eq!(r.count, 50);
+        assert!(r.fid.is_finite() && r.fid > 0.0, "{r:?}");
+        assert!((1.0..=10.0).contains(&r.score), "{r:?}");
+        assert!(r.covered <= 10);
+        let accuracy = r.label_accuracy.expect("conditional: label accuracy");
+        assert!((0.0..=1.0).contains(&accuracy));
+    }
+    // The same figures, in the epoch line and in metrics.csv.
+    let line = summary.reports[1].to_string();
+    assert!(line.contains("FID") && line.contains("labels"), "{line}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let row2: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
+    let fid: f64 = row2[8].parse().unwrap();
+    assert_eq!(fid, summary.reports[1].eval.unwrap().fid);
+    std::fs::remove_dir_all(out).ok();
 }

@@ -78,15 +78,18 @@ fn check_metrics(dir: &Path, epochs: usize, steps: usize) {
     assert_eq!(lines[0], HEADER);
     assert_eq!(
         HEADER,
-        "epoch,steps,d_loss,g_loss,d_real,d_fake,seconds,steps_per_sec"
+        "epoch,steps,d_loss,g_loss,d_real,d_fake,seconds,steps_per_sec,fid,score,coverage,label_accuracy"
     );
     assert_eq!(lines.len(), epochs + 1, "{text}");
     for (i, line) in lines[1..].iter().enumerate() {
-        let fields: Vec<f64> = line
-            .split(',')
+        let all: Vec<&str> = line.split(',').collect();
+        assert_eq!(all.len(), 12, "{line}");
+        // No evaluation in this run: the four evaluation columns are empty.
+        assert!(all[8..].iter().all(|f| f.is_empty()), "{line}");
+        let fields: Vec<f64> = all[..8]
+            .iter()
             .map(|f| f.parse().unwrap_or_else(|e| panic!("{line}: {f}: {e}")))
             .collect();
-        assert_eq!(fields.len(), 8, "{line}");
         assert_eq!(fields[0], (i + 1) as f64);
         assert_eq!(fields[1], steps as f64);
         assert!(fields.iter().all(|f| f.is_finite()), "{line}");

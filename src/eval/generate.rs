@@ -3,7 +3,7 @@
 //! use step 0), and for conditional models the digit asked of each image
 //! (`i % 10`), which [`super::Evaluator::evaluate_images`] takes as labels.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::output::grid::images_from_outputs;
 use crate::rng;
@@ -14,9 +14,12 @@ const EVAL_NOISE_STEP: u32 = 1;
 
 /// `count` generated images (MNIST-polarity bytes) and, for conditional
 /// models, the digit requested of each.
+/// `output` is a tensor the caller keeps (so repeated evaluations allocate
+/// nothing); the images are generated as many rows at a time as it holds.
 pub fn generate_images<B: Backend>(
     backend: &mut B,
     state: &GanState,
+    output: Tensor,
     count: usize,
     seed: u32,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
@@ -25,9 +28,13 @@ pub fn generate_images<B: Backend>(
     if u32::try_from(count.saturating_mul(noise.max(1))).is_err() {
         return Err(Error::config("--n", format!("{count} images is too many")));
     }
-    // The state's input buffer holds at least a batch of rows.
-    let chunk = spec.batch_size.max(1);
-    let output = backend.alloc(chunk * spec.image_pixels)?;
+    let chunk = (output.len as usize / spec.image_pixels).min(state.generate_rows());
+    if chunk == 0 {
+        return Err(Error::Eval(format!(
+            "the output tensor holds {} values, less than one image",
+            output.len
+        )));
+    }
     let mut images = Vec::with_capacity(count * spec.image_pixels);
     let mut labels = (spec.classes > 0).then(|| Vec::with_capacity(count));
     let mut start = 0;

@@ -25,14 +25,55 @@ pub mod scores;
 
 use std::path::Path;
 
+use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::data::{Dataset, NUM_CLASSES};
 use crate::error::{Error, Result};
+use crate::train::{EvalFigures, ImageEvaluator};
 pub use cache::Cached;
 pub use classifier::{train_classifier, Classifier, ClassifierConfig, EpochReport, Outputs};
 pub use fid::{frechet_distance, Gaussian};
 pub use generate::generate_images;
 pub use scores::{classifier_score, label_accuracy, Coverage, COVERAGE_MIN_SHARE};
+
+/// The classifier's figures as a training run's [`ImageEvaluator`]
+/// (`--eval-every`): it owns the classifier, the test set's feature Gaussian
+/// and a CPU backend to run on, so the training backend is left to training.
+pub struct TrainingEvaluator {
+    classifier: Classifier,
+    reference: Gaussian,
+    backend: CpuBackend,
+}
+
+impl TrainingEvaluator {
+    /// Fits the test set's features once; each evaluation reuses them.
+    pub fn new(classifier: Classifier, test: &Dataset) -> Result<Self> {
+        let mut backend = CpuBackend::new();
+        let reference = Evaluator::new(&mut backend, &classifier, test)?.reference;
+        Ok(TrainingEvaluator {
+            classifier,
+            reference,
+            backend,
+        })
+    }
+}
+
+impl ImageEvaluator for TrainingEvaluator {
+    fn evaluate(&mut self, images: &[u8], labels: Option<&[u8]>) -> Result<EvalFigures> {
+        let evaluator = Evaluator {
+            classifier: &self.classifier,
+            reference: self.reference.clone(),
+        };
+        let m = evaluator.evaluate_images(&mut self.backend, images, labels)?;
+        Ok(EvalFigures {
+            count: m.count,
+            fid: m.fid,
+            score: m.score,
+            covered: m.coverage.covered,
+            label_accuracy: m.label_accuracy,
+        })
+    }
+}
 
 /// Training images in the real-data floor.
 pub const FLOOR_IMAGES: usize = 10_000;

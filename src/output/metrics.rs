@@ -1,5 +1,7 @@
 //! `metrics.csv`: one row per epoch (epoch, steps, d_loss, g_loss, d_real,
-//! d_fake, seconds, steps_per_sec) under a header row, appended and flushed
+//! d_fake, seconds, steps_per_sec, and, on epochs with an evaluation
+//! (`--eval-every`), fid, score, coverage, label_accuracy; empty otherwise)
+//! under a header row, appended and flushed
 //! after each epoch so that the rows of finished epochs survive a crash.
 
 use std::fs::{File, OpenOptions};
@@ -7,10 +9,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::train::EpochReport;
+use crate::train::{EpochReport, EvalFigures};
 
 /// The header row.
-pub const HEADER: &str = "epoch,steps,d_loss,g_loss,d_real,d_fake,seconds,steps_per_sec";
+pub const HEADER: &str =
+    "epoch,steps,d_loss,g_loss,d_real,d_fake,seconds,steps_per_sec,fid,score,coverage,label_accuracy";
 
 /// An open metrics file.
 pub struct MetricsCsv {
@@ -69,6 +72,21 @@ impl MetricsCsv {
             }
             let int = |i: usize| fields[i].trim().parse::<usize>().map_err(|_| bad());
             let float = |i: usize| fields[i].trim().parse::<f64>().map_err(|_| bad());
+            let eval = if fields[8].trim().is_empty() {
+                None
+            } else {
+                Some(EvalFigures {
+                    count: 0,
+                    fid: float(8)?,
+                    score: float(9)?,
+                    covered: int(10)?,
+                    label_accuracy: if fields[11].trim().is_empty() {
+                        None
+                    } else {
+                        Some(float(11)?)
+                    },
+                })
+            };
             reports.push(EpochReport {
                 epoch: int(0)?,
                 epochs: 0,
@@ -78,6 +96,7 @@ impl MetricsCsv {
                 d_real: float(4)? as f32,
                 d_fake: float(5)? as f32,
                 seconds: float(6)?,
+                eval,
             });
         }
         Ok(reports)
@@ -105,8 +124,18 @@ impl MetricsCsv {
 /// round-trip form, so they parse back to the same values.
 pub fn row(r: &EpochReport) -> String {
     let per_sec = r.steps as f64 / r.seconds.max(1e-9);
+    let eval = match &r.eval {
+        Some(e) => format!(
+            "{},{},{},{}",
+            e.fid,
+            e.score,
+            e.covered,
+            e.label_accuracy.map_or(String::new(), |a| a.to_string())
+        ),
+        None => ",,,".to_string(),
+    };
     format!(
-        "{},{},{},{},{},{},{:.3},{:.2}",
+        "{},{},{},{},{},{},{:.3},{:.2},{eval}",
         r.epoch, r.steps, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds, per_sec
     )
 }
@@ -126,8 +155,9 @@ mod tests {
             d_real: 0.75,
             d_fake: 0.125,
             seconds: 2.0,
+            eval: None,
         };
-        assert_eq!(row(&r), "3,600,0.5,2.25,0.75,0.125,2.000,300.00");
+        assert_eq!(row(&r), "3,600,0.5,2.25,0.75,0.125,2.000,300.00,,,,");
         assert_eq!(row(&r).split(',').count(), HEADER.split(',').count());
     }
 
@@ -143,6 +173,7 @@ mod tests {
             d_real: 0.5,
             d_fake: 0.5,
             seconds: 1.0,
+            eval: None,
         };
         MetricsCsv::create(&path).unwrap().write(&r(1)).unwrap();
         MetricsCsv::append(&path).unwrap().write(&r(2)).unwrap();

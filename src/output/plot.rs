@@ -346,6 +346,7 @@ mod tests {
                 d_real: 0.6,
                 d_fake: 0.3,
                 seconds: 1.0,
+                eval: None,
             })
             .collect();
         let dir = std::env::temp_dir().join(format!("gan-gpu-plot-{}", std::process::id()));

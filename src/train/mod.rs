@@ -2,6 +2,7 @@
 //! report, and write sample grids. Written once against [`Backend`].
 
 pub mod checkpoint;
+pub mod evaluation;
 pub mod network;
 pub mod observer;
 pub mod step;
@@ -16,6 +17,7 @@ use crate::model::ModelSpec;
 use crate::output::grid;
 use crate::rng;
 pub use checkpoint::{CheckpointOptions, Start};
+pub use evaluation::{EvalFigures, EvalSchedule, ImageEvaluator};
 pub use observer::{Observer, OnEpoch, Progress};
 pub use step::GanState;
 
@@ -70,6 +72,8 @@ pub struct EpochReport {
     /// Mean D(G(z)) over generated images.
     pub d_fake: f32,
     pub seconds: f64,
+    /// The generator's figures, on epochs with an evaluation (`--eval-every`).
+    pub eval: Option<EvalFigures>,
 }
 
 impl std::fmt::Display for EpochReport {
@@ -85,7 +89,11 @@ impl std::fmt::Display for EpochReport {
             self.d_fake,
             self.seconds,
             self.steps as f64 / self.seconds.max(1e-9)
-        )
+        )?;
+        if let Some(eval) = &self.eval {
+            write!(f, "  {eval}")?;
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +154,8 @@ pub struct Trainer<'a, B: Backend> {
     start: Start,
     /// How often to checkpoint, and the stop flag.
     checkpoints: CheckpointOptions,
+    /// Measuring the generator every few epochs, if asked.
+    evaluation: Option<EvalSchedule>,
 }
 
 impl<'a, B: Backend> Trainer<'a, B> {
@@ -167,6 +177,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
             config,
             start: Start::default(),
             checkpoints: CheckpointOptions::default(),
+            evaluation: None,
         })
     }
 
@@ -269,6 +280,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 total.submits += after.submits - before.submits;
             }
             let per_step = |slot: u32| stats[slot as usize] / (cursor + steps).max(1) as f32;
+            let seconds = started.elapsed().as_secs_f64();
+            let finished = epoch + 1 == epochs || global_step >= max_steps || summary.interrupted;
+            // An interrupted run stops quickly: no evaluation.
+            let eval = if summary.interrupted {
+                None
+            } else {
+                self.evaluate_if_due(epoch + 1, finished)?
+            };
             let report = EpochReport {
                 epoch: epoch + 1,
                 epochs,
@@ -277,13 +296,13 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 g_loss: per_step(stat::G_LOSS),
                 d_real: per_step(stat::D_REAL),
                 d_fake: per_step(stat::D_FAKE),
-                seconds: started.elapsed().as_secs_f64(),
+                seconds,
+                eval,
             };
             observer.on_epoch(&report)?;
             summary.reports.push(report);
             images = self.sample_images()?;
             observer.on_samples(epoch + 1, &images)?;
-            let finished = epoch + 1 == epochs || global_step >= max_steps || summary.interrupted;
             if !finished && (epoch + 1) % self.config.sample_every == 0 {
                 let name = format!("epoch_{:03}.png", epoch + 1);
                 summary.samples.push(self.write_samples(&name, &images)?);

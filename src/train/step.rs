@@ -189,6 +189,11 @@ impl GanState {
         backend.end_step();
     }
 
+    /// The most rows [`generate`](Self::generate) takes at once.
+    pub fn generate_rows(&self) -> usize {
+        self.noise.len as usize / self.spec.generator_input()
+    }
+
     /// Runs the generator (no training) on host-given inputs `[rows, noise + classes]`
     /// and returns its outputs `[rows, pixels]`. Uses the step buffers, so call
     /// it between steps.

@@ -1,0 +1,112 @@
+//! Measuring the generator while it trains (`--eval-every N`): every N epochs
+//! the trainer generates images from fresh noise and hands them to an
+//! [`ImageEvaluator`] (the MNIST classifier's FID, score, coverage and label
+//! accuracy, `crate::eval`); the figures join that epoch's report, and so its
+//! line and its `metrics.csv` row.
+
+use super::Trainer;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// The figures of one evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalFigures {
+    /// Images measured.
+    pub count: usize,
+    pub fid: f64,
+    /// The classifier score (Inception Score with the MNIST classifier).
+    pub score: f64,
+    /// Classes holding at least 2% of the images.
+    pub covered: usize,
+    /// Conditional models: the share drawn as the digit asked for.
+    pub label_accuracy: Option<f64>,
+}
+
+impl std::fmt::Display for EvalFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FID {:.2}  score {:.2}  classes {}/10",
+            self.fid, self.score, self.covered
+        )?;
+        if let Some(accuracy) = self.label_accuracy {
+            write!(f, "  labels {:.1}%", 100.0 * accuracy)?;
+        }
+        Ok(())
+    }
+}
+
+/// Measures a set of images (28 x 28 bytes each, MNIST polarity), with the
+/// digit asked of each for conditional models.
+pub trait ImageEvaluator {
+    fn evaluate(&mut self, images: &[u8], labels: Option<&[u8]>) -> Result<EvalFigures>;
+}
+
+/// When and how much to evaluate.
+pub struct EvalSchedule {
+    /// Every this many epochs (and after the last).
+    pub every: usize,
+    /// Images per evaluation.
+    pub count: usize,
+    pub evaluator: Box<dyn ImageEvaluator>,
+}
+
+impl EvalSchedule {
+    /// Rejects an interval or image count no evaluation can use, naming the flag.
+    pub fn validate(every: usize, count: usize) -> Result<()> {
+        if every == 0 {
+            return Err(Error::config("--eval-every", "must be at least 1"));
+        }
+        if count < 2 {
+            return Err(Error::config(
+                "--eval-count",
+                "must be at least 2 (the FID fits a covariance)",
+            ));
+        }
+        if count > MAX_EVAL_IMAGES {
+            return Err(Error::config(
+                "--eval-count",
+                format!("{count} is above the limit of {MAX_EVAL_IMAGES}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most images one evaluation generates (their bytes are held in memory).
+pub const MAX_EVAL_IMAGES: usize = 1_000_000;
+
+impl<B: Backend> Trainer<'_, B> {
+    /// Evaluates the generator every `schedule.every` epochs.
+    pub fn set_evaluation(&mut self, schedule: EvalSchedule) -> Result<()> {
+        EvalSchedule::validate(schedule.every, schedule.count)?;
+        self.evaluation = Some(schedule);
+        Ok(())
+    }
+
+    /// The figures for the generator after `epochs_done` epochs, if an
+    /// evaluation is due then (`last`: the run's final epoch).
+    pub(super) fn evaluate_if_due(
+        &mut self,
+        epochs_done: usize,
+        last: bool,
+    ) -> Result<Option<EvalFigures>> {
+        let Some(schedule) = &mut self.evaluation else {
+            return Ok(None);
+        };
+        if !last && epochs_done % schedule.every != 0 {
+            return Ok(None);
+        }
+        let (images, labels) = crate::eval::generate_images(
+            self.backend,
+            &self.state,
+            self.sample_output,
+            schedule.count,
+            self.config.seed,
+        )?;
+        schedule
+            .evaluator
+            .evaluate(&images, labels.as_deref())
+            .map(Some)
+    }
+}
