@@ -94,7 +94,7 @@ impl<B: Backend> Trainer<'_, B> {
         let Some(schedule) = &mut self.evaluation else {
             return Ok(None);
         };
-        if !last && epochs_done % schedule.every != 0 {
+        if !last && !epochs_done.is_multiple_of(schedule.every) {
             return Ok(None);
         }
         let (images, labels) = crate::eval::generate_images(
