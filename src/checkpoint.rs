@@ -48,6 +48,23 @@ pub mod key {
     pub const EPOCH: &str = "epoch";
     /// Training steps completed in the whole run (equals the clock's step).
     pub const STEP: &str = "step";
+    /// FNV-1a 64 of every tensor (name, then data bytes, in name order), as
+    /// 16 hex digits: catches corrupted tensor data. Optional: files without
+    /// it (written before it existed) still load.
+    pub const CHECKSUM: &str = "checksum";
+}
+
+/// The [`key::CHECKSUM`] of tensors given as (name, little-endian data).
+pub fn tensors_checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    use crate::eval::cache::fnv1a;
+    let mut sorted: Vec<(&str, &[u8])> = tensors.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let hash = sorted
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, (name, data)| {
+            fnv1a(fnv1a(h, name.as_bytes()), data)
+        });
+    format!("{hash:016x}")
 }
 
 /// The value of the `format` metadata key.
@@ -369,6 +386,10 @@ impl Checkpoint {
             (key::CLOCK, clock.to_string()),
             (key::EPOCH, self.epoch.to_string()),
             (key::STEP, self.clock.step.to_string()),
+            (
+                key::CHECKSUM,
+                tensors_checksum(buffers.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -492,6 +513,20 @@ impl Checkpoint {
                 ),
             ));
         }
+        if let Some(expected) = meta.get(key::CHECKSUM) {
+            let actual = tensors_checksum(
+                tensors
+                    .tensors()
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.data())),
+            );
+            if *expected != actual {
+                return Err(problem(
+                    path,
+                    "corrupted: the tensor data does not match the checksum in the header",
+                ));
+            }
+        }
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let t = tensors
                 .tensor(name)
@@ -508,10 +543,20 @@ impl Checkpoint {
                     ),
                 ));
             }
-            Ok(t.data()
+            let values: Vec<f32> = t
+                .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+                .collect();
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(problem(
+                    path,
+                    format!(
+                        "tensor {name} holds NaN or infinite values (a diverged or corrupted run)"
+                    ),
+                ));
+            }
+            Ok(values)
         };
         let network = |net_name: &str, net: &NetworkSpec| -> Result<NetworkState> {
             let len = NetworkLayout::new(net).len;

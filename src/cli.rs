@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::fault::{Fault, FaultyBackend};
 use gan_gpu::backend::gpu::{list_adapters, GpuApi, GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
@@ -328,42 +329,185 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         storage_binding_bytes: dataset.images.len() as u64,
         ..GpuOptions::with_api(api)
     };
+    let fault = Fault::from_env()?;
+    let cpu = || Ok(CpuBackend::new());
     match args.backend {
-        BackendChoice::Cpu => run_training(CpuBackend::new(), config, &dataset, plan),
+        BackendChoice::Cpu => train_on(cpu, fault, config, &dataset, plan),
         BackendChoice::Auto => match GpuBackend::new(&gpu_options(GpuApi::Best)) {
-            Ok(gpu) => run_training(gpu, config, &dataset, plan),
+            Ok(gpu) => {
+                check_gpu_fit(&gpu, &config.spec)?;
+                let options = gpu_options(GpuApi::Best);
+                train_on(reusing(gpu, options), fault, config, &dataset, plan)
+            }
             Err(error) => {
                 eprintln!(
                     "notice: no usable GPU adapter ({error}); training on the CPU path. \
                      Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
                      for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
                 );
-                run_training(CpuBackend::new(), config, &dataset, plan)
+                train_on(cpu, fault, config, &dataset, plan)
             }
         },
-        BackendChoice::Vulkan => gpu_training(gpu_options(GpuApi::Vulkan), config, &dataset, plan),
-        BackendChoice::Metal => gpu_training(gpu_options(GpuApi::Metal), config, &dataset, plan),
-        BackendChoice::Dx12 => gpu_training(gpu_options(GpuApi::Dx12), config, &dataset, plan),
-        BackendChoice::Gl => gpu_training(gpu_options(GpuApi::Gl), config, &dataset, plan),
+        choice => {
+            let api = gpu_api(choice).context("a GPU backend")?;
+            let options = gpu_options(api);
+            let gpu = new_gpu(&options)?;
+            check_gpu_fit(&gpu, &config.spec)?;
+            train_on(reusing(gpu, options), fault, config, &dataset, plan)
+        }
     }
 }
 
-fn gpu_training(
-    options: GpuOptions,
-    config: TrainConfig,
-    dataset: &data::Dataset,
-    plan: RunPlan,
-) -> Result<ExitCode> {
-    let gpu = GpuBackend::new(&options)
-        .with_context(|| format!("--backend {}", options.api.name().to_lowercase()))?;
-    run_training(gpu, config, dataset, plan)
+// ---- Reliability: GPU limits, device loss and recovery (issue 6) ----
+
+/// Opens a GPU backend, naming the `--backend` flag in errors.
+fn new_gpu(options: &GpuOptions) -> Result<GpuBackend> {
+    GpuBackend::new(options)
+        .with_context(|| format!("--backend {}", options.api.name().to_lowercase()))
 }
 
+/// A backend factory that hands out `first`, then opens new devices.
+fn reusing(first: GpuBackend, options: GpuOptions) -> impl FnMut() -> Result<GpuBackend> {
+    let mut first = Some(first);
+    move || match first.take() {
+        Some(gpu) => Ok(gpu),
+        None => new_gpu(&options),
+    }
+}
+
+/// Rejects a model whose buffers the adapter cannot hold, naming the flag:
+/// each network's flat parameter buffer and the largest activation buffer
+/// must fit max_storage_buffer_binding_size and max_buffer_size.
+fn check_gpu_fit(gpu: &GpuBackend, spec: &ModelSpec) -> Result<()> {
+    let limits = gpu.limits();
+    let max = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let info = gpu.adapter_info();
+    let widest = |net: &gan_gpu::model::NetworkSpec| {
+        net.layers
+            .iter()
+            .map(|l| l.out_dim)
+            .chain([net.in_dim()])
+            .max()
+            .unwrap_or(0) as u64
+    };
+    let g_rows = spec
+        .batch_size
+        .max(gan_gpu::train::GRID_SIDE * gan_gpu::train::GRID_SIDE) as u64;
+    let d_rows = 2 * spec.batch_size as u64;
+    let needs = [
+        (
+            "--g-hidden",
+            "the generator's parameters",
+            gan_gpu::model::NetworkLayout::new(&spec.generator).len as u64 * 4,
+        ),
+        (
+            "--d-hidden",
+            "the discriminator's parameters",
+            gan_gpu::model::NetworkLayout::new(&spec.discriminator).len as u64 * 4,
+        ),
+        (
+            "--batch-size",
+            "the largest activation buffer",
+            (g_rows * widest(&spec.generator)).max(d_rows * widest(&spec.discriminator)) * 4,
+        ),
+    ];
+    for (flag, what, bytes) in needs {
+        if bytes > max {
+            anyhow::bail!(
+                "invalid {flag}: {what} need {bytes} bytes, over the {max}-byte buffer limit of \
+                 adapter {} ({}; max_storage_buffer_binding_size {}, max_buffer_size {}); \
+                 use smaller widths or --backend cpu",
+                info.name,
+                info.backend.to_str(),
+                limits.max_storage_buffer_binding_size,
+                limits.max_buffer_size
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the GPU device was lost (the run may continue on a new one).
+fn is_device_lost(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<gan_gpu::Error>(),
+            Some(gan_gpu::Error::DeviceLost { .. })
+        )
+    })
+}
+
+/// Runs the training on backends from `make`; `fault` (a test hook, see
+/// [`gan_gpu::backend::fault`]) is injected into the first. When the device
+/// is lost, a new backend is made once and the run continues from its last
+/// good checkpoint (from the start if there is none yet), with a notice; a
+/// second failure is the error.
+fn train_on<B: Backend>(
+    mut make: impl FnMut() -> Result<B>,
+    fault: Option<Fault>,
+    config: TrainConfig,
+    dataset: &data::Dataset,
+    mut plan: RunPlan,
+) -> Result<ExitCode> {
+    let (checkpoint_every, stop, quiet) = (plan.checkpoint_every, plan.stop.clone(), plan.quiet);
+    let mut last_good = plan.resume.as_ref().map(|(_, path)| path.clone());
+    let mut eval = plan.eval.take();
+    let backend = FaultyBackend::new(make()?, fault);
+    let error = match run_training(
+        backend,
+        config.clone(),
+        dataset,
+        plan,
+        &mut last_good,
+        &mut eval,
+    ) {
+        Err(error) if is_device_lost(&error) => error,
+        other => return other,
+    };
+    let resume = match &last_good {
+        Some(path) => {
+            eprintln!(
+                "notice: {error:#}; recreating the backend and resuming from {}",
+                path.display()
+            );
+            Some((Checkpoint::load(path)?, path.clone()))
+        }
+        None => {
+            eprintln!(
+                "notice: {error:#}; recreating the backend and starting again (no checkpoint yet)"
+            );
+            None
+        }
+    };
+    let backend = make().context("recreating the backend after the device was lost")?;
+    let plan = RunPlan {
+        checkpoint_every,
+        resume,
+        stop,
+        quiet,
+        eval: None,
+    };
+    run_training(
+        FaultyBackend::new(backend, None),
+        config,
+        dataset,
+        plan,
+        &mut last_good,
+        &mut eval,
+    )
+}
+
+/// One training run on `backend`; `last_good` is kept up to date with the
+/// run's last good checkpoint, also when it fails.
 fn run_training<B: Backend>(
     mut backend: B,
     config: TrainConfig,
     dataset: &data::Dataset,
     plan: RunPlan,
+    last_good: &mut Option<PathBuf>,
+    eval: &mut Option<EvalSchedule>,
 ) -> Result<ExitCode> {
     if !plan.quiet {
         println!(
@@ -401,11 +545,17 @@ fn run_training<B: Backend>(
     };
     trainer.set_checkpoint_every(plan.checkpoint_every)?;
     trainer.set_stop_flag(plan.stop);
-    if let Some(schedule) = plan.eval {
+    if let Some(schedule) = eval.take() {
         trainer.set_evaluation(schedule)?;
     }
-    let summary = trainer.run_observed(&mut (&mut console, &mut record))?;
+    let result = trainer.run_observed(&mut (&mut console, &mut record));
+    // Kept for a retry on a recreated backend.
+    *eval = trainer.take_evaluation();
     console.finish();
+    if let Some(path) = trainer.last_good_checkpoint() {
+        *last_good = Some(path.to_path_buf());
+    }
+    let summary = result?;
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
     let files: Vec<String> = record

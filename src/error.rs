@@ -15,11 +15,12 @@ pub enum Error {
     Config { name: String, problem: String },
 
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Not a `#[source]`: the message already holds it, and `{:#}` at the
+        /// edge would print it twice.
+        error: std::io::Error,
     },
 
     /// The GPU backend could not be created or failed while running.
@@ -33,6 +34,33 @@ pub enum Error {
     /// An evaluation could not be computed (see `crate::eval`).
     #[error("evaluation: {0}")]
     Eval(String),
+
+    /// The GPU device was lost (driver reset, removal, or an injected fault:
+    /// see [`crate::backend::fault`]). The run can continue on a new backend
+    /// from its last checkpoint.
+    #[error("GPU device lost on {adapter} while {doing}: {reason}")]
+    DeviceLost {
+        adapter: String,
+        doing: String,
+        reason: String,
+    },
+
+    /// A loss or a parameter turned NaN or infinite (see
+    /// [`crate::train::Trainer::run`]). Nothing of the diverged state is saved.
+    #[error("training diverged in epoch {epoch} (steps {first_step}-{last_step}): {what}; {}", match .checkpoint {
+        Some(path) => format!("the last good checkpoint is {}", path.display()),
+        None => "no checkpoint was saved before it".to_string(),
+    })]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based first and last step of the epoch's steps run.
+        first_step: usize,
+        last_step: usize,
+        /// "the D loss is NaN", ...
+        what: String,
+        checkpoint: Option<PathBuf>,
+    },
 
     /// An image could not be encoded or written.
     #[error("{path}: {problem}")]
@@ -60,7 +88,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

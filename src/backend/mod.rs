@@ -10,6 +10,7 @@
 //! uploads nothing.
 
 pub mod cpu;
+pub mod fault;
 pub mod gpu;
 
 use crate::error::Result;
@@ -105,8 +106,16 @@ pub mod stat {
     pub const D_REAL: u32 = 2;
     /// Sum over D steps of mean D(G(z)).
     pub const D_FAKE: u32 = 3;
-    /// Number of slots.
+    /// Number of loss and probability sums (slots `0..COUNT`): what a
+    /// checkpoint saves as `train.epoch_stats`.
     pub const COUNT: usize = 4;
+    /// Set to 1 by [`Backend::finite_check`](super::Backend::finite_check)
+    /// when a generator parameter is NaN or infinite.
+    pub const G_NON_FINITE: u32 = 4;
+    /// The same for the discriminator's parameters.
+    pub const D_NON_FINITE: u32 = 5;
+    /// Length of the stats tensor: the sums, then the health flags.
+    pub const SLOTS: usize = 6;
 }
 
 /// Where the binary cross-entropy adds its loss and mean probabilities.
@@ -261,6 +270,12 @@ pub trait Backend {
         v: Tensor,
         adam: AdamSettings,
     );
+
+    /// Health check: if any element of `t` is NaN or infinite, sets
+    /// `stats[slot] = 1.0` (and leaves it alone otherwise). Recorded like the
+    /// other ops; the flag is read back with the stats, so checking costs no
+    /// read-back of its own.
+    fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32);
 
     /// Ends a training step: `clock.step += 1; clock.cursor += 1`.
     fn end_step(&mut self);

@@ -55,6 +55,23 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     read_idx(path, Kind::Labels).map(|(_, labels)| labels)
 }
 
+/// [`read_images`] on the bytes of a file (raw or gzipped); `path` names it
+/// in errors.
+pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<IdxImages> {
+    let (dims, pixels) = read_idx_from(path, Kind::Images, Source::from_bytes(bytes))?;
+    Ok(IdxImages {
+        count: dims[0],
+        rows: dims[1],
+        cols: dims[2],
+        pixels,
+    })
+}
+
+/// [`read_labels`] on the bytes of a file (raw or gzipped).
+pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+    read_idx_from(path, Kind::Labels, Source::from_bytes(bytes)).map(|(_, labels)| labels)
+}
+
 /// What an IDX file is expected to hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -97,14 +114,32 @@ impl Kind {
 }
 
 /// A byte stream with what is known about it, for checks and messages.
-struct Source {
-    reader: Box<dyn Read>,
+struct Source<'a> {
+    reader: Box<dyn Read + 'a>,
     /// The exact number of bytes the stream holds, when known (raw files).
     known_len: Option<u64>,
     gzip: bool,
 }
 
-impl Source {
+impl<'a> Source<'a> {
+    /// The bytes of a whole file, gunzipped when they start with 1f 8b.
+    fn from_bytes(bytes: &'a [u8]) -> Self {
+        let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        if gzip {
+            Source {
+                reader: Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+                known_len: None,
+                gzip,
+            }
+        } else {
+            Source {
+                reader: Box::new(bytes),
+                known_len: Some(bytes.len() as u64),
+                gzip,
+            }
+        }
+    }
+
     /// "the file" or "the decompressed data", for messages.
     fn noun(&self) -> &'static str {
         if self.gzip {
@@ -117,7 +152,11 @@ impl Source {
 
 /// Reads and checks a whole IDX file of the given kind.
 fn read_idx(path: &Path, kind: Kind) -> Result<(Vec<usize>, Vec<u8>)> {
-    let mut src = open(path)?;
+    read_idx_from(path, kind, open(path)?)
+}
+
+/// Reads and checks a whole IDX stream of the given kind.
+fn read_idx_from(path: &Path, kind: Kind, mut src: Source) -> Result<(Vec<usize>, Vec<u8>)> {
     let header_len = 4 + 4 * usize::from(kind.ndims());
     let mut header = vec![0u8; header_len];
     let got = read_full(&mut src, &mut header, path)?;
@@ -171,7 +210,7 @@ impl Header {
 }
 
 /// Opens a file and wraps it in a gzip decoder when it starts with 1f 8b.
-fn open(path: &Path) -> Result<Source> {
+fn open(path: &Path) -> Result<Source<'static>> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {

@@ -433,6 +433,7 @@ impl ModelSpec {
                 }
             }
         }
+        self.check_memory()?;
         let a = self.adam;
         if !(a.lr.is_finite() && a.lr > 0.0) {
             return Err(Error::config(
@@ -448,6 +449,61 @@ impl ModelSpec {
         Ok(())
     }
 
+    /// Bytes a training run holds for this model: each network's parameters,
+    /// gradients and two Adam moments (4 f32 per parameter), and the step's
+    /// activations and their gradients (2 f32 per unit per row, on the
+    /// generator's `max(batch, 100)` rows and the discriminator's `2 batch`).
+    pub fn memory_bytes(&self) -> MemoryEstimate {
+        let net_bytes = |net: &NetworkSpec| -> u128 {
+            let params: u128 = net
+                .layers
+                .iter()
+                .map(|l| l.in_dim as u128 * l.out_dim as u128 + l.out_dim as u128)
+                .sum();
+            16 * params
+        };
+        let units = |net: &NetworkSpec| -> u128 {
+            net.in_dim() as u128 + net.layers.iter().map(|l| l.out_dim as u128).sum::<u128>()
+        };
+        let g_rows = self.batch_size.max(100) as u128;
+        let d_rows = 2 * self.batch_size as u128;
+        MemoryEstimate {
+            generator: net_bytes(&self.generator),
+            discriminator: net_bytes(&self.discriminator),
+            activations: 8
+                * (g_rows * units(&self.generator) + d_rows * units(&self.discriminator)),
+        }
+    }
+
+    /// Rejects a model whose [`memory_bytes`](Self::memory_bytes) exceed
+    /// [`MAX_MODEL_BYTES`], naming the flag that contributes most.
+    fn check_memory(&self) -> Result<()> {
+        let m = self.memory_bytes();
+        if m.total() <= MAX_MODEL_BYTES as u128 {
+            return Ok(());
+        }
+        let flag = if m.activations >= m.generator.max(m.discriminator) {
+            "--batch-size"
+        } else if m.generator >= m.discriminator {
+            "--g-hidden"
+        } else {
+            "--d-hidden"
+        };
+        Err(Error::config(
+            flag,
+            format!(
+                "the model needs about {} of memory (generator {}, discriminator {} for \
+                 parameters, gradients and Adam moments; activations {}), over the {} limit; \
+                 use smaller widths or batches",
+                gib(m.total()),
+                gib(m.generator),
+                gib(m.discriminator),
+                gib(m.activations),
+                gib(MAX_MODEL_BYTES as u128)
+            ),
+        ))
+    }
+
     /// Width of the generator's input (noise plus one-hot label).
     pub fn generator_input(&self) -> usize {
         self.noise_dim + self.classes
@@ -457,6 +513,31 @@ impl ModelSpec {
     pub fn discriminator_input(&self) -> usize {
         self.image_pixels + self.classes
     }
+}
+
+/// The most memory a model may need (see [`ModelSpec::memory_bytes`]):
+/// 1 GiB, about 40 times the `deep` model's parameters and Adam state, so a
+/// mistyped width is a clear error instead of an allocation failure.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// What a model needs, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Parameters, gradients and Adam moments of the generator.
+    pub generator: u128,
+    pub discriminator: u128,
+    /// Both networks' activations and activation gradients for one step.
+    pub activations: u128,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> u128 {
+        self.generator + self.discriminator + self.activations
+    }
+}
+
+fn gib(bytes: u128) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub struct CheckpointOptions {
     pub every: usize,
     /// Raised (e.g. by a Ctrl-C handler) to stop between two steps.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The last checkpoint of this run known to be good: the one resumed
+    /// from, then each one saved. Named when the run diverges or fails.
+    pub last_good: Option<PathBuf>,
 }
 
 impl Default for CheckpointOptions {
@@ -57,6 +60,7 @@ impl Default for CheckpointOptions {
         CheckpointOptions {
             every: 10,
             stop: None,
+            last_good: None,
         }
     }
 }
@@ -117,6 +121,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
             clock.cursor = 0;
             stats = vec![0.0; stat::COUNT];
         }
+        // The health flags are not part of the saved state.
+        stats.truncate(stat::COUNT);
         Ok(Checkpoint {
             settings: RunSettings::new(
                 &self.config.spec,
@@ -138,7 +144,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
     pub fn save_checkpoint(&mut self, epoch: usize) -> Result<PathBuf> {
         let path = self.checkpoint_path();
         self.capture(epoch)?.save(&path)?;
+        self.checkpoints.last_good = Some(path.clone());
         Ok(path)
+    }
+
+    /// The last checkpoint of this run known to be good (resumed from or
+    /// saved), if any: where a failed run can continue from.
+    pub fn last_good_checkpoint(&self) -> Option<&Path> {
+        self.checkpoints.last_good.as_deref()
     }
 
     /// A trainer that continues the run saved in `saved` (read from `path`,
@@ -226,7 +239,10 @@ impl<'a, B: Backend> Trainer<'a, B> {
             &trainer.state.discriminator,
             &saved.discriminator,
         )?;
-        trainer.backend.write(stats, &saved.stats)?;
+        trainer
+            .backend
+            .write(stats, &super::health::with_flags(saved.stats.clone()))?;
+        trainer.checkpoints.last_good = Some(path.to_path_buf());
         trainer.start = Start {
             epoch: saved.epoch,
             cursor,

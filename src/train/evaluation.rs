@@ -84,6 +84,12 @@ impl<B: Backend> Trainer<'_, B> {
         Ok(())
     }
 
+    /// Takes the evaluation schedule back (to hand it to another trainer,
+    /// e.g. after the backend was recreated).
+    pub fn take_evaluation(&mut self) -> Option<EvalSchedule> {
+        self.evaluation.take()
+    }
+
     /// The figures for the generator after `epochs_done` epochs, if an
     /// evaluation is due then (`last`: the run's final epoch).
     pub(super) fn evaluate_if_due(

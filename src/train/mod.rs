@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod evaluation;
+pub mod health;
 pub mod network;
 pub mod observer;
 pub mod step;
@@ -247,7 +248,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 step: global_step as u32,
                 cursor: cursor as u32,
             })?;
-            self.backend.write(self.state.stats, &stats)?;
+            self.backend
+                .write(self.state.stats, &health::with_flags(stats))?;
             let steps = (steps_per_epoch - cursor).min(max_steps - global_step);
             let work_before = self.backend.work_counts();
             // Steps go in chunks; after each, wait for the GPU (no read-back)
@@ -260,6 +262,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
                     self.state.train_step(self.backend);
                     done += 1;
                 }
+                // On the device, read back with the epoch's stats below.
+                health::check_parameters(self.backend, &self.state);
                 self.backend.sync()?;
                 observer.on_progress(&Progress {
                     epoch: epoch + 1,
@@ -274,6 +278,9 @@ impl<'a, B: Backend> Trainer<'a, B> {
             let steps = done;
             global_step += steps;
             let stats = self.backend.read(self.state.stats)?;
+            // A diverged run stops here, before anything of it is saved.
+            health::check_stats(&stats, epoch, global_step - steps, global_step)
+                .map_err(|d| d.into_error(self.checkpoints.last_good.clone()))?;
             if let (Some(before), Some(after)) = (work_before, self.backend.work_counts()) {
                 let total = summary.work.get_or_insert_with(WorkCounts::default);
                 total.dispatches += after.dispatches - before.dispatches;

@@ -50,7 +50,7 @@ impl GanState {
             d_input: backend.alloc(2 * batch * spec.discriminator_input())?,
             d_logits_grad: backend.alloc(2 * batch)?,
             fake_grad: backend.alloc(batch * spec.image_pixels)?,
-            stats: backend.alloc(stat::COUNT)?,
+            stats: backend.alloc(stat::SLOTS)?,
         })
     }
 

@@ -289,6 +289,12 @@ impl Backend for CpuBackend {
         self.put(v, vd);
     }
 
+    fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {
+        if !ops::all_finite(self.get(t)) {
+            self.tensors[stats.id as usize][slot as usize] = 1.0;
+        }
+    }
+
     fn end_step(&mut self) {
         self.clock.step += 1;
         self.clock.cursor += 1;

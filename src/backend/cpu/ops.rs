@@ -318,3 +318,8 @@ pub fn adam_update(
         params[i] -= lr * m_hat / (v_hat.sqrt() + eps);
     }
 }
+
+/// Whether every element is a finite number (no NaN, no infinity).
+pub fn all_finite(values: &[f32]) -> bool {
+    values.iter().all(|v| v.is_finite())
+}

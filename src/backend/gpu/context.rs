@@ -192,7 +192,19 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// Test hook: with `GAN_GPU_NO_GPU=1` (any value but empty or `0`) wgpu is
+/// not asked at all and no adapter is found, as on a machine without a driver.
+pub const NO_GPU_ENV: &str = "GAN_GPU_NO_GPU";
+
+/// Whether [`NO_GPU_ENV`] hides every adapter.
+pub fn gpu_hidden() -> bool {
+    std::env::var(NO_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    if gpu_hidden() {
+        return Vec::new();
+    }
     pollster::block_on(instance(backends).enumerate_adapters(backends))
 }
 
@@ -270,7 +282,12 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub errors: ErrorSink,
+    /// Set (with the reason) by wgpu's device-lost callback.
+    pub lost: LostFlag,
 }
+
+/// Why the device was lost, once it has been.
+pub type LostFlag = Arc<Mutex<Option<String>>>;
 
 impl GpuContext {
     /// Picks an adapter for `options.api`, checks its limits and opens a device.
@@ -293,7 +310,9 @@ impl GpuContext {
                 .iter()
                 .map(|a| format!("{} {}", a.backend, a.name))
                 .collect();
-            let available = if available.is_empty() {
+            let available = if gpu_hidden() {
+                format!("none: {NO_GPU_ENV} is set")
+            } else if available.is_empty() {
                 "none".to_string()
             } else {
                 available.join(", ")
@@ -358,17 +377,28 @@ impl GpuContext {
             ))
         })?;
         let errors: ErrorSink = Arc::new(Mutex::new(Vec::new()));
+        let lost: LostFlag = Arc::new(Mutex::new(None));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut list) = sink.lock() {
-                list.push(e.to_string());
+                // One line: wgpu's messages span several.
+                let kind = match e {
+                    wgpu::Error::OutOfMemory { .. } => "out of GPU memory",
+                    wgpu::Error::Validation { .. } => "validation error",
+                    wgpu::Error::Internal { .. } => "internal error",
+                };
+                let text = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                list.push(format!("{kind}: {text}"));
             }
         }));
-        let sink = errors.clone();
-        let name = info.name.clone();
+        let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut list) = sink.lock() {
-                list.push(format!("device {name} lost ({reason:?}): {message}"));
+            if let Ok(mut l) = flag.lock() {
+                l.get_or_insert_with(|| format!("{reason:?}: {message}"));
             }
         });
         Ok(GpuContext {
@@ -378,11 +408,26 @@ impl GpuContext {
             info,
             limits,
             errors,
+            lost,
         })
     }
 
-    /// Returns the first asynchronous GPU error since the last call, if any.
-    pub fn take_error(&self) -> Result<()> {
+    /// "llvmpipe (LLVM 15.0.6, 256 bits) (vulkan)": the adapter, for messages.
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({})", self.info.name, self.info.backend.to_str())
+    }
+
+    /// Returns the first asynchronous GPU error since the last call, if any,
+    /// naming the adapter and `doing` (what the host was doing when it
+    /// surfaced). A lost device is [`Error::DeviceLost`].
+    pub fn take_error_while(&self, doing: &str) -> Result<()> {
+        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost {
+                adapter: self.adapter_name(),
+                doing: doing.to_string(),
+                reason,
+            });
+        }
         let mut list = self
             .errors
             .lock()
@@ -393,10 +438,19 @@ impl GpuContext {
         let first = list.remove(0);
         let more = list.len();
         list.clear();
-        Err(Error::Gpu(if more == 0 {
-            first
+        let more = if more == 0 {
+            String::new()
         } else {
-            format!("{first} (and {more} more errors)")
-        }))
+            format!(" (and {more} more errors)")
+        };
+        Err(Error::Gpu(format!(
+            "on adapter {} while {doing}: {first}{more}",
+            self.adapter_name()
+        )))
+    }
+
+    /// [`take_error_while`](Self::take_error_while) running recorded work.
+    pub fn take_error(&self) -> Result<()> {
+        self.take_error_while("running the recorded GPU work")
     }
 }

@@ -19,6 +19,7 @@ const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 const CLASSIFIER: &str = include_str!("../../../shaders/classifier.wgsl");
 const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
+const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +34,7 @@ pub enum Kernel {
     NormalNoise,
     RandomOnehot,
     EndStep,
+    FiniteCheck,
 }
 
 /// A shader family: its file and the shared parts it is prefixed with.
@@ -43,15 +45,17 @@ enum Family {
     Classifier,
     Adam,
     Data,
+    Health,
 }
 
 impl Family {
-    const ALL: [Family; 5] = [
+    const ALL: [Family; 6] = [
         Family::Linear,
         Family::Loss,
         Family::Classifier,
         Family::Adam,
         Family::Data,
+        Family::Health,
     ];
 
     fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Family {
             Family::Classifier => "classifier.wgsl",
             Family::Adam => "adam.wgsl",
             Family::Data => "data.wgsl",
+            Family::Health => "health.wgsl",
         }
     }
 
@@ -72,13 +77,14 @@ impl Family {
             Family::Classifier => &[COMMON, CLASSIFIER],
             Family::Adam => &[COMMON, ADAM],
             Family::Data => &[COMMON, RANDOM, DATA],
+            Family::Health => &[COMMON, HEALTH],
         };
         parts.join("\n")
     }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -89,6 +95,7 @@ impl Kernel {
         Kernel::NormalNoise,
         Kernel::RandomOnehot,
         Kernel::EndStep,
+        Kernel::FiniteCheck,
     ];
 
     /// The WGSL entry point (named like the CPU function it mirrors).
@@ -104,6 +111,7 @@ impl Kernel {
             Kernel::NormalNoise => "normal_noise",
             Kernel::RandomOnehot => "random_onehot",
             Kernel::EndStep => "end_step",
+            Kernel::FiniteCheck => "finite_check",
         }
     }
 
@@ -118,6 +126,7 @@ impl Kernel {
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
                 Family::Data
             }
+            Kernel::FiniteCheck => Family::Health,
         }
     }
 
@@ -145,6 +154,8 @@ impl Kernel {
             Kernel::RandomOnehot => 3,
             // clock
             Kernel::EndStep => 1,
+            // values, stats
+            Kernel::FiniteCheck => 2,
         }
     }
 }

@@ -422,17 +422,33 @@ impl GpuBackend {
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+            .map_err(|e| {
+                self.ctx
+                    .take_error_while("waiting for the GPU")
+                    .err()
+                    .unwrap_or_else(|| {
+                        Error::Gpu(format!(
+                            "waiting for the GPU on adapter {} failed: {e}",
+                            self.ctx.adapter_name()
+                        ))
+                    })
+            })
     }
 
     /// Returns (and clears) the first recorded misuse or asynchronous GPU error.
     fn take_errors(&mut self) -> Result<()> {
+        self.take_errors_while("running the recorded GPU work")
+    }
+
+    /// [`take_errors`](Self::take_errors), saying what the host was doing
+    /// (a lost device or an out-of-memory error names the adapter and this).
+    fn take_errors_while(&mut self, doing: &str) -> Result<()> {
         if let Some(e) = self.pending_error.take() {
             // Drop GPU errors it may have caused; the misuse is the cause.
-            let _ = self.ctx.take_error();
+            let _ = self.ctx.take_error_while(doing);
             return Err(e);
         }
-        self.ctx.take_error()
+        self.ctx.take_error_while(doing)
     }
 
     /// Submits recorded work and returns the first `bytes` bytes of a buffer.
@@ -474,16 +490,26 @@ impl GpuBackend {
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+            .map_err(|e| {
+                self.ctx
+                    .take_error_while("reading back from the GPU")
+                    .err()
+                    .unwrap_or_else(|| {
+                        Error::Gpu(format!(
+                            "waiting for the GPU on adapter {} failed: {e}",
+                            self.ctx.adapter_name()
+                        ))
+                    })
+            })?;
         let mapped = result.lock().ok().and_then(|mut s| s.take());
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                self.take_errors()?;
+                self.take_errors_while("reading back from the GPU")?;
                 return Err(Error::Gpu(format!("read-back failed: {e}")));
             }
             None => {
-                self.take_errors()?;
+                self.take_errors_while("reading back from the GPU")?;
                 return Err(Error::Gpu("read-back did not complete".into()));
             }
         }
@@ -494,7 +520,7 @@ impl GpuBackend {
             view[..bytes as usize].to_vec()
         };
         staging.unmap();
-        self.take_errors()?;
+        self.take_errors_while("reading back from the GPU")?;
         Ok(data)
     }
 

@@ -72,7 +72,7 @@ impl Backend for GpuBackend {
                 bytemuck::cast_slice(data),
             );
         }
-        self.take_errors()
+        self.take_errors_while("writing a tensor")
     }
 
     fn read(&mut self, t: Tensor) -> Result<Vec<f32>> {
@@ -124,7 +124,7 @@ impl Backend for GpuBackend {
         self.forget_bindings_of(old_l);
         self.pixels = pixels as u32;
         self.images_count = labels.len();
-        self.take_errors()
+        self.take_errors_while("uploading the training set")
     }
 
     fn set_epoch_order(&mut self, order: &[u32]) -> Result<()> {
@@ -635,6 +635,29 @@ impl Backend for GpuBackend {
         );
     }
 
+    fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {
+        let op = "finite_check";
+        if !self.check_tensor(t, op, "values")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(slot < stats.len, op, || {
+                format!("slot {slot} is outside the stats tensor of {}", stats.len)
+            })
+        {
+            return;
+        }
+        let p = FiniteParams {
+            len: t.len,
+            slot,
+            pad: [0; 2],
+        };
+        self.dispatch_1d(
+            Kernel::FiniteCheck,
+            &p,
+            &[Buf::Tensor(t), Buf::Tensor(stats)],
+            u64::from(t.len),
+        );
+    }
+
     fn end_step(&mut self) {
         self.dispatch::<AdamParams>(Kernel::EndStep, None, &[Buf::Clock], (1, 1, 1));
         self.steps_since_submit += 1;
@@ -651,7 +674,7 @@ impl Backend for GpuBackend {
     fn sync(&mut self) -> Result<()> {
         self.submit();
         self.wait_idle()?;
-        self.take_errors()
+        self.take_errors_while("running the recorded training steps")
     }
 
     fn work_counts(&self) -> Option<WorkCounts> {

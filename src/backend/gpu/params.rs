@@ -78,6 +78,15 @@ pub struct AdamParams {
     pub pad: [u32; 3],
 }
 
+/// `FiniteParams` of `shaders/health.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FiniteParams {
+    pub len: u32,
+    pub slot: u32,
+    pub pad: [u32; 2],
+}
+
 /// `GatherParams` of `shaders/data.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -136,6 +145,7 @@ mod tests {
             std::mem::size_of::<BceParams>(),
             std::mem::size_of::<CeParams>(),
             std::mem::size_of::<AdamParams>(),
+            std::mem::size_of::<FiniteParams>(),
             std::mem::size_of::<GatherParams>(),
             std::mem::size_of::<NoiseParams>(),
             std::mem::size_of::<OnehotParams>(),

@@ -1,0 +1,290 @@
+//! Fault injection, for testing what a run does when its device fails.
+//!
+//! [`FaultyBackend`] wraps any backend and passes every op through until its
+//! [`Fault`] fires; from then on it behaves like a lost GPU device: recorded
+//! ops do nothing and every call that reports errors returns
+//! [`Error::DeviceLost`]. Without a fault it is a plain pass-through.
+//!
+//! The binary reads the fault from the environment (a test hook, not a user
+//! feature): `GAN_GPU_INJECT_FAULT=device-lost@step:N` loses the device once
+//! the run has recorded step N (counted from the run's first step, as the
+//! checkpoint's `step`). The loss surfaces at the next sync, as a real one
+//! would. See `gan-gpu train` in the README ("Reliability").
+
+use super::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
+use crate::error::{Error, Result};
+use crate::model::{Activation, AdamSettings, LayerSlot};
+
+/// The environment variable the binary reads a [`Fault`] from.
+pub const ENV_VAR: &str = "GAN_GPU_INJECT_FAULT";
+
+/// A fault to inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The device is lost once the clock has reached this step.
+    DeviceLostAtStep(u32),
+}
+
+impl Fault {
+    /// Parses `device-lost@step:N`; the error names [`ENV_VAR`].
+    pub fn parse(text: &str) -> Result<Fault> {
+        let bad = || {
+            Error::config(
+                ENV_VAR,
+                format!("{text:?} is not a fault (expected device-lost@step:N)"),
+            )
+        };
+        let step = text
+            .trim()
+            .strip_prefix("device-lost@step:")
+            .ok_or_else(bad)?;
+        step.parse().map(Fault::DeviceLostAtStep).map_err(|_| bad())
+    }
+
+    /// The fault named by [`ENV_VAR`], if it is set and not empty.
+    pub fn from_env() -> Result<Option<Fault>> {
+        match std::env::var(ENV_VAR) {
+            Ok(v) if !v.trim().is_empty() => Fault::parse(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A backend that fails on cue (see the module docs).
+pub struct FaultyBackend<B> {
+    inner: B,
+    fault: Option<Fault>,
+    /// The clock's step, tracked on the host from `set_clock` and `end_step`.
+    step: u32,
+    lost: bool,
+}
+
+impl<B: Backend> FaultyBackend<B> {
+    /// Wraps `inner`; `fault: None` passes everything through.
+    pub fn new(inner: B, fault: Option<Fault>) -> Self {
+        FaultyBackend {
+            inner,
+            fault,
+            step: 0,
+            lost: false,
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Whether the injected fault has fired.
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    fn check(&self, doing: &str) -> Result<()> {
+        if self.lost {
+            return Err(Error::DeviceLost {
+                adapter: self.inner.describe(),
+                doing: doing.to_string(),
+                reason: format!("injected fault ({ENV_VAR})"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether recorded ops still reach the device.
+    fn alive(&self) -> bool {
+        !self.lost
+    }
+}
+
+impl<B: Backend> Backend for FaultyBackend<B> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn alloc(&mut self, len: usize) -> Result<Tensor> {
+        self.check("allocating a tensor")?;
+        self.inner.alloc(len)
+    }
+
+    fn write(&mut self, t: Tensor, data: &[f32]) -> Result<()> {
+        self.check("writing a tensor")?;
+        self.inner.write(t, data)
+    }
+
+    fn read(&mut self, t: Tensor) -> Result<Vec<f32>> {
+        self.check("reading back a tensor")?;
+        self.inner.read(t)
+    }
+
+    fn upload_dataset(&mut self, images: &[u8], labels: &[u8], pixels: usize) -> Result<()> {
+        self.check("uploading the training set")?;
+        self.inner.upload_dataset(images, labels, pixels)
+    }
+
+    fn set_epoch_order(&mut self, order: &[u32]) -> Result<()> {
+        self.check("setting the epoch order")?;
+        self.inner.set_epoch_order(order)
+    }
+
+    fn set_clock(&mut self, clock: Clock) -> Result<()> {
+        self.check("setting the clock")?;
+        self.step = clock.step;
+        self.inner.set_clock(clock)
+    }
+
+    fn clock(&mut self) -> Result<Clock> {
+        self.check("reading the clock")?;
+        self.inner.clock()
+    }
+
+    fn gather_batch(&mut self, x: Mat, onehot: Option<Mat>, scale: f32, shift: f32) {
+        if self.alive() {
+            self.inner.gather_batch(x, onehot, scale, shift);
+        }
+    }
+
+    fn normal_noise(&mut self, out: Mat, stream: u32) {
+        if self.alive() {
+            self.inner.normal_noise(out, stream);
+        }
+    }
+
+    fn random_onehot(&mut self, out: Mat, also: Option<Mat>, stream: u32) {
+        if self.alive() {
+            self.inner.random_onehot(out, also, stream);
+        }
+    }
+
+    fn linear_forward(
+        &mut self,
+        x: Mat,
+        params: Tensor,
+        layer: LayerSlot,
+        act: Activation,
+        dropout: Option<Dropout>,
+        y: Mat,
+    ) {
+        if self.alive() {
+            self.inner.linear_forward(x, params, layer, act, dropout, y);
+        }
+    }
+
+    fn linear_backward_input(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        params: Tensor,
+        layer: LayerSlot,
+        dx: Mat,
+    ) {
+        if self.alive() {
+            self.inner
+                .linear_backward_input(dy, y, act, dropout, params, layer, dx);
+        }
+    }
+
+    fn linear_backward_params(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        x: Mat,
+        grads: Tensor,
+        layer: LayerSlot,
+    ) {
+        if self.alive() {
+            self.inner
+                .linear_backward_params(dy, y, act, dropout, x, grads, layer);
+        }
+    }
+
+    fn bce_with_logits(
+        &mut self,
+        logits: Mat,
+        dlogits: Mat,
+        split: u32,
+        target_first: f32,
+        target_second: f32,
+        weight: f32,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        if self.alive() {
+            self.inner.bce_with_logits(
+                logits,
+                dlogits,
+                split,
+                target_first,
+                target_second,
+                weight,
+                stats,
+                slots,
+            );
+        }
+    }
+
+    fn softmax_cross_entropy(
+        &mut self,
+        logits: Mat,
+        targets: Mat,
+        dlogits: Mat,
+        weight: f32,
+        stats: Tensor,
+        slots: CeSlots,
+    ) {
+        if self.alive() {
+            self.inner
+                .softmax_cross_entropy(logits, targets, dlogits, weight, stats, slots);
+        }
+    }
+
+    fn adam_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        m: Tensor,
+        v: Tensor,
+        adam: AdamSettings,
+    ) {
+        if self.alive() {
+            self.inner.adam_update(params, grads, m, v, adam);
+        }
+    }
+
+    fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {
+        if self.alive() {
+            self.inner.finite_check(t, stats, slot);
+        }
+    }
+
+    fn end_step(&mut self) {
+        if !self.alive() {
+            return;
+        }
+        self.inner.end_step();
+        self.step = self.step.wrapping_add(1);
+        if let Some(Fault::DeviceLostAtStep(at)) = self.fault {
+            if self.step >= at {
+                self.lost = true;
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.check("running the recorded training steps")?;
+        self.inner.flush()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.check("running the recorded training steps")?;
+        self.inner.sync()
+    }
+
+    fn work_counts(&self) -> Option<WorkCounts> {
+        self.inner.work_counts()
+    }
+}
