@@ -169,10 +169,52 @@ impl BenchReport {
     }
 }
 
+/// A model resident on a backend with its data, ready to run training steps
+/// back to back: the building block of [`time_steps`] and `benches/`.
+pub struct StepRunner {
+    pub state: GanState,
+    seed: u32,
+    per_epoch: usize,
+    step: u32,
+}
+
+impl StepRunner {
+    /// Builds the model on `backend` and makes `data` resident.
+    pub fn new<B: Backend>(backend: &mut B, spec: &ModelSpec, data: &Dataset) -> Result<Self> {
+        spec.validate(data.count)?;
+        let seed = 1;
+        let state = GanState::new(backend, spec, seed, spec.batch_size)?;
+        backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
+        backend.set_epoch_order(&rng::epoch_order(seed, 0, data.count))?;
+        Ok(StepRunner {
+            state,
+            seed,
+            per_epoch: data.count / spec.batch_size,
+            step: 0,
+        })
+    }
+
+    /// Records `n` training steps. Steps walk the epoch order from the
+    /// start, wrapping around at its end. Does not wait for the device.
+    pub fn run<B: Backend>(&mut self, backend: &mut B, n: usize) -> Result<()> {
+        for _ in 0..n {
+            if (self.step as usize).is_multiple_of(self.per_epoch) {
+                backend.set_clock(Clock {
+                    seed: self.seed,
+                    step: self.step,
+                    cursor: 0,
+                })?;
+            }
+            self.state.train_step(backend);
+            self.step += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Builds the model on `backend`, makes `data` resident, runs `warmup`
 /// untimed steps, then times `steps` steps. The device is synced (all
 /// submitted work executed) before the clock starts and before it stops.
-/// Steps walk the epoch order from the start, wrapping around at its end.
 /// `backend_name` labels the report.
 pub fn time_steps<B: Backend>(
     backend: &mut B,
@@ -185,32 +227,12 @@ pub fn time_steps<B: Backend>(
     if steps == 0 {
         return Err(Error::config("--steps", "must be at least 1"));
     }
-    spec.validate(data.count)?;
-    let seed = 1;
-    let state = GanState::new(backend, spec, seed, spec.batch_size)?;
-    backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
-    backend.set_epoch_order(&rng::epoch_order(seed, 0, data.count))?;
-    let per_epoch = data.count / spec.batch_size;
-    let mut step = 0u32;
-    let mut run = |backend: &mut B, n: usize| -> Result<()> {
-        for _ in 0..n {
-            if step as usize % per_epoch == 0 {
-                backend.set_clock(Clock {
-                    seed,
-                    step,
-                    cursor: 0,
-                })?;
-            }
-            state.train_step(backend);
-            step += 1;
-        }
-        Ok(())
-    };
-    run(backend, warmup)?;
+    let mut runner = StepRunner::new(backend, spec, data)?;
+    runner.run(backend, warmup)?;
     backend.sync()?;
     let before = backend.work_counts();
     let started = Instant::now();
-    run(backend, steps)?;
+    runner.run(backend, steps)?;
     backend.sync()?;
     let seconds = started.elapsed().as_secs_f64();
     let after = backend.work_counts();
