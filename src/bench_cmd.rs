@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use gan_gpu::backend::cpu::CpuBackend;
-use gan_gpu::backend::gpu::{GpuBackend, GpuOptions};
+use gan_gpu::backend::gpu::{GpuBackend, GpuOptions, MatmulVariant};
 use gan_gpu::backend::Backend;
 use gan_gpu::bench::{self, BenchReport};
 use gan_gpu::data;
@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// GPU only: submit the recorded work every N steps [default: 32].
     #[arg(long, value_name = "N")]
     steps_per_submit: Option<u32>,
+    /// GPU only: the matmul kernels, tiled or direct [default: direct on CPU adapters, else tiled].
+    #[arg(long, value_name = "VARIANT", value_parser = MatmulVariant::parse)]
+    matmul: Option<MatmulVariant>,
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
@@ -76,9 +79,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             if let Some(n) = args.steps_per_submit {
                 options.steps_per_submit = n;
             }
+            options.matmul = args.matmul;
             match GpuBackend::new(&options) {
                 Ok(gpu) => {
                     let name = gpu.adapter_info().backend.to_str().to_string();
+                    println!("matmul kernels: {}", gpu.matmul_variant().name());
                     run(gpu, &name, &spec, &dataset, &args)?
                 }
                 Err(error) if args.backend == BackendChoice::Auto => {
