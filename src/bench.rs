@@ -212,28 +212,53 @@ impl StepRunner {
     }
 }
 
-/// Builds the model on `backend`, makes `data` resident, runs `warmup`
-/// untimed steps, then times `steps` steps. The device is synced (all
+/// How [`time_steps`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchPlan {
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Sync the device every this many timed steps, as the training loop's
+    /// progress display does (`train::PROGRESS_CHUNK`); None: only at the end.
+    pub sync_every: Option<usize>,
+}
+
+/// Builds the model on `backend`, makes `data` resident, runs the warm-up
+/// steps untimed, then times the plan's steps. The device is synced (all
 /// submitted work executed) before the clock starts and before it stops.
 /// `backend_name` labels the report.
 pub fn time_steps<B: Backend>(
     backend: &mut B,
     spec: &ModelSpec,
     data: &Dataset,
-    warmup: usize,
-    steps: usize,
+    plan: BenchPlan,
     backend_name: &str,
 ) -> Result<BenchReport> {
+    let BenchPlan {
+        warmup,
+        steps,
+        sync_every,
+    } = plan;
     if steps == 0 {
         return Err(Error::config("--steps", "must be at least 1"));
+    }
+    if sync_every == Some(0) {
+        return Err(Error::config("--sync-every", "must be at least 1"));
     }
     let mut runner = StepRunner::new(backend, spec, data)?;
     runner.run(backend, warmup)?;
     backend.sync()?;
     let before = backend.work_counts();
     let started = Instant::now();
-    runner.run(backend, steps)?;
-    backend.sync()?;
+    let chunk = sync_every.unwrap_or(steps);
+    let mut done = 0;
+    while done < steps {
+        let n = chunk.min(steps - done);
+        runner.run(backend, n)?;
+        backend.sync()?;
+        done += n;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let after = backend.work_counts();
     let per_step = |f: fn(&crate::backend::WorkCounts) -> u64| match (before, after) {
@@ -315,7 +340,12 @@ mod tests {
             },
         );
         let data = synthetic_dataset(20, 10);
-        let report = time_steps(&mut CpuBackend::new(), &spec, &data, 1, 5, "cpu").unwrap();
+        let plan = BenchPlan {
+            warmup: 1,
+            steps: 5,
+            sync_every: Some(2),
+        };
+        let report = time_steps(&mut CpuBackend::new(), &spec, &data, plan, "cpu").unwrap();
         assert_eq!(report.steps, 5);
         assert!(report.seconds > 0.0);
         assert_eq!(report.dispatches_per_step, None);

@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Use 6000 made-up images instead of MNIST (no data loading; same work per step).
     #[arg(long)]
     synthetic: bool,
+    /// Wait for the device every N timed steps, as training does every 128
+    /// for its progress display [default: only at the end].
+    #[arg(long, value_name = "N")]
+    sync_every: Option<usize>,
     /// GPU only: submit the recorded work every N steps [default: 32].
     #[arg(long, value_name = "N")]
     steps_per_submit: Option<u32>,
@@ -51,6 +55,9 @@ pub struct BenchArgs {
 pub fn bench(args: BenchArgs) -> Result<()> {
     if args.steps == 0 {
         anyhow::bail!("invalid --steps: must be at least 1");
+    }
+    if args.sync_every == Some(0) {
+        anyhow::bail!("invalid --sync-every: must be at least 1");
     }
     if args.steps_per_submit == Some(0) {
         anyhow::bail!("invalid --steps-per-submit: must be at least 1");
@@ -117,14 +124,12 @@ fn run<B: Backend>(
         args.steps,
         bench::matmul_flops_per_step(spec) as f64 / 1e9
     );
-    Ok(bench::time_steps(
-        &mut backend,
-        spec,
-        dataset,
-        args.warmup,
-        args.steps,
-        name,
-    )?)
+    let plan = bench::BenchPlan {
+        warmup: args.warmup,
+        steps: args.steps,
+        sync_every: args.sync_every,
+    };
+    Ok(bench::time_steps(&mut backend, spec, dataset, plan, name)?)
 }
 
 fn print_report(r: &BenchReport) {
