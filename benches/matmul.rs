@@ -129,7 +129,11 @@ fn bench_backend<B: Backend>(c: &mut Criterion, name: &str, b: &mut B, slow: boo
 fn matmul(c: &mut Criterion) {
     if let Some(mut gpu) = common::gpu() {
         let slow = common::is_software(&gpu);
-        let name = format!("gpu-{}", gpu.adapter_info().backend.to_str());
+        let name = format!(
+            "gpu-{}-{}",
+            gpu.adapter_info().backend.to_str(),
+            gpu.matmul_variant().name()
+        );
         bench_backend(c, &name, &mut gpu, slow);
     }
     bench_backend(c, "cpu", &mut CpuBackend::new(), false);

@@ -3,6 +3,8 @@
 //! sample. Environment variables (all optional):
 //!
 //! - `GAN_GPU_BENCH_API`: `vulkan`, `gl`, `metal`, `dx12` or `best` (default).
+//! - `GAN_GPU_BENCH_MATMUL`: `tiled` or `direct` forces the matmul kernels
+//!   (default: chosen from the adapter, direct on CPU adapters).
 //! - `GAN_GPU_BENCH_NO_GPU=1`: CPU cases only.
 //! - `GAN_GPU_BENCH_LARGE=1`: add the 4096 x 4096 x 4096 matmul (about 137
 //!   GFLOP per call: seconds on a GPU, many minutes on lavapipe or the CPU).
@@ -12,7 +14,7 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, SamplingMode};
-use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions};
+use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
 
 fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
@@ -32,7 +34,14 @@ pub fn gpu() -> Option<GpuBackend> {
         Ok(api) => api,
         Err(e) => panic!("GAN_GPU_BENCH_API: {e}"),
     };
-    match GpuBackend::new(&GpuOptions::with_api(api)) {
+    let matmul = std::env::var("GAN_GPU_BENCH_MATMUL")
+        .ok()
+        .map(|v| MatmulVariant::parse(&v).unwrap_or_else(|e| panic!("GAN_GPU_BENCH_MATMUL: {e}")));
+    let options = GpuOptions {
+        matmul,
+        ..GpuOptions::with_api(api)
+    };
+    match GpuBackend::new(&options) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
             eprintln!("notice: no GPU adapter ({e}); GPU cases skipped");
