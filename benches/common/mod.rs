@@ -7,7 +7,8 @@
 //!   (default: chosen from the adapter, direct on CPU adapters).
 //! - `GAN_GPU_BENCH_NO_GPU=1`: CPU cases only.
 //! - `GAN_GPU_BENCH_LARGE=1`: add the 4096 x 4096 x 4096 matmul (about 137
-//!   GFLOP per call: seconds on a GPU, many minutes on lavapipe or the CPU).
+//!   GFLOP per call: seconds on a GPU, many minutes on lavapipe or the CPU),
+//!   and the deep model's training step on a software adapter.
 //! - `GAN_GPU_BENCH_QUICK=1`: the fewest samples criterion allows, for a
 //!   smoke run on a software driver.
 
