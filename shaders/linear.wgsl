@@ -13,9 +13,17 @@
 // dz = dy * act'(y) (with the dropout mask regenerated from the random
 // generator) is computed while loading A, so it is never stored.
 //
-// A workgroup is 16 x 16 threads computing a 32 x 32 tile of C, 2 x 2
-// elements per thread; K advances 32 at a time. Tiles: 2 x 4 KiB of
-// workgroup memory. Every load and store is bounds-checked, so any M, N, K work.
+// Two variants of the same product, chosen per adapter by the host
+// (`MatmulVariant` in src/backend/gpu/kernels.rs):
+//
+//   tiled (GPUs): a workgroup is 16 x 16 threads computing a 32 x 32 tile of
+//   C, 2 x 2 elements per thread; K advances 32 at a time through 2 x 4 KiB
+//   of workgroup memory. Every load and store is bounds-checked, so any M, N,
+//   K work. Entry points linear_forward, linear_backward_input, ..._params.
+//
+//   direct (CPU adapters): the same 32 x 32 output tile per workgroup, 8 x 8
+//   threads of 4 x 4 elements, no workgroup memory and no barriers (see
+//   gemm_direct). Entry points with the suffix _direct.
 
 struct LinearParams {
     m: u32,
@@ -61,6 +69,9 @@ const MODE_BACKWARD_PARAMS: u32 = 2u;
 const TILE: u32 = 32u;
 const TK: u32 = 32u;
 const THREADS: u32 = 256u;
+// The direct variant: threads per side of a workgroup, elements per thread per side.
+const DWG: u32 = 8u;
+const DR: u32 = 4u;
 
 // [TK][TILE] each: tile_a[kk * TILE + mm], tile_b[kk * TILE + nn].
 var<workgroup> tile_a: array<f32, 1024>;
@@ -213,4 +224,84 @@ fn linear_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_in
 @compute @workgroup_size(16, 16, 1)
 fn linear_backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm(MODE_BACKWARD_PARAMS, wg, lid);
+}
+
+// The direct variant, for adapters that are CPUs (lavapipe, llvmpipe, WARP),
+// where workgroup memory is ordinary memory and every barrier switches
+// between the invocations of a workgroup: no workgroup memory, no barriers.
+// A workgroup is DWG x DWG threads computing the same TILE x TILE tile of C;
+// thread (tx, ty) owns rows m0 + ty + DWG i and columns n0 + tx + DWG j
+// (DR x DR elements), reading its operands straight from the buffers.
+// Out-of-range rows and columns read the last valid one (clamped) and are
+// not stored, so any M, N, K work. Sums run over k in order, as in gemm.
+fn gemm_direct(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
+    let tx = lid.x;
+    let ty = lid.y;
+    let m0 = wg.y * TILE;
+    let n0 = wg.x * TILE;
+    var acc: array<f32, 16>;
+    var db: array<f32, 4>;
+    var rows: array<u32, 4>;
+    var cols: array<u32, 4>;
+    for (var i = 0u; i < DR; i++) {
+        rows[i] = min(m0 + ty + DWG * i, p.m - 1u);
+        cols[i] = min(n0 + tx + DWG * i, p.n - 1u);
+    }
+    for (var k = 0u; k < p.k; k++) {
+        var a: array<f32, 4>;
+        var b: array<f32, 4>;
+        for (var i = 0u; i < DR; i++) {
+            a[i] = load_a(mode, rows[i], k);
+            b[i] = load_b(mode, k, cols[i]);
+        }
+        for (var i = 0u; i < DR; i++) {
+            for (var j = 0u; j < DR; j++) {
+                acc[i * DR + j] += a[i] * b[j];
+            }
+        }
+        if mode == MODE_BACKWARD_PARAMS {
+            for (var i = 0u; i < DR; i++) {
+                db[i] += a[i];
+            }
+        }
+    }
+    for (var i = 0u; i < DR; i++) {
+        let gm = m0 + ty + DWG * i;
+        for (var j = 0u; j < DR; j++) {
+            let gn = n0 + tx + DWG * j;
+            if gm < p.m && gn < p.n {
+                var v = acc[i * DR + j];
+                if mode == MODE_FORWARD {
+                    v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
+                    if p.dropout != 0u {
+                        let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
+                        v = select(0.0, v / p.keep_prob, keep);
+                    }
+                }
+                buf_c[p.c_off + gm * p.c_stride + gn] = v;
+            }
+        }
+    }
+    if mode == MODE_BACKWARD_PARAMS && wg.x == 0u && tx == 0u {
+        for (var i = 0u; i < DR; i++) {
+            if m0 + ty + DWG * i < p.m {
+                buf_c[p.bias_off + m0 + ty + DWG * i] = db[i];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn linear_forward_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_direct(MODE_FORWARD, wg, lid);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn linear_backward_input_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_direct(MODE_BACKWARD_INPUT, wg, lid);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn linear_backward_params_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_direct(MODE_BACKWARD_PARAMS, wg, lid);
 }

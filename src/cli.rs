@@ -42,6 +42,8 @@ enum Command {
     Eval(EvalArgs),
     /// List every GPU adapter wgpu can see, with the limits that matter.
     Info,
+    /// Time training steps: ms/step, steps/s, matmul GFLOP/s, GPU dispatches and submits per step.
+    Bench(crate::bench_cmd::BenchArgs),
 }
 
 /// Where the tensor ops run.
@@ -183,6 +185,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Sample(args) => sample_command(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => crate::eval_cmd::eval(args.into()).map(|()| ExitCode::SUCCESS),
         Command::Info => info().map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => crate::bench_cmd::bench(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -8,6 +8,7 @@
 //! (images from a trained generator).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

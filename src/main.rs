@@ -1,6 +1,7 @@
 //! The `gan-gpu` binary: runs the command line and turns any error into one
 //! line on stderr and a non-zero exit.
 
+mod bench_cmd;
 mod cli;
 mod eval_cmd;
 

@@ -238,3 +238,39 @@ fn a_short_vulkan_run_trains_on_the_gpu() {
     assert!(out.join("final.png").is_file());
     std::fs::remove_dir_all(out).ok();
 }
+
+#[test]
+fn bench_prints_a_summary_line_and_rejects_bad_flags() {
+    let out = gan_gpu(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--synthetic",
+        "--batch-size",
+        "10",
+        "--warmup",
+        "1",
+        "--steps",
+        "3",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bench model=vanilla backend=cpu batch=10 steps=3 ms_per_step="),
+        "{last}"
+    );
+    for (args, flag) in [
+        (&["bench", "--steps", "0"][..], "--steps"),
+        (&["bench", "--sync-every", "0"][..], "--sync-every"),
+        (
+            &["bench", "--batch-size", "0", "--backend", "cpu"][..],
+            "--batch-size",
+        ),
+        (&["bench", "--matmul", "fast"][..], "--matmul"),
+        (&["bench", "--model", "huge"][..], "--model"),
+    ] {
+        let stderr = fails(args);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}

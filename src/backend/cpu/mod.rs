@@ -6,6 +6,8 @@
 
 mod ops;
 
+use std::borrow::Cow;
+
 use super::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
@@ -19,6 +21,8 @@ pub struct CpuBackend {
     pixels: usize,
     order: Vec<u32>,
     clock: Clock,
+    /// Scratch for dz of the backward ops, reused from call to call.
+    dz: Vec<f32>,
 }
 
 impl CpuBackend {
@@ -36,12 +40,13 @@ impl CpuBackend {
         self.tensors[t.id as usize] = data;
     }
 
-    /// A tensor's contents, copied when it is also the output being written.
-    fn input(&self, t: Tensor, out: Tensor, out_data: &[f32]) -> Vec<f32> {
+    /// A tensor's contents, borrowed in place; copied only when it is also
+    /// the output being written (then taken out of the table).
+    fn input<'a>(&'a self, t: Tensor, out: Tensor, out_data: &[f32]) -> Cow<'a, [f32]> {
         if t == out {
-            out_data.to_vec()
+            Cow::Owned(out_data.to_vec())
         } else {
-            self.tensors[t.id as usize].clone()
+            Cow::Borrowed(&self.tensors[t.id as usize])
         }
     }
 
@@ -49,14 +54,16 @@ impl CpuBackend {
         &self.tensors[t.id as usize]
     }
 
-    /// dz [B, out] = dy * act'(y) (and the dropout mask), as a dense matrix.
+    /// dz [B, out] = dy * act'(y) (and the dropout mask), as a dense matrix
+    /// in the reused scratch buffer; give it back with `self.dz = dz`.
     fn activation_grad(
-        &self,
+        &mut self,
         dy: Mat,
         y: Mat,
         act: Activation,
         dropout: Option<Dropout>,
     ) -> Vec<f32> {
+        let mut dz = std::mem::take(&mut self.dz);
         ops::activation_backward(
             self.get(dy.tensor),
             dy,
@@ -65,7 +72,9 @@ impl CpuBackend {
             act,
             dropout,
             self.clock,
-        )
+            &mut dz,
+        );
+        dz
     }
 }
 
@@ -196,6 +205,7 @@ impl Backend for CpuBackend {
         let pd = self.input(params, dx.tensor, &dxd);
         ops::linear_backward_input(&dz, &pd, layer, &mut dxd, dx);
         self.put(dx.tensor, dxd);
+        self.dz = dz;
     }
 
     fn linear_backward_params(
@@ -213,6 +223,7 @@ impl Backend for CpuBackend {
         let xd = self.input(x.tensor, grads, &gd);
         ops::linear_backward_params(&dz, &xd, x, layer, &mut gd);
         self.put(grads, gd);
+        self.dz = dz;
     }
 
     fn bce_with_logits(
@@ -226,8 +237,8 @@ impl Backend for CpuBackend {
         stats: Tensor,
         slots: LossSlots,
     ) {
-        let ld = self.get(logits.tensor).to_vec();
         let mut dd = self.take(dlogits.tensor);
+        let ld = self.input(logits.tensor, dlogits.tensor, &dd);
         let sums = ops::bce_with_logits(
             &ld,
             logits,

@@ -89,28 +89,27 @@ pub fn linear_forward(
         yd,
         (y.offset as usize, y.stride as usize, 1),
     );
+    // Epilogue, row by row: + bias, activation, then the dropout mask.
     let bias = &params[layer.bias..layer.bias + n_out];
     for r in 0..batch {
-        for (c, b) in bias.iter().enumerate() {
-            let at = y.at(r, c);
-            let mut v = act.apply(yd[at] + b);
-            if let Some(d) = dropout {
-                let keep = rng::dropout_keep(
-                    clock.seed,
-                    d.stream,
-                    clock.step,
-                    (r * n_out + c) as u32,
-                    rng::dropout_threshold(d.p),
-                );
-                v = if keep { v / (1.0 - d.p) } else { 0.0 };
+        let row = &mut yd[y.at(r, 0)..y.at(r, 0) + n_out];
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = act.apply(*v + b);
+        }
+        if let Some(d) = dropout {
+            let threshold = rng::dropout_threshold(d.p);
+            for (c, v) in row.iter_mut().enumerate() {
+                let index = (r * n_out + c) as u32;
+                let keep = rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
+                *v = if keep { *v / (1.0 - d.p) } else { 0.0 };
             }
-            yd[at] = v;
         }
     }
 }
 
 /// dz [B, out] = dy * act'(y) with the dropout mask and scale folded in (see
-/// `Backend::linear_backward_input`), returned dense.
+/// `Backend::linear_backward_input`), written dense into `dz` (resized).
+#[allow(clippy::too_many_arguments)]
 pub fn activation_backward(
     dyd: &[f32],
     dy: Mat,
@@ -119,9 +118,10 @@ pub fn activation_backward(
     act: Activation,
     dropout: Option<Dropout>,
     clock: Clock,
-) -> Vec<f32> {
+    dz: &mut Vec<f32>,
+) {
     let (batch, n_out) = (y.rows as usize, y.cols as usize);
-    let mut dz = vec![0.0f32; batch * n_out];
+    dz.resize(batch * n_out, 0.0);
     for r in 0..batch {
         for c in 0..n_out {
             let out = yd[y.at(r, c)];
@@ -145,7 +145,6 @@ pub fn activation_backward(
             dz[r * n_out + c] = dyd[dy.at(r, c)] * dact;
         }
     }
-    dz
 }
 
 /// dx [B, dx.cols] = dz [B, out] W [out, in][:, ..dx.cols].

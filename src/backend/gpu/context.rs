@@ -245,6 +245,11 @@ pub struct GpuOptions {
     ///
     /// [`end_step`]: crate::backend::Backend::end_step
     pub steps_per_submit: u32,
+    /// The matmul kernels; None: chosen from the adapter's device type
+    /// ([`MatmulVariant::for_device`]).
+    ///
+    /// [`MatmulVariant::for_device`]: super::kernels::MatmulVariant::for_device
+    pub matmul: Option<super::kernels::MatmulVariant>,
 }
 
 /// The packed MNIST training set: 60000 images of 784 bytes.
@@ -256,6 +261,7 @@ impl Default for GpuOptions {
             api: GpuApi::Best,
             storage_binding_bytes: MNIST_TRAIN_BYTES,
             steps_per_submit: 32,
+            matmul: None,
         }
     }
 }

@@ -21,6 +21,47 @@ const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
 const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 
+/// Which matmul kernels `shaders/linear.wgsl` provides the linear ops with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulVariant {
+    /// Workgroup-memory tiles, 16 x 16 threads of 2 x 2 outputs: for GPUs.
+    Tiled,
+    /// No workgroup memory and no barriers, 8 x 8 threads of 4 x 4 outputs:
+    /// for adapters that are CPUs (lavapipe, llvmpipe), where workgroup
+    /// memory is plain memory and barriers switch between invocations.
+    Direct,
+}
+
+impl MatmulVariant {
+    /// The variant for an adapter of this type: direct on CPUs, tiled elsewhere.
+    pub fn for_device(device_type: wgpu::DeviceType) -> Self {
+        if device_type == wgpu::DeviceType::Cpu {
+            MatmulVariant::Direct
+        } else {
+            MatmulVariant::Tiled
+        }
+    }
+
+    /// Parses `tiled` or `direct`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tiled" => Ok(MatmulVariant::Tiled),
+            "direct" => Ok(MatmulVariant::Direct),
+            other => Err(Error::config(
+                "--matmul",
+                format!("unknown matmul variant {other:?} (expected tiled or direct)"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Direct => "direct",
+        }
+    }
+}
+
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -115,6 +156,19 @@ impl Kernel {
         }
     }
 
+    /// The entry point built for this kernel under `variant` (the direct
+    /// matmul kernels carry the suffix `_direct`).
+    fn entry_point_for(self, variant: MatmulVariant) -> &'static str {
+        match (self, variant) {
+            (Kernel::LinearForward, MatmulVariant::Direct) => "linear_forward_direct",
+            (Kernel::LinearBackwardInput, MatmulVariant::Direct) => "linear_backward_input_direct",
+            (Kernel::LinearBackwardParams, MatmulVariant::Direct) => {
+                "linear_backward_params_direct"
+            }
+            _ => self.entry_point(),
+        }
+    }
+
     fn family(self) -> Family {
         match self {
             Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => {
@@ -169,12 +223,14 @@ pub struct Pipeline {
 /// All pipelines, indexed by [`Kernel`].
 pub struct Kernels {
     pipelines: Vec<Pipeline>,
+    matmul: MatmulVariant,
 }
 
 impl Kernels {
-    /// Compiles every shader family and builds every pipeline. Shader or
-    /// pipeline errors come back as [`Error::Gpu`] naming the kernel.
-    pub fn new(device: &wgpu::Device) -> Result<Self> {
+    /// Compiles every shader family and builds every pipeline, the linear
+    /// ops from the `matmul` variant. Shader or pipeline errors come back as
+    /// [`Error::Gpu`] naming the kernel.
+    pub fn new(device: &wgpu::Device, matmul: MatmulVariant) -> Result<Self> {
         let mut modules = Vec::new();
         for family in Family::ALL {
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -236,20 +292,20 @@ impl Kernels {
                 label: Some(kernel.entry_point()),
                 layout: Some(&pipeline_layout),
                 module,
-                entry_point: Some(kernel.entry_point()),
+                entry_point: Some(kernel.entry_point_for(matmul)),
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
             });
             if let Some(e) = pollster::block_on(scope.pop()) {
                 return Err(Error::Gpu(format!(
                     "pipeline {} ({}) cannot be built: {e}",
-                    kernel.entry_point(),
+                    kernel.entry_point_for(matmul),
                     kernel.family().name()
                 )));
             }
             pipelines.push(Pipeline { pipeline, layout });
         }
-        Ok(Kernels { pipelines })
+        Ok(Kernels { pipelines, matmul })
     }
 
     /// The pipeline of `kernel`.
@@ -260,6 +316,11 @@ impl Kernels {
             .position(|k| *k == kernel)
             .unwrap_or_default();
         &self.pipelines[index]
+    }
+
+    /// The matmul variant the linear ops were built from.
+    pub fn matmul(&self) -> MatmulVariant {
+        self.matmul
     }
 
     /// How many pipelines were built.

@@ -38,6 +38,7 @@ use super::{Dropout, Mat, Tensor};
 use crate::error::{Error, Result};
 use crate::model::{Activation, LayerSlot};
 pub use context::{list_adapters, AdapterSummary, GpuApi, GpuContext, GpuOptions, KeyLimits};
+pub use kernels::MatmulVariant;
 use kernels::{Kernel, Kernels};
 use params::*;
 
@@ -120,7 +121,10 @@ impl GpuBackend {
     /// Opens a device per `options` and builds every pipeline.
     pub fn new(options: &GpuOptions) -> Result<Self> {
         let ctx = GpuContext::new(options)?;
-        let kernels = Kernels::new(&ctx.device)?;
+        let matmul = options
+            .matmul
+            .unwrap_or_else(|| MatmulVariant::for_device(ctx.info.device_type));
+        let kernels = Kernels::new(&ctx.device, matmul)?;
         let mut next_uid = 0;
         let mut make = |size: u64, label: &str| {
             next_uid += 1;
@@ -196,6 +200,11 @@ impl GpuBackend {
     /// Bind groups (each with its uniform buffer) created so far.
     pub fn bind_groups_created(&self) -> u64 {
         self.bind_groups_created
+    }
+
+    /// The matmul kernels in use.
+    pub fn matmul_variant(&self) -> MatmulVariant {
+        self.kernels.matmul()
     }
 
     /// Pipelines built at creation.

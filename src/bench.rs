@@ -1,0 +1,356 @@
+//! Timing training steps: what `gan-gpu bench` and `benches/` measure.
+//!
+//! [`matmul_flops_per_step`] counts the real matrix-product work of one
+//! training step (`train::step`), so a measured time becomes GFLOP/s;
+//! [`time_steps`] runs warm-up steps and then timed steps on any backend,
+//! syncing the device before the clock stops, and reports ms/step together
+//! with the dispatches and submits the GPU backend issued.
+
+use std::time::Instant;
+
+use crate::backend::{Backend, Clock};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, NetworkSpec};
+use crate::rng;
+use crate::train::GanState;
+
+/// FLOPs of one matrix product `[m, k] x [k, n]`: a multiply and an add each.
+pub fn matmul_flops(m: usize, k: usize, n: usize) -> u64 {
+    2 * m as u64 * k as u64 * n as u64
+}
+
+/// Which passes a network makes over `rows` rows.
+struct Pass {
+    rows: usize,
+    /// Parameter gradients (`linear_backward_params` on every layer).
+    param_grads: bool,
+    /// Columns of the input gradient the first layer writes (0: none).
+    first_input_grad_cols: usize,
+}
+
+/// FLOPs of a forward pass and the chosen backward passes of `net`.
+fn network_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
+    let mut flops = 0;
+    for (i, l) in net.layers.iter().enumerate() {
+        // Forward: y [rows, out] = x [rows, in] W^T.
+        flops += matmul_flops(pass.rows, l.in_dim, l.out_dim);
+        if !backward {
+            continue;
+        }
+        // Backward params: dW [out, in] = dz^T [out, rows] x [rows, in].
+        if pass.param_grads {
+            flops += matmul_flops(l.out_dim, pass.rows, l.in_dim);
+        }
+        // Backward input: dx [rows, cols] = dz [rows, out] W[:, ..cols].
+        let cols = if i == 0 {
+            pass.first_input_grad_cols
+        } else {
+            l.in_dim
+        };
+        flops += matmul_flops(pass.rows, l.out_dim, cols);
+    }
+    flops
+}
+
+/// The matrix-product FLOPs of one training step as
+/// [`GanState::train_step`] records it (bias, activation, loss and Adam work
+/// are not counted). With batch B:
+///
+/// - D step: G forward on B rows (the fakes); D forward, backward-params and
+///   backward-input (all layers but the first) on 2B rows.
+/// - G step: G forward on B rows; D forward and backward-input on B rows,
+///   the first layer included (down to the image columns), no D gradients;
+///   G backward-params and backward-input (all layers but the first).
+pub fn matmul_flops_per_step(spec: &ModelSpec) -> u64 {
+    let b = spec.batch_size;
+    let (g, d) = (&spec.generator, &spec.discriminator);
+    let forward_only = |rows| Pass {
+        rows,
+        param_grads: false,
+        first_input_grad_cols: 0,
+    };
+    let d_step = network_flops(g, forward_only(b), false)
+        + network_flops(
+            d,
+            Pass {
+                rows: 2 * b,
+                param_grads: true,
+                first_input_grad_cols: 0,
+            },
+            true,
+        );
+    let g_step = network_flops(
+        d,
+        Pass {
+            rows: b,
+            param_grads: false,
+            first_input_grad_cols: spec.image_pixels,
+        },
+        true,
+    ) + network_flops(
+        g,
+        Pass {
+            rows: b,
+            param_grads: true,
+            first_input_grad_cols: 0,
+        },
+        true,
+    );
+    d_step + g_step
+}
+
+/// A made-up training set of `count` images for benches that need no real
+/// data: pixel bytes and labels from the counter-based generator.
+pub fn synthetic_dataset(count: usize, classes: u8) -> Dataset {
+    let pixels = 28 * 28;
+    let images = (0..count * pixels)
+        .map(|i| rng::random_u32(7, 0, 0, i as u32) as u8)
+        .collect();
+    let labels = (0..count)
+        .map(|i| (rng::random_u32(7, 1, 0, i as u32) % u32::from(classes.max(1))) as u8)
+        .collect();
+    Dataset {
+        images,
+        labels,
+        count,
+        rows: 28,
+        cols: 28,
+        images_path: "synthetic".into(),
+        labels_path: "synthetic".into(),
+    }
+}
+
+/// What a timed run of training steps measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchReport {
+    pub model: String,
+    pub backend: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub seconds: f64,
+    /// Matrix-product FLOPs per step ([`matmul_flops_per_step`]).
+    pub flops_per_step: u64,
+    /// Dispatches and submits per timed step (None on the CPU).
+    pub dispatches_per_step: Option<f64>,
+    pub submits_per_step: Option<f64>,
+}
+
+impl BenchReport {
+    pub fn ms_per_step(&self) -> f64 {
+        1e3 * self.seconds / self.steps.max(1) as f64
+    }
+
+    pub fn steps_per_sec(&self) -> f64 {
+        self.steps as f64 / self.seconds.max(1e-12)
+    }
+
+    /// Achieved matrix-product GFLOP/s.
+    pub fn gflops(&self) -> f64 {
+        self.flops_per_step as f64 * self.steps_per_sec() / 1e9
+    }
+
+    /// One `key=value` line for scripts; GPU counts are `na` on the CPU.
+    pub fn summary_line(&self) -> String {
+        let count = |v: Option<f64>| v.map_or("na".to_string(), |v| format!("{v:.2}"));
+        format!(
+            "bench model={} backend={} batch={} steps={} ms_per_step={:.4} steps_per_s={:.2} \
+             gflops={:.3} dispatches_per_step={} submits_per_step={}",
+            self.model,
+            self.backend,
+            self.batch,
+            self.steps,
+            self.ms_per_step(),
+            self.steps_per_sec(),
+            self.gflops(),
+            count(self.dispatches_per_step),
+            count(self.submits_per_step),
+        )
+    }
+}
+
+/// A model resident on a backend with its data, ready to run training steps
+/// back to back: the building block of [`time_steps`] and `benches/`.
+pub struct StepRunner {
+    pub state: GanState,
+    seed: u32,
+    per_epoch: usize,
+    step: u32,
+}
+
+impl StepRunner {
+    /// Builds the model on `backend` and makes `data` resident.
+    pub fn new<B: Backend>(backend: &mut B, spec: &ModelSpec, data: &Dataset) -> Result<Self> {
+        spec.validate(data.count)?;
+        let seed = 1;
+        let state = GanState::new(backend, spec, seed, spec.batch_size)?;
+        backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
+        backend.set_epoch_order(&rng::epoch_order(seed, 0, data.count))?;
+        Ok(StepRunner {
+            state,
+            seed,
+            per_epoch: data.count / spec.batch_size,
+            step: 0,
+        })
+    }
+
+    /// Records `n` training steps. Steps walk the epoch order from the
+    /// start, wrapping around at its end. Does not wait for the device.
+    pub fn run<B: Backend>(&mut self, backend: &mut B, n: usize) -> Result<()> {
+        for _ in 0..n {
+            if (self.step as usize).is_multiple_of(self.per_epoch) {
+                backend.set_clock(Clock {
+                    seed: self.seed,
+                    step: self.step,
+                    cursor: 0,
+                })?;
+            }
+            self.state.train_step(backend);
+            self.step += 1;
+        }
+        Ok(())
+    }
+}
+
+/// How [`time_steps`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchPlan {
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Sync the device every this many timed steps, as the training loop's
+    /// progress display does (`train::PROGRESS_CHUNK`); None: only at the end.
+    pub sync_every: Option<usize>,
+}
+
+/// Builds the model on `backend`, makes `data` resident, runs the warm-up
+/// steps untimed, then times the plan's steps. The device is synced (all
+/// submitted work executed) before the clock starts and before it stops.
+/// `backend_name` labels the report.
+pub fn time_steps<B: Backend>(
+    backend: &mut B,
+    spec: &ModelSpec,
+    data: &Dataset,
+    plan: BenchPlan,
+    backend_name: &str,
+) -> Result<BenchReport> {
+    let BenchPlan {
+        warmup,
+        steps,
+        sync_every,
+    } = plan;
+    if steps == 0 {
+        return Err(Error::config("--steps", "must be at least 1"));
+    }
+    if sync_every == Some(0) {
+        return Err(Error::config("--sync-every", "must be at least 1"));
+    }
+    let mut runner = StepRunner::new(backend, spec, data)?;
+    runner.run(backend, warmup)?;
+    backend.sync()?;
+    let before = backend.work_counts();
+    let started = Instant::now();
+    let chunk = sync_every.unwrap_or(steps);
+    let mut done = 0;
+    while done < steps {
+        let n = chunk.min(steps - done);
+        runner.run(backend, n)?;
+        backend.sync()?;
+        done += n;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = backend.work_counts();
+    let per_step = |f: fn(&crate::backend::WorkCounts) -> u64| match (before, after) {
+        (Some(b), Some(a)) => Some((f(&a) - f(&b)) as f64 / steps as f64),
+        _ => None,
+    };
+    Ok(BenchReport {
+        model: spec.kind.name().to_string(),
+        backend: backend_name.to_string(),
+        batch: spec.batch_size,
+        steps,
+        seconds,
+        flops_per_step: matmul_flops_per_step(spec),
+        dispatches_per_step: per_step(|w| w.dispatches),
+        submits_per_step: per_step(|w| w.submits),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::model::{ModelKind, Overrides};
+
+    #[test]
+    fn vanilla_flops_by_hand() {
+        let spec = ModelSpec::preset(ModelKind::Vanilla);
+        let b = 100u64;
+        let g = 128 * 256 + 256 * 784; // in * out, summed over G's layers
+        let d = 784 * 256 + 256; // D's layers
+        let d_step = 2 * b * g // G forward
+            + 2 * (2 * b) * d // D forward
+            + 2 * (2 * b) * d // D backward params
+            + 2 * (2 * b) * 256; // D backward input, second layer only
+        let g_step = 2 * b * g // G forward
+            + 2 * b * d // D forward
+            + 2 * b * d // D backward input, both layers
+            + 2 * b * g // G backward params
+            + 2 * b * 256 * 784; // G backward input, second layer only
+        assert_eq!(matmul_flops_per_step(&spec), d_step + g_step);
+    }
+
+    #[test]
+    fn conditional_input_grad_stops_at_the_image_columns() {
+        let spec = ModelSpec::preset(ModelKind::Conditional);
+        let b = spec.batch_size as u64;
+        let g = 138 * 256 + 256 * 784;
+        let d = 794 * 256 + 256;
+        let d_step = 2 * b * g + 2 * (2 * b) * d + 2 * (2 * b) * d + 2 * (2 * b) * 256;
+        // D's first layer is 794 -> 256; its input gradient covers the 784 image columns.
+        let g_step =
+            2 * b * g + 2 * b * d + 2 * b * (256 * 784 + 256) + 2 * b * g + 2 * b * 256 * 784;
+        assert_eq!(matmul_flops_per_step(&spec), d_step + g_step);
+    }
+
+    #[test]
+    fn flops_grow_with_the_batch() {
+        let small = ModelSpec::preset(ModelKind::Deep);
+        let big = ModelSpec::build(
+            ModelKind::Deep,
+            &Overrides {
+                batch_size: Some(2 * small.batch_size),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            matmul_flops_per_step(&big),
+            2 * matmul_flops_per_step(&small)
+        );
+    }
+
+    #[test]
+    fn timing_runs_on_the_cpu() {
+        let spec = ModelSpec::build(
+            ModelKind::Vanilla,
+            &Overrides {
+                batch_size: Some(8),
+                ..Default::default()
+            },
+        );
+        let data = synthetic_dataset(20, 10);
+        let plan = BenchPlan {
+            warmup: 1,
+            steps: 5,
+            sync_every: Some(2),
+        };
+        let report = time_steps(&mut CpuBackend::new(), &spec, &data, plan, "cpu").unwrap();
+        assert_eq!(report.steps, 5);
+        assert!(report.seconds > 0.0);
+        assert_eq!(report.dispatches_per_step, None);
+        let line = report.summary_line();
+        assert!(line.starts_with("bench model=vanilla backend=cpu batch=8 steps=5 "));
+        assert!(line.ends_with("dispatches_per_step=na submits_per_step=na"));
+    }
+}

@@ -1,0 +1,146 @@
+//! `gan-gpu bench`: times training steps of one model on one backend and
+//! prints ms/step, steps/s, matmul GFLOP/s and GPU work per step, ending with
+//! one `bench key=value ...` line for scripts. The work is in
+//! [`gan_gpu::bench`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::gpu::{GpuBackend, GpuOptions, MatmulVariant};
+use gan_gpu::backend::Backend;
+use gan_gpu::bench::{self, BenchReport};
+use gan_gpu::data;
+use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+
+use crate::cli::{gpu_api, BackendChoice};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Where the tensor ops run (auto: the best GPU adapter, else the CPU).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Which tutorial GAN.
+    #[arg(long, value_enum, default_value_t = ModelKind::Vanilla)]
+    model: ModelKind,
+    /// Images per batch [model default].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Timed training steps.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    steps: usize,
+    /// Untimed steps first (pipeline warm-up, bind group creation, caches).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    warmup: usize,
+    /// Directory with the MNIST IDX files [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR", conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Use 6000 made-up images instead of MNIST (no data loading; same work per step).
+    #[arg(long)]
+    synthetic: bool,
+    /// Wait for the device every N timed steps, as training does every 128
+    /// for its progress display [default: only at the end].
+    #[arg(long, value_name = "N")]
+    sync_every: Option<usize>,
+    /// GPU only: submit the recorded work every N steps [default: 32].
+    #[arg(long, value_name = "N")]
+    steps_per_submit: Option<u32>,
+    /// GPU only: the matmul kernels, tiled or direct [default: direct on CPU adapters, else tiled].
+    #[arg(long, value_name = "VARIANT", value_parser = MatmulVariant::parse)]
+    matmul: Option<MatmulVariant>,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    if args.steps == 0 {
+        anyhow::bail!("invalid --steps: must be at least 1");
+    }
+    if args.sync_every == Some(0) {
+        anyhow::bail!("invalid --sync-every: must be at least 1");
+    }
+    if args.steps_per_submit == Some(0) {
+        anyhow::bail!("invalid --steps-per-submit: must be at least 1");
+    }
+    let spec = ModelSpec::build(
+        args.model,
+        &Overrides {
+            batch_size: args.batch_size,
+            ..Default::default()
+        },
+    );
+    let dataset = if args.synthetic {
+        bench::synthetic_dataset(6000, 10)
+    } else {
+        let dir = args.data.clone().unwrap_or_else(data::bundled_dir);
+        data::load_split(&dir, data::Split::Train)?
+    };
+    spec.validate(dataset.count)?;
+    let report = match gpu_api(args.backend) {
+        None => run(CpuBackend::new(), "cpu", &spec, &dataset, &args)?,
+        Some(api) => {
+            let mut options = GpuOptions {
+                storage_binding_bytes: dataset.images.len() as u64,
+                ..GpuOptions::with_api(api)
+            };
+            if let Some(n) = args.steps_per_submit {
+                options.steps_per_submit = n;
+            }
+            options.matmul = args.matmul;
+            match GpuBackend::new(&options) {
+                Ok(gpu) => {
+                    let name = gpu.adapter_info().backend.to_str().to_string();
+                    println!("matmul kernels: {}", gpu.matmul_variant().name());
+                    run(gpu, &name, &spec, &dataset, &args)?
+                }
+                Err(error) if args.backend == BackendChoice::Auto => {
+                    eprintln!("notice: no usable GPU adapter ({error}); timing the CPU path");
+                    run(CpuBackend::new(), "cpu", &spec, &dataset, &args)?
+                }
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("--backend {}", api.name().to_lowercase()))
+                }
+            }
+        }
+    };
+    print_report(&report);
+    Ok(())
+}
+
+fn run<B: Backend>(
+    mut backend: B,
+    name: &str,
+    spec: &ModelSpec,
+    dataset: &data::Dataset,
+    args: &BenchArgs,
+) -> Result<BenchReport> {
+    println!(
+        "bench {} on {} (batch {}, {} warm-up + {} timed steps, {:.3} GFLOP of matmuls per step)",
+        spec.kind.name(),
+        backend.describe(),
+        spec.batch_size,
+        args.warmup,
+        args.steps,
+        bench::matmul_flops_per_step(spec) as f64 / 1e9
+    );
+    let plan = bench::BenchPlan {
+        warmup: args.warmup,
+        steps: args.steps,
+        sync_every: args.sync_every,
+    };
+    Ok(bench::time_steps(&mut backend, spec, dataset, plan, name)?)
+}
+
+fn print_report(r: &BenchReport) {
+    println!(
+        "{:.3} ms/step  {:.1} steps/s  {:.2} GFLOP/s (matmul)",
+        r.ms_per_step(),
+        r.steps_per_sec(),
+        r.gflops()
+    );
+    if let (Some(d), Some(s)) = (r.dispatches_per_step, r.submits_per_step) {
+        println!("GPU work per step: {d:.1} dispatches, {s:.4} submits");
+    }
+    println!("{}", r.summary_line());
+}

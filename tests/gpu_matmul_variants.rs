@@ -1,0 +1,140 @@
+//! Both matmul variants of `shaders/linear.wgsl` against the CPU reference,
+//! each forced on the adapter under test: the automatic choice runs only one
+//! of them per adapter (direct on CPU adapters such as lavapipe, tiled on
+//! GPUs), and the other must not go untested. Awkward shapes, strided views,
+//! dropout; the tolerance is `tests/gpu_ops.rs`'s.
+
+mod common;
+
+use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
+use gan_gpu::backend::{Backend, Clock, Dropout, Mat, Tensor};
+use gan_gpu::model::{Activation, LayerSlot};
+use gan_gpu::rng;
+
+const RTOL: f32 = 1e-5;
+
+fn sum_atol(k: usize) -> f32 {
+    2e-6 * k.max(1) as f32
+}
+
+fn data(len: usize, key: u32, scale: f32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|i| (rng::uniform01(78, 2000 + key, len as u32, i) * 2.0 - 1.0) * scale)
+        .collect()
+}
+
+/// The adapter under test with `variant` forced, or None (skipped) without one.
+fn gpu(variant: MatmulVariant) -> Option<GpuBackend> {
+    let api = std::env::var("GAN_GPU_TEST_API")
+        .ok()
+        .and_then(|l| l.split(',').next().map(str::to_string))
+        .map_or(GpuApi::Vulkan, |a| GpuApi::parse(&a).unwrap());
+    let options = GpuOptions {
+        matmul: Some(variant),
+        ..GpuOptions::with_api(api)
+    };
+    match GpuBackend::new(&options) {
+        Ok(g) => Some(g),
+        Err(e) if !common::in_ci() => {
+            eprintln!("skipped: no GPU adapter ({e})");
+            None
+        }
+        Err(e) => panic!("{e} (CI=true: GPU tests must run)"),
+    }
+}
+
+struct Pair {
+    cpu: CpuBackend,
+    gpu: GpuBackend,
+}
+
+impl Pair {
+    fn alloc(&mut self, v: &[f32]) -> Tensor {
+        let c = self.cpu.alloc(v.len()).unwrap();
+        assert_eq!(c, self.gpu.alloc(v.len()).unwrap());
+        self.cpu.write(c, v).unwrap();
+        self.gpu.write(c, v).unwrap();
+        c
+    }
+
+    fn check(&mut self, name: &str, t: Tensor, atol: f32) {
+        let (g, c) = (self.gpu.read(t).unwrap(), self.cpu.read(t).unwrap());
+        let worst = g
+            .iter()
+            .zip(&c)
+            .map(|(g, c)| (g - c).abs() - RTOL * c.abs())
+            .fold(0.0f32, f32::max);
+        println!("{name}: largest excess over rtol {worst:.3e}, atol {atol:.1e}");
+        assert!(worst <= atol, "{name}: out of tolerance");
+    }
+}
+
+/// (batch, in, out), none a multiple of the 32-wide tile but one.
+const SHAPES: [(usize, usize, usize); 5] = [
+    (1, 1, 1),
+    (7, 257, 100),
+    (100, 7, 257),
+    (33, 65, 31),
+    (64, 32, 96),
+];
+
+fn variant_matches_cpu(variant: MatmulVariant) {
+    let _serial = common::gpu_test_lock();
+    let Some(gpu) = gpu(variant) else { return };
+    assert_eq!(gpu.matmul_variant(), variant);
+    let mut pair = Pair {
+        cpu: CpuBackend::new(),
+        gpu,
+    };
+    let clock = Clock {
+        seed: 99,
+        step: 3,
+        cursor: 0,
+    };
+    pair.cpu.set_clock(clock).unwrap();
+    pair.gpu.set_clock(clock).unwrap();
+    for (i, &(batch, n_in, n_out)) in SHAPES.iter().enumerate() {
+        let act = [Activation::LeakyRelu(0.2), Activation::Sigmoid][i % 2];
+        let dropout = (i % 2 == 1).then_some(Dropout {
+            p: 0.3,
+            stream: rng::stream::DROPOUT + i as u32,
+        });
+        let slot = LayerSlot {
+            in_dim: n_in,
+            out_dim: n_out,
+            weight: 5,
+            bias: 5 + n_in * n_out,
+        };
+        let params = pair.alloc(&data(slot.bias + n_out + 3, 1, 1.0));
+        let xbuf = pair.alloc(&data(batch * (n_in + 3), 2, 1.0));
+        let x = Mat::dense(xbuf, batch, n_in + 3).cols(2, n_in);
+        let ybuf = pair.alloc(&data(batch * n_out, 3, 1.0));
+        let y = Mat::dense(ybuf, batch, n_out);
+        let dy = Mat::dense(pair.alloc(&data(batch * n_out, 4, 1.0)), batch, n_out);
+        let dxbuf = pair.alloc(&data(batch * (n_in + 1), 5, 1.0));
+        let dx = Mat::dense(dxbuf, batch, n_in + 1).cols(1, n_in);
+        let grads = pair.alloc(&data(slot.bias + n_out + 3, 6, 1.0));
+        let name = |op: &str| format!("{} {op} B={batch} in={n_in} out={n_out}", variant.name());
+        for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
+            b.linear_forward(x, params, slot, act, dropout, y);
+        }
+        pair.check(&name("forward"), ybuf, sum_atol(n_in + 1) * 1.5);
+        for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
+            b.linear_backward_input(dy, y, act, dropout, params, slot, dx);
+            b.linear_backward_params(dy, y, act, dropout, x, grads, slot);
+        }
+        pair.check(&name("backward_input"), dxbuf, sum_atol(n_out) * 1.5);
+        pair.check(&name("backward_params"), grads, sum_atol(batch) * 1.5);
+    }
+}
+
+#[test]
+fn tiled_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Tiled);
+}
+
+#[test]
+fn direct_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Direct);
+}
