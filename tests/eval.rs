@@ -41,18 +41,9 @@ fn mnist() -> &'static MnistSplit {
 }
 
 /// The first `n` images of a data set, as a smaller data set.
-fn head(d: &Dataset, n: usize) -> Dataset {
-    Dataset {
-        images: d.images[..n * 784].to_vec(),
-        labels: d.labels[..n].to_vec(),
-        count: n,
-        ..d.clone()
-    }
-}
-
 fn test_head() -> &'static Dataset {
     static TEST: OnceLock<Dataset> = OnceLock::new();
-    TEST.get_or_init(|| head(&mnist().test, 1000))
+    TEST.get_or_init(|| mnist().test.head(1000))
 }
 
 fn tiny_classifier() -> &'static Classifier {
@@ -221,7 +212,7 @@ fn a_collapsed_set_scores_worse_than_real_data() {
     );
     let mut b = CpuBackend::new();
     let evaluator = Evaluator::new(&mut b, classifier, test_head()).unwrap();
-    let train = head(&mnist().train, 1000);
+    let train = mnist().train.head(1000);
     let real = evaluator.real_floor(&mut b, &train, 1000).unwrap();
     // 1000 copies of one training image (a "3"), asked to be 0..9 in turn.
     let three = train.labels.iter().position(|&l| l == 3).unwrap();
@@ -450,7 +441,7 @@ fn classifier_training_on_the_gpu_matches_the_cpu() {
         train_limit: Some(200),
         ..tiny_config()
     };
-    let test = head(&mnist().test, 50);
+    let test = mnist().test.head(50);
     let mut reports = (Vec::new(), Vec::new());
     let cpu = train_classifier(
         &mut CpuBackend::new(),
@@ -524,7 +515,7 @@ fn eval_every_adds_the_figures_to_the_due_epochs() {
         sample_every: 10,
         max_steps: None,
     };
-    let data = head(&mnist().train, 64);
+    let data = mnist().train.head(64);
     let mut backend = CpuBackend::new();
     let mut trainer = Trainer::new(&mut backend, config, &data).unwrap();
     let evaluator = TrainingEvaluator::new(tiny_classifier().clone(), test_head()).unwrap();

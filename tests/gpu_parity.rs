@@ -27,11 +27,9 @@ const RTOL: f32 = 1e-4;
 
 /// The first `n` images of the bundled MNIST training set.
 fn small_mnist(n: usize) -> Dataset {
-    let mut d = data::load_split(&data::bundled_dir(), Split::Train).expect("bundled MNIST");
-    d.images.truncate(n * 784);
-    d.labels.truncate(n);
-    d.count = n;
-    d
+    data::load_split(&data::bundled_dir(), Split::Train)
+        .expect("bundled MNIST")
+        .head(n)
 }
 
 /// A small version of each model: the model's structure, activations,

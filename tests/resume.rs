@@ -20,11 +20,9 @@ use gan_gpu::train::{TrainConfig, Trainer};
 
 /// The first `n` images of the bundled MNIST training set.
 fn small_mnist(n: usize) -> Dataset {
-    let mut d = data::load_split(&data::bundled_dir(), Split::Train).expect("bundled MNIST");
-    d.images.truncate(n * 784);
-    d.labels.truncate(n);
-    d.count = n;
-    d
+    data::load_split(&data::bundled_dir(), Split::Train)
+        .expect("bundled MNIST")
+        .head(n)
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -120,6 +120,20 @@ pub fn load_mnist(dir: &Path) -> Result<MnistSplit> {
 }
 
 impl Dataset {
+    /// The first `n` images and labels (all of them if there are fewer).
+    pub fn head(&self, n: usize) -> Dataset {
+        let n = n.min(self.count);
+        Dataset {
+            images: self.images[..n * self.image_len()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            count: n,
+            rows: self.rows,
+            cols: self.cols,
+            images_path: self.images_path.clone(),
+            labels_path: self.labels_path.clone(),
+        }
+    }
+
     /// Pixels in one image (`rows * cols`).
     pub fn image_len(&self) -> usize {
         self.rows * self.cols
