@@ -153,7 +153,7 @@ struct SampleArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "images"])))]
 struct EvalArgs {
-    /// A generator checkpoint to sample from (not yet available in this build).
+    /// A generator checkpoint: --n images (default 10000) from its generator are measured.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
     /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, N x 28 x 28.
