@@ -605,15 +605,7 @@ fn sample_command(args: SampleArgs) -> Result<()> {
     // Reject bad flags before creating a backend.
     request.validate(&spec)?;
     sample::Format::from_path(&args.out)?;
-    let api = match args.backend {
-        BackendChoice::Cpu => None,
-        BackendChoice::Auto => Some(GpuApi::Best),
-        BackendChoice::Vulkan => Some(GpuApi::Vulkan),
-        BackendChoice::Metal => Some(GpuApi::Metal),
-        BackendChoice::Dx12 => Some(GpuApi::Dx12),
-        BackendChoice::Gl => Some(GpuApi::Gl),
-    };
-    let gpu = match api {
+    let gpu = match gpu_api(args.backend) {
         None => None,
         Some(api) => match GpuBackend::new(&GpuOptions::with_api(api)) {
             Ok(gpu) => Some(gpu),
