@@ -67,12 +67,16 @@ impl MetricsCsv {
             }
             let bad = || Error::data(path, format!("line {}: not a metrics row: {line:?}", n + 1));
             let fields: Vec<&str> = line.split(',').collect();
-            if fields.len() != HEADER.split(',').count() {
-                return Err(bad());
-            }
+            // Rows without the evaluation columns come from runs started
+            // before `--eval-every` existed.
+            let with_eval = match fields.len() {
+                12 => true,
+                8 => false,
+                _ => return Err(bad()),
+            };
             let int = |i: usize| fields[i].trim().parse::<usize>().map_err(|_| bad());
             let float = |i: usize| fields[i].trim().parse::<f64>().map_err(|_| bad());
-            let eval = if fields[8].trim().is_empty() {
+            let eval = if !with_eval || fields[8].trim().is_empty() {
                 None
             } else {
                 Some(EvalFigures {
@@ -159,6 +163,28 @@ mod tests {
         };
         assert_eq!(row(&r), "3,600,0.5,2.25,0.75,0.125,2.000,300.00,,,,");
         assert_eq!(row(&r).split(',').count(), HEADER.split(',').count());
+    }
+
+    #[test]
+    fn rows_are_read_back_with_or_without_the_evaluation_columns() {
+        let path =
+            std::env::temp_dir().join(format!("gan-gpu-metrics-read-{}.csv", std::process::id()));
+        let text = format!(
+            "{HEADER}\n1,600,0.5,2.25,0.75,0.125,2.000,300.00\n2,600,0.5,2.25,0.75,0.125,2.000,300.00,4.5,8.25,10,0.96875\n3,600,0.5,2.25,0.75,0.125,2.000,300.00,,,,\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let reports = MetricsCsv::read_reports(&path).unwrap();
+        assert_eq!(reports.len(), 3);
+        assert_eq!((reports[0].eval, reports[2].eval), (None, None));
+        let e = reports[1].eval.unwrap();
+        assert_eq!(
+            (e.fid, e.score, e.covered, e.label_accuracy),
+            (4.5, 8.25, 10, Some(0.96875))
+        );
+        std::fs::write(&path, format!("{HEADER}\n1,600,0.5\n")).unwrap();
+        let err = MetricsCsv::read_reports(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::remove_file(path).ok();
     }
 
     #[test]
