@@ -336,30 +336,13 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     let cpu = || Ok(CpuBackend::new());
     match args.backend {
         BackendChoice::Cpu => train_on(cpu, fault, config, &dataset, plan),
-        BackendChoice::Auto => match GpuBackend::new(&gpu_options(GpuApi::Best)) {
-            // A software rasteriser (lavapipe, llvmpipe) runs the kernels about
-            // 170 times slower than the CPU path: `auto` trains on the CPU then.
-            Ok(gpu) if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu => {
-                eprintln!(
-                    "notice: the only GPU adapter, {}, is a software renderer; training on the CPU \
-                     path, which is much faster (pass --backend vulkan or gl to use it anyway)",
-                    gpu.adapter_info().name
-                );
-                train_on(cpu, fault, config, &dataset, plan)
-            }
-            Ok(gpu) => {
+        BackendChoice::Auto => match auto_gpu(&gpu_options(GpuApi::Best), "training") {
+            Some(gpu) => {
                 check_gpu_fit(&gpu, &config.spec)?;
                 let options = gpu_options(GpuApi::Best);
                 train_on(reusing(gpu, options), fault, config, &dataset, plan)
             }
-            Err(error) => {
-                eprintln!(
-                    "notice: no usable GPU adapter ({error}); training on the CPU path. \
-                     Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
-                     for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
-                );
-                train_on(cpu, fault, config, &dataset, plan)
-            }
+            None => train_on(cpu, fault, config, &dataset, plan),
         },
         choice => {
             let api = gpu_api(choice).context("a GPU backend")?;
@@ -639,6 +622,32 @@ impl From<EvalArgs> for crate::eval_cmd::EvalOptions {
             backend: a.backend,
             classifier: a.classifier,
             data: a.data,
+        }
+    }
+}
+
+/// What `--backend auto` runs `purpose` on: a hardware GPU adapter, or None
+/// (the CPU path) after a one-line notice saying why. A software rasteriser
+/// (lavapipe, llvmpipe) runs the kernels about 170 times slower than the CPU
+/// path, so `auto` does not pick it.
+pub fn auto_gpu(options: &GpuOptions, purpose: &str) -> Option<GpuBackend> {
+    match GpuBackend::new(options) {
+        Ok(gpu) if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu => Some(gpu),
+        Ok(gpu) => {
+            eprintln!(
+                "notice: the only GPU adapter, {}, is a software renderer; {purpose} on the CPU \
+                 path, which is much faster (pass --backend vulkan or gl to use it anyway)",
+                gpu.adapter_info().name
+            );
+            None
+        }
+        Err(error) => {
+            eprintln!(
+                "notice: no usable GPU adapter ({error}); {purpose} on the CPU path. \
+                 Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
+                 for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
+            );
+            None
         }
     }
 }

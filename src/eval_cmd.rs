@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{gpu_api, BackendChoice};
+use crate::cli::{auto_gpu, gpu_api, BackendChoice};
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::gpu::{GpuBackend, GpuOptions};
 use gan_gpu::backend::Backend;
@@ -91,20 +91,13 @@ pub fn eval(opts: EvalOptions) -> Result<()> {
     };
     match opts.backend {
         BackendChoice::Cpu => job.run(CpuBackend::new()),
-        BackendChoice::Auto => {
-            match GpuBackend::new(&GpuOptions::with_api(gan_gpu::backend::gpu::GpuApi::Best)) {
-                Ok(gpu) if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu => job.run(gpu),
-                Ok(gpu) => {
-                    eprintln!(
-                    "notice: the only GPU adapter, {}, is a software renderer; running the classifier \
-                     on the CPU backend (pass --backend vulkan or gl to use it anyway)",
-                    gpu.adapter_info().name
-                );
-                    job.run(CpuBackend::new())
-                }
-                Err(_) => job.run(CpuBackend::new()),
-            }
-        }
+        BackendChoice::Auto => match auto_gpu(
+            &GpuOptions::with_api(gan_gpu::backend::gpu::GpuApi::Best),
+            "running the classifier",
+        ) {
+            Some(gpu) => job.run(gpu),
+            None => job.run(CpuBackend::new()),
+        },
         choice => {
             let api = gpu_api(choice).context("no GPU API")?;
             let gpu = GpuBackend::new(&GpuOptions::with_api(api))
