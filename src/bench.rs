@@ -129,6 +129,10 @@ pub struct BenchReport {
     pub batch: usize,
     pub steps: usize,
     pub seconds: f64,
+    /// Of `seconds`, the time the host spent recording and submitting steps
+    /// (the rest it waited for the device). Near `seconds` means the host is
+    /// the bottleneck, not the device.
+    pub host_seconds: f64,
     /// Matrix-product FLOPs per step ([`matmul_flops_per_step`]).
     pub flops_per_step: u64,
     /// Dispatches and submits per timed step (None on the CPU).
@@ -145,6 +149,11 @@ impl BenchReport {
         self.steps as f64 / self.seconds.max(1e-12)
     }
 
+    /// Host recording time per step, in milliseconds.
+    pub fn host_ms_per_step(&self) -> f64 {
+        1e3 * self.host_seconds / self.steps.max(1) as f64
+    }
+
     /// Achieved matrix-product GFLOP/s.
     pub fn gflops(&self) -> f64 {
         self.flops_per_step as f64 * self.steps_per_sec() / 1e9
@@ -155,7 +164,7 @@ impl BenchReport {
         let count = |v: Option<f64>| v.map_or("na".to_string(), |v| format!("{v:.2}"));
         format!(
             "bench model={} backend={} batch={} steps={} ms_per_step={:.4} steps_per_s={:.2} \
-             gflops={:.3} dispatches_per_step={} submits_per_step={}",
+             gflops={:.3} host_ms_per_step={:.4} dispatches_per_step={} submits_per_step={}",
             self.model,
             self.backend,
             self.batch,
@@ -163,6 +172,7 @@ impl BenchReport {
             self.ms_per_step(),
             self.steps_per_sec(),
             self.gflops(),
+            self.host_ms_per_step(),
             count(self.dispatches_per_step),
             count(self.submits_per_step),
         )
@@ -253,9 +263,13 @@ pub fn time_steps<B: Backend>(
     let started = Instant::now();
     let chunk = sync_every.unwrap_or(steps);
     let mut done = 0;
+    let mut host_seconds = 0.0;
     while done < steps {
         let n = chunk.min(steps - done);
+        let recording = Instant::now();
         runner.run(backend, n)?;
+        backend.flush()?;
+        host_seconds += recording.elapsed().as_secs_f64();
         backend.sync()?;
         done += n;
     }
@@ -271,6 +285,7 @@ pub fn time_steps<B: Backend>(
         batch: spec.batch_size,
         steps,
         seconds,
+        host_seconds,
         flops_per_step: matmul_flops_per_step(spec),
         dispatches_per_step: per_step(|w| w.dispatches),
         submits_per_step: per_step(|w| w.submits),

@@ -141,6 +141,12 @@ fn print_report(r: &BenchReport) {
     );
     if let (Some(d), Some(s)) = (r.dispatches_per_step, r.submits_per_step) {
         println!("GPU work per step: {d:.1} dispatches, {s:.4} submits");
+        println!(
+            "host: {:.3} ms/step recording and submitting ({:.0}% of the time; near 100%: \
+             the host, not the GPU, sets the pace)",
+            r.host_ms_per_step(),
+            100.0 * r.host_seconds / r.seconds.max(1e-12)
+        );
     }
     println!("{}", r.summary_line());
 }

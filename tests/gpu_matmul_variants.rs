@@ -1,7 +1,9 @@
-//! Both matmul variants of `shaders/linear.wgsl` against the CPU reference,
-//! each forced on the adapter under test: the automatic choice runs only one
-//! of them per adapter (direct on CPU adapters such as lavapipe, tiled on
-//! GPUs), and the other must not go untested. Awkward shapes, strided views,
+//! Every matmul variant (`shaders/linear.wgsl`, `shaders/linear_blocked.wgsl`)
+//! against the CPU reference, each forced on the adapter under test: the
+//! automatic choice runs only some of them per adapter (direct on CPU
+//! adapters such as lavapipe; tiled and, for large products, blocked on
+//! GPUs), and the others must not go untested. Awkward shapes (none a
+//! multiple of any tile; one spanning 2 x 2 tiles of 128), strided views,
 //! dropout; the tolerance is `tests/gpu_ops.rs`'s.
 
 mod common;
@@ -70,13 +72,15 @@ impl Pair {
     }
 }
 
-/// (batch, in, out), none a multiple of the 32-wide tile but one.
-const SHAPES: [(usize, usize, usize); 5] = [
+/// (batch, in, out), none a multiple of the 32-wide tile but one; the last
+/// spans several tiles of every size in each product.
+const SHAPES: [(usize, usize, usize); 6] = [
     (1, 1, 1),
     (7, 257, 100),
     (100, 7, 257),
     (33, 65, 31),
     (64, 32, 96),
+    (150, 133, 139),
 ];
 
 fn variant_matches_cpu(variant: MatmulVariant) {
@@ -132,6 +136,21 @@ fn variant_matches_cpu(variant: MatmulVariant) {
 #[test]
 fn tiled_matmul_matches_cpu() {
     variant_matches_cpu(MatmulVariant::Tiled);
+}
+
+#[test]
+fn blocked64_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Blocked64);
+}
+
+#[test]
+fn blocked128_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Blocked128);
+}
+
+#[test]
+fn auto_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Auto);
 }
 
 #[test]

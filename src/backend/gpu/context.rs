@@ -311,7 +311,26 @@ impl GpuContext {
             )
         });
         adapters.sort_by_key(|a| std::cmp::Reverse(preference(&a.get_info())));
-        let Some(adapter) = adapters.into_iter().next() else {
+        // An adapter without compute shaders (an OpenGL context below 4.3 /
+        // GLES 3.1, as NVIDIA's EGL gives wgpu) cannot run any kernel.
+        let (usable, no_compute): (Vec<_>, Vec<_>) = adapters.into_iter().partition(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        });
+        if usable.is_empty() {
+            if let Some(a) = no_compute.first() {
+                let info = a.get_info();
+                return Err(Error::Gpu(format!(
+                    "adapter {} ({}, driver {}) cannot run compute shaders (OpenGL needs 4.3 or \
+                     GLES 3.1 for them); use another backend, e.g. --backend vulkan",
+                    info.name,
+                    info.backend.to_str(),
+                    info.driver_info.trim()
+                )));
+            }
+        }
+        let Some(adapter) = usable.into_iter().next() else {
             let available: Vec<String> = list_adapters()
                 .iter()
                 .map(|a| format!("{} {}", a.backend, a.name))

@@ -15,17 +15,27 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const RANDOM: &str = include_str!("../../../shaders/random.wgsl");
 const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 const LINEAR: &str = include_str!("../../../shaders/linear.wgsl");
+const LINEAR_BLOCKED: &str = include_str!("../../../shaders/linear_blocked.wgsl");
 const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 const CLASSIFIER: &str = include_str!("../../../shaders/classifier.wgsl");
 const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
 const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 
-/// Which matmul kernels `shaders/linear.wgsl` provides the linear ops with.
+/// Which matmul kernels the linear ops run: chosen once per backend, by the
+/// adapter's type unless forced (`--matmul`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
-    /// Workgroup-memory tiles, 16 x 16 threads of 2 x 2 outputs: for GPUs.
+    /// GPUs: per product, a register-blocked kernel where the output is large
+    /// enough to fill the GPU with its bigger tiles, else the tiled one
+    /// ([`MatmulKernel::for_product`]).
+    Auto,
+    /// Workgroup-memory tiles, 16 x 16 threads of 2 x 2 outputs, for every product.
     Tiled,
+    /// Register-blocked 64 x 64 tiles (4 x 4 outputs a thread), for every product.
+    Blocked64,
+    /// Register-blocked 128 x 128 tiles (8 x 8 outputs a thread), for every product.
+    Blocked128,
     /// No workgroup memory and no barriers, 8 x 8 threads of 4 x 4 outputs:
     /// for adapters that are CPUs (lavapipe, llvmpipe), where workgroup
     /// memory is plain memory and barriers switch between invocations.
@@ -33,31 +43,137 @@ pub enum MatmulVariant {
 }
 
 impl MatmulVariant {
-    /// The variant for an adapter of this type: direct on CPUs, tiled elsewhere.
+    pub const ALL: [MatmulVariant; 5] = [
+        MatmulVariant::Auto,
+        MatmulVariant::Tiled,
+        MatmulVariant::Blocked64,
+        MatmulVariant::Blocked128,
+        MatmulVariant::Direct,
+    ];
+
+    /// The variant for an adapter of this type: direct on CPUs, auto elsewhere.
     pub fn for_device(device_type: wgpu::DeviceType) -> Self {
         if device_type == wgpu::DeviceType::Cpu {
             MatmulVariant::Direct
         } else {
-            MatmulVariant::Tiled
+            MatmulVariant::Auto
         }
     }
 
-    /// Parses `tiled` or `direct`.
+    /// Parses a variant's [`name`](Self::name).
     pub fn parse(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tiled" => Ok(MatmulVariant::Tiled),
-            "direct" => Ok(MatmulVariant::Direct),
-            other => Err(Error::config(
-                "--matmul",
-                format!("unknown matmul variant {other:?} (expected tiled or direct)"),
-            )),
-        }
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                Error::config(
+                    "--matmul",
+                    format!(
+                    "unknown matmul variant {s:?} (expected auto, tiled, blocked64, blocked128 \
+                     or direct)"
+                ),
+                )
+            })
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            MatmulVariant::Auto => "auto",
             MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Blocked64 => "blocked64",
+            MatmulVariant::Blocked128 => "blocked128",
             MatmulVariant::Direct => "direct",
+        }
+    }
+
+    /// The kernels this variant dispatches, so the ones to build.
+    pub fn kernels(self) -> &'static [MatmulKernel] {
+        match self {
+            MatmulVariant::Auto => &[
+                MatmulKernel::Tiled,
+                MatmulKernel::Blocked64,
+                MatmulKernel::Blocked128,
+            ],
+            MatmulVariant::Tiled => &[MatmulKernel::Tiled],
+            MatmulVariant::Blocked64 => &[MatmulKernel::Blocked64],
+            MatmulVariant::Blocked128 => &[MatmulKernel::Blocked128],
+            MatmulVariant::Direct => &[MatmulKernel::Direct],
+        }
+    }
+}
+
+/// One concrete matmul kernel: an entry point suffix and its output tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    Tiled,
+    Blocked64,
+    Blocked128,
+    Direct,
+}
+
+impl MatmulKernel {
+    /// The side of the square output tile one workgroup computes.
+    pub fn tile(self) -> u32 {
+        match self {
+            MatmulKernel::Tiled | MatmulKernel::Direct => 32,
+            MatmulKernel::Blocked64 => 64,
+            MatmulKernel::Blocked128 => 128,
+        }
+    }
+
+    /// The K step of the blocked kernels (`BK` in `linear_blocked.wgsl`).
+    fn k_step(self) -> u32 {
+        match self {
+            MatmulKernel::Blocked128 => 8,
+            _ => 16,
+        }
+    }
+
+    /// Workgroup memory the kernel declares, in bytes.
+    pub fn workgroup_bytes(self) -> u32 {
+        match self {
+            MatmulKernel::Tiled => 2 * 1024 * 4,
+            MatmulKernel::Direct => 0,
+            _ => 2 * self.k_step() * (self.tile() + 4) * 4,
+        }
+    }
+
+    /// The kernel [`MatmulVariant::Auto`] runs for a product with an M x N
+    /// output: the largest blocked tile that still gives at least 256 (128
+    /// x 128) or 128 (64 x 64) workgroups, enough to fill a large GPU; the
+    /// 32 x 32 tiles otherwise, where more, smaller workgroups beat register
+    /// blocking (every product of the batch-100 models).
+    pub fn for_product(m: u32, n: u32) -> Self {
+        let tiles = |t: u32| u64::from(m.div_ceil(t)) * u64::from(n.div_ceil(t));
+        if tiles(128) >= 256 {
+            MatmulKernel::Blocked128
+        } else if tiles(64) >= 128 {
+            MatmulKernel::Blocked64
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            MatmulKernel::Tiled => "",
+            MatmulKernel::Direct => "_direct",
+            MatmulKernel::Blocked64 | MatmulKernel::Blocked128 => "_blocked",
+        }
+    }
+
+    /// The module source: the blocked kernels are `linear.wgsl` followed by
+    /// `linear_blocked.wgsl`, after their tile constants.
+    fn source(self) -> String {
+        match self {
+            MatmulKernel::Tiled | MatmulKernel::Direct => Family::Linear.source(),
+            _ => format!(
+                "const BM: u32 = {}u;\nconst BK: u32 = {}u;\n{}\n{LINEAR_BLOCKED}",
+                self.tile(),
+                self.k_step(),
+                Family::Linear.source()
+            ),
         }
     }
 }
@@ -156,17 +272,12 @@ impl Kernel {
         }
     }
 
-    /// The entry point built for this kernel under `variant` (the direct
-    /// matmul kernels carry the suffix `_direct`).
-    fn entry_point_for(self, variant: MatmulVariant) -> &'static str {
-        match (self, variant) {
-            (Kernel::LinearForward, MatmulVariant::Direct) => "linear_forward_direct",
-            (Kernel::LinearBackwardInput, MatmulVariant::Direct) => "linear_backward_input_direct",
-            (Kernel::LinearBackwardParams, MatmulVariant::Direct) => {
-                "linear_backward_params_direct"
-            }
-            _ => self.entry_point(),
-        }
+    /// Whether this is one of the three linear (matmul) ops.
+    pub fn is_linear(self) -> bool {
+        matches!(
+            self,
+            Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams
+        )
     }
 
     fn family(self) -> Family {
@@ -220,92 +331,140 @@ pub struct Pipeline {
     pub layout: wgpu::BindGroupLayout,
 }
 
-/// All pipelines, indexed by [`Kernel`].
+/// All pipelines, indexed by [`Kernel`]; the linear ops once per matmul
+/// kernel of the variant.
 pub struct Kernels {
     pipelines: Vec<Pipeline>,
+    linear: Vec<(Kernel, MatmulKernel, wgpu::ComputePipeline)>,
     matmul: MatmulVariant,
+}
+
+fn compile(device: &wgpu::Device, name: &str, source: String) -> Result<wgpu::ShaderModule> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::Gpu(format!("shader {name} does not compile: {e}"))),
+        None => Ok(module),
+    }
+}
+
+fn bind_group_layout(device: &wgpu::Device, kernel: Kernel) -> wgpu::BindGroupLayout {
+    let mut entries = Vec::new();
+    if kernel.has_uniform() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    for binding in 1..=kernel.storage_bindings() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: false },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(kernel.entry_point()),
+        entries: &entries,
+    })
+}
+
+fn pipeline(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    module: &wgpu::ShaderModule,
+    entry_point: &str,
+    file: &str,
+) -> Result<wgpu::ComputePipeline> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry_point),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry_point),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry_point),
+        compilation_options: wgpu::PipelineCompilationOptions::default(),
+        cache: None,
+    });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::Gpu(format!(
+            "pipeline {entry_point} ({file}) cannot be built: {e}"
+        ))),
+        None => Ok(pipeline),
+    }
 }
 
 impl Kernels {
     /// Compiles every shader family and builds every pipeline, the linear
-    /// ops from the `matmul` variant. Shader or pipeline errors come back as
-    /// [`Error::Gpu`] naming the kernel.
+    /// ops once for each matmul kernel of the `matmul` variant. Shader or
+    /// pipeline errors come back as [`Error::Gpu`] naming the kernel.
     pub fn new(device: &wgpu::Device, matmul: MatmulVariant) -> Result<Self> {
         let mut modules = Vec::new();
         for family in Family::ALL {
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(family.name()),
-                source: wgpu::ShaderSource::Wgsl(family.source().into()),
-            });
-            if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(Error::Gpu(format!(
-                    "shader {} does not compile: {e}",
-                    family.name()
-                )));
-            }
-            modules.push((family, module));
+            modules.push((family, compile(device, family.name(), family.source())?));
+        }
+        let mut matmul_modules = Vec::new();
+        for &mk in matmul.kernels() {
+            let module = match mk {
+                MatmulKernel::Tiled | MatmulKernel::Direct => None,
+                _ => Some(compile(device, "linear_blocked.wgsl", mk.source())?),
+            };
+            matmul_modules.push((mk, module));
         }
         let mut pipelines = Vec::new();
+        let mut linear = Vec::new();
         for kernel in Kernel::ALL {
             let module = modules
                 .iter()
                 .find(|(f, _)| *f == kernel.family())
                 .map(|(_, m)| m)
                 .ok_or_else(|| Error::Gpu(format!("no shader module for {kernel:?}")))?;
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let mut entries = Vec::new();
-            if kernel.has_uniform() {
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                });
+            let layout = bind_group_layout(device, kernel);
+            let file = kernel.family().name();
+            if !kernel.is_linear() {
+                let pipeline = pipeline(device, &layout, module, kernel.entry_point(), file)?;
+                pipelines.push(Pipeline { pipeline, layout });
+                continue;
             }
-            for binding in 1..=kernel.storage_bindings() {
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                });
+            let mut first = None;
+            for (mk, own) in &matmul_modules {
+                let entry = format!("{}{}", kernel.entry_point(), mk.suffix());
+                let p = pipeline(
+                    device,
+                    &layout,
+                    own.as_ref().unwrap_or(module),
+                    &entry,
+                    file,
+                )?;
+                first.get_or_insert_with(|| p.clone());
+                linear.push((kernel, *mk, p));
             }
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.entry_point()),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry_point()),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry_point()),
-                layout: Some(&pipeline_layout),
-                module,
-                entry_point: Some(kernel.entry_point_for(matmul)),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-            if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(Error::Gpu(format!(
-                    "pipeline {} ({}) cannot be built: {e}",
-                    kernel.entry_point_for(matmul),
-                    kernel.family().name()
-                )));
-            }
+            let pipeline = first.ok_or_else(|| Error::Gpu("no matmul kernel to build".into()))?;
             pipelines.push(Pipeline { pipeline, layout });
         }
-        Ok(Kernels { pipelines, matmul })
+        Ok(Kernels {
+            pipelines,
+            linear,
+            matmul,
+        })
     }
 
     /// The pipeline of `kernel`.
@@ -318,14 +477,34 @@ impl Kernels {
         &self.pipelines[index]
     }
 
+    /// The pipeline of a linear op's `kernel` built from matmul kernel `mk`,
+    /// if the variant built it.
+    pub fn linear(&self, kernel: Kernel, mk: MatmulKernel) -> Option<&wgpu::ComputePipeline> {
+        self.linear
+            .iter()
+            .find(|(k, m, _)| *k == kernel && *m == mk)
+            .map(|(_, _, p)| p)
+    }
+
     /// The matmul variant the linear ops were built from.
     pub fn matmul(&self) -> MatmulVariant {
         self.matmul
     }
 
+    /// The matmul kernel a linear op with an M x N output runs.
+    pub fn matmul_kernel(&self, m: u32, n: u32) -> MatmulKernel {
+        match self.matmul {
+            MatmulVariant::Auto => MatmulKernel::for_product(m, n),
+            MatmulVariant::Tiled => MatmulKernel::Tiled,
+            MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
+            MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
+            MatmulVariant::Direct => MatmulKernel::Direct,
+        }
+    }
+
     /// How many pipelines were built.
     pub fn len(&self) -> usize {
-        self.pipelines.len()
+        self.pipelines.len() + self.linear.len() - 3
     }
 
     /// Whether no pipeline was built (never, once `new` succeeded).

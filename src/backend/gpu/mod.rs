@@ -38,12 +38,10 @@ use super::{Dropout, Mat, Tensor};
 use crate::error::{Error, Result};
 use crate::model::{Activation, LayerSlot};
 pub use context::{list_adapters, AdapterSummary, GpuApi, GpuContext, GpuOptions, KeyLimits};
-pub use kernels::MatmulVariant;
 use kernels::{Kernel, Kernels};
+pub use kernels::{MatmulKernel, MatmulVariant};
 use params::*;
 
-/// Output tile of the matmul kernels (`TILE` in `shaders/linear.wgsl`).
-const MATMUL_TILE: u32 = 32;
 /// Threads per workgroup of the one-dimensional kernels (`WG_1D`).
 const WG_1D: u32 = 256;
 
@@ -121,9 +119,37 @@ impl GpuBackend {
     /// Opens a device per `options` and builds every pipeline.
     pub fn new(options: &GpuOptions) -> Result<Self> {
         let ctx = GpuContext::new(options)?;
-        let matmul = options
-            .matmul
-            .unwrap_or_else(|| MatmulVariant::for_device(ctx.info.device_type));
+        let workgroup_bytes = ctx.limits.max_compute_workgroup_storage_size;
+        let matmul = match options.matmul {
+            Some(forced) => {
+                if let Some(mk) = forced
+                    .kernels()
+                    .iter()
+                    .find(|mk| mk.workgroup_bytes() > workgroup_bytes)
+                {
+                    return Err(Error::Gpu(format!(
+                        "adapter {} cannot run --matmul {}: its kernel needs {} bytes of \
+                         workgroup memory, the adapter allows {workgroup_bytes}",
+                        ctx.adapter_name(),
+                        forced.name(),
+                        mk.workgroup_bytes()
+                    )));
+                }
+                forced
+            }
+            None => {
+                let auto = MatmulVariant::for_device(ctx.info.device_type);
+                let fits = auto
+                    .kernels()
+                    .iter()
+                    .all(|mk| mk.workgroup_bytes() <= workgroup_bytes);
+                if fits {
+                    auto
+                } else {
+                    MatmulVariant::Tiled
+                }
+            }
+        };
         let kernels = Kernels::new(&ctx.device, matmul)?;
         let mut next_uid = 0;
         let mut make = |size: u64, label: &str| {
@@ -321,6 +347,31 @@ impl GpuBackend {
         buffers: &[Buf],
         groups: (u32, u32, u32),
     ) {
+        self.dispatch_on(kernel, None, uniform, buffers, groups);
+    }
+
+    /// [`dispatch`](Self::dispatch) with, for a linear op, the matmul kernel
+    /// to run (its pipeline shares the op's bind group layout).
+    fn dispatch_on<P: Pod>(
+        &mut self,
+        kernel: Kernel,
+        matmul: Option<MatmulKernel>,
+        uniform: Option<&P>,
+        buffers: &[Buf],
+        groups: (u32, u32, u32),
+    ) {
+        let pipeline = match matmul {
+            None => Some(self.kernels.get(kernel).pipeline.clone()),
+            Some(mk) => self.kernels.linear(kernel, mk).cloned(),
+        };
+        let Some(pipeline) = pipeline else {
+            self.fail(format!(
+                "{}: matmul kernel {mk:?} was not built",
+                kernel.entry_point(),
+                mk = matmul
+            ));
+            return;
+        };
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return;
         }
@@ -396,7 +447,7 @@ impl GpuBackend {
         let (Some(pass), Some(cached)) = (self.pass.as_mut(), self.cache.get(&key)) else {
             return;
         };
-        pass.set_pipeline(&self.kernels.get(kernel).pipeline);
+        pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &cached.bind_group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         self.dispatches += 1;
@@ -543,6 +594,15 @@ impl GpuBackend {
                 u32::from_le_bytes(w)
             })
             .collect()
+    }
+
+    /// Records a linear op: the matmul kernel for its M x N output (per the
+    /// variant), one workgroup per output tile.
+    fn dispatch_linear(&mut self, kernel: Kernel, p: &LinearParams, buffers: &[Buf]) {
+        let mk = self.kernels.matmul_kernel(p.m, p.n);
+        let tile = mk.tile();
+        let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), 1);
+        self.dispatch_on(kernel, Some(mk), Some(p), buffers, groups);
     }
 
     fn linear_params(act: Activation, dropout: Option<Dropout>) -> LinearParams {

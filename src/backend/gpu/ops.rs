@@ -6,7 +6,7 @@
 
 use super::kernels::Kernel;
 use super::params::*;
-use super::{tensor_bytes, Buf, GpuBackend, MATMUL_TILE};
+use super::{tensor_bytes, Buf, GpuBackend};
 use crate::backend::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
@@ -328,10 +328,9 @@ impl Backend for GpuBackend {
             out_cols: layer.out_dim as u32,
             ..Self::linear_params(act, dropout)
         };
-        let groups = (p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE), 1);
-        self.dispatch(
+        self.dispatch_linear(
             Kernel::LinearForward,
-            Some(&p),
+            &p,
             &[
                 Buf::Clock,
                 Buf::Tensor(x.tensor),
@@ -339,7 +338,6 @@ impl Backend for GpuBackend {
                 Buf::Tensor(y.tensor),
                 Buf::Tensor(y.tensor),
             ],
-            groups,
         );
     }
 
@@ -385,10 +383,9 @@ impl Backend for GpuBackend {
             out_cols: layer.out_dim as u32,
             ..Self::linear_params(act, dropout)
         };
-        let groups = (p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE), 1);
-        self.dispatch(
+        self.dispatch_linear(
             Kernel::LinearBackwardInput,
-            Some(&p),
+            &p,
             &[
                 Buf::Clock,
                 Buf::Tensor(dy.tensor),
@@ -396,7 +393,6 @@ impl Backend for GpuBackend {
                 Buf::Tensor(y.tensor),
                 Buf::Tensor(dx.tensor),
             ],
-            groups,
         );
     }
 
@@ -443,10 +439,9 @@ impl Backend for GpuBackend {
             out_cols: layer.out_dim as u32,
             ..Self::linear_params(act, dropout)
         };
-        let groups = (p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE), 1);
-        self.dispatch(
+        self.dispatch_linear(
             Kernel::LinearBackwardParams,
-            Some(&p),
+            &p,
             &[
                 Buf::Clock,
                 Buf::Tensor(dy.tensor),
@@ -454,7 +449,6 @@ impl Backend for GpuBackend {
                 Buf::Tensor(y.tensor),
                 Buf::Tensor(grads),
             ],
-            groups,
         );
     }
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# GPU benchmarks on a lent device machine, gan-gpu beside its PyTorch peers in one command.
+#
+# Expects, in the repository root on the device (see BENCHMARKS.md for how
+# they are prepared and carried):
+#   .gl/*.deb                 the Vulkan/EGL loaders (device README)
+#   .devrun/gan-gpu           the release binary, built on the developer machine
+#   .devrun/matmul-bench      the criterion matmul bench binary (cargo bench --no-run)
+#   .devrun/torch_gan.py      ../shared/bench/torch_gan.py
+# Usage: scripts/device_bench.sh [SECTION...]   sections: info vanilla levers deep gl matmul epochs
+# Writes the full log to $OUT/device_bench.log when OUT is set.
+set -u
+cd "$(dirname "$0")/.."
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+fi
+export PYTHONUNBUFFERED=1 TORCH_GAN_DIR=.devrun
+GAN=.devrun/gan-gpu
+MNIST=data/mnist
+LOG=${OUT:-/tmp}/device_bench.log
+sections=${*:-info vanilla levers deep gl matmul epochs}
+
+say() { echo "== $*" | tee -a "$LOG"; }
+run() { timeout "${LIMIT:-120}" "$@" 2>&1 | tee -a "$LOG" | tail -1; }
+torch_eager() { run python3 .devrun/torch_gan.py --mnist $MNIST --device cuda "$@"; }
+torch_graphs() { run python3 scripts/torch_gan_graphs.py --mnist $MNIST "$@"; }
+bench() { run $GAN bench "$@"; }
+
+for s in $sections; do
+    case $s in
+    info)
+        say info
+        nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv 2>&1 | tee -a "$LOG"
+        python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" 2>&1 | tee -a "$LOG"
+        $GAN info 2>&1 | tee -a "$LOG"
+        ;;
+    vanilla)
+        for r in 1 2; do
+            say "vanilla batch 100, round $r"
+            bench --backend vulkan --model vanilla --batch-size 100 --warmup 200 --steps 3000
+            bench --backend vulkan --model vanilla --batch-size 100 --warmup 200 --steps 3000 --matmul direct
+            torch_eager --model vanilla --batch 100 --steps 2000
+            torch_graphs --model vanilla --batch 100 --steps 3000
+        done
+        say "vanilla, torch.compile"
+        LIMIT=240 torch_eager --model vanilla --batch 100 --steps 2000 --compile
+        ;;
+    levers)
+        for sps in 1 8 32 128 512; do
+            say "vanilla steps per submit $sps"
+            bench --backend vulkan --model vanilla --warmup 200 --steps 3000 --steps-per-submit $sps
+        done
+        say "vanilla batch 8 (per-step overhead floor)"
+        bench --backend vulkan --model vanilla --batch-size 8 --warmup 200 --steps 3000
+        say "vanilla sync every 128"
+        bench --backend vulkan --model vanilla --warmup 200 --steps 3000 --sync-every 128
+        ;;
+    deep)
+        for b in 100 1024; do
+            say "deep batch $b"
+            bench --backend vulkan --model deep --batch-size $b --warmup 100 --steps 1000
+            bench --backend vulkan --model deep --batch-size $b --warmup 100 --steps 1000 --matmul direct
+            torch_eager --model deep --batch $b --steps 1000
+            torch_graphs --model deep --batch $b --steps 1000
+        done
+        ;;
+    gl)
+        say "vanilla on GL"
+        bench --backend gl --model vanilla --warmup 200 --steps 3000
+        ;;
+    matmul)
+        say "matmul 4096^3, gan-gpu (criterion)"
+        GAN_GPU_BENCH_LARGE=1 LIMIT=300 run .devrun/matmul-bench --bench 'gpu.*/4096x4096x4096'
+        grep -A3 '4096x4096x4096' "$LOG" | grep -E '4096|thrpt' | tail -9
+        say "matmul 4096^3, cuBLAS FP32 (TF32 off)"
+        run python3 -c "
+import torch, time
+torch.backends.cuda.matmul.allow_tf32 = False
+a = torch.randn(4096, 4096, device='cuda'); b = torch.randn(4096, 4096, device='cuda')
+for _ in range(5): a @ b
+torch.cuda.synchronize(); t = time.perf_counter()
+for _ in range(50): a @ b
+torch.cuda.synchronize(); dt = (time.perf_counter() - t) / 50
+print(f'cublas fp32 4096^3: {dt*1e3:.3f} ms {2*4096**3/dt/1e9:.0f} GFLOP/s')
+"
+        ;;
+    epochs)
+        say "vanilla, 100 epochs"
+        rm -rf /tmp/v100
+        t0=$(date +%s%N)
+        timeout 300 $GAN train --backend vulkan --model vanilla --quiet --out /tmp/v100 2>&1 | tee -a "$LOG" | tail -3
+        echo "wall $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee -a "$LOG"
+        tail -2 /tmp/v100/metrics.csv | tee -a "$LOG"
+        ;;
+    esac
+done
