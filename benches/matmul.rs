@@ -136,7 +136,9 @@ fn matmul(c: &mut Criterion) {
         );
         bench_backend(c, &name, &mut gpu, slow);
     }
-    bench_backend(c, "cpu", &mut CpuBackend::new(), false);
+    if common::cpu_enabled() {
+        bench_backend(c, "cpu", &mut CpuBackend::new(), false);
+    }
 }
 
 criterion_group!(benches, matmul);

@@ -52,7 +52,9 @@ fn train_step(c: &mut Criterion) {
         );
         bench_backend(c, &name, &mut gpu, slow);
     }
-    bench_backend(c, "cpu", &mut CpuBackend::new(), false);
+    if common::cpu_enabled() {
+        bench_backend(c, "cpu", &mut CpuBackend::new(), false);
+    }
 }
 
 criterion_group!(benches, train_step);

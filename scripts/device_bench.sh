@@ -7,7 +7,7 @@
 #   .devrun/gan-gpu           the release binary, built on the developer machine
 #   .devrun/matmul-bench      the criterion matmul bench binary (cargo bench --no-run)
 #   .devrun/torch_gan.py      ../shared/bench/torch_gan.py
-# Usage: scripts/device_bench.sh [SECTION...]   sections: info vanilla levers deep gl matmul epochs
+# Usage: scripts/device_bench.sh [SECTION...]   sections: info vanilla levers deep variants profile gl matmul epochs
 # Writes the full log to $OUT/device_bench.log when OUT is set.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED=1 TORCH_GAN_DIR=.devrun
 GAN=.devrun/gan-gpu
 MNIST=data/mnist
 LOG=${OUT:-/tmp}/device_bench.log
-sections=${*:-info vanilla levers deep gl matmul epochs}
+sections=${*:-info vanilla levers deep variants profile gl matmul epochs}
 
 say() { echo "== $*" | tee -a "$LOG"; }
 run() { timeout "${LIMIT:-120}" "$@" 2>&1 | tee -a "$LOG" | tail -1; }
@@ -41,12 +41,13 @@ for s in $sections; do
         for r in 1 2; do
             say "vanilla batch 100, round $r"
             bench --backend vulkan --model vanilla --batch-size 100 --warmup 200 --steps 3000
-            bench --backend vulkan --model vanilla --batch-size 100 --warmup 200 --steps 3000 --matmul direct
             torch_eager --model vanilla --batch 100 --steps 2000
             torch_graphs --model vanilla --batch 100 --steps 3000
         done
-        say "vanilla, torch.compile"
-        LIMIT=240 torch_eager --model vanilla --batch 100 --steps 2000 --compile
+        if [ -n "${COMPILE:-}" ]; then
+            say "vanilla, torch.compile"
+            LIMIT=240 torch_eager --model vanilla --batch 100 --steps 2000 --compile
+        fi
         ;;
     levers)
         for sps in 1 8 32 128 512; do
@@ -62,9 +63,25 @@ for s in $sections; do
         for b in 100 1024; do
             say "deep batch $b"
             bench --backend vulkan --model deep --batch-size $b --warmup 100 --steps 1000
-            bench --backend vulkan --model deep --batch-size $b --warmup 100 --steps 1000 --matmul direct
             torch_eager --model deep --batch $b --steps 1000
             torch_graphs --model deep --batch $b --steps 1000
+        done
+        ;;
+    variants)
+        # Every GPU matmul variant on each model size (direct only where it finishes quickly).
+        for case in "vanilla 100" "deep 100" "deep 1024"; do
+            set -- $case
+            for v in auto tiled blocked64 blocked128; do
+                say "variant $v, $1 batch $2"
+                bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 500 --matmul $v
+            done
+        done
+        ;;
+    profile)
+        for case in "vanilla 100" "deep 100" "deep 1024"; do
+            set -- $case
+            say "profile $1 batch $2"
+            $GAN bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 200 --profile 60 2>&1 | tee -a "$LOG" | grep -E "^ +[0-9]+ |profile summary|^bench "
         done
         ;;
     gl)
@@ -72,20 +89,30 @@ for s in $sections; do
         bench --backend gl --model vanilla --warmup 200 --steps 3000
         ;;
     matmul)
-        say "matmul 4096^3, gan-gpu (criterion)"
-        GAN_GPU_BENCH_LARGE=1 LIMIT=300 run .devrun/matmul-bench --bench 'gpu.*/4096x4096x4096'
-        grep -A3 '4096x4096x4096' "$LOG" | grep -E '4096|thrpt' | tail -9
-        say "matmul 4096^3, cuBLAS FP32 (TF32 off)"
+        for v in blocked128 blocked64 tiled; do
+            say "matmul 4096^3, gan-gpu $v (criterion)"
+            GAN_GPU_BENCH_MATMUL=$v GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 GAN_GPU_BENCH_LARGE=1 LIMIT=200 \
+                run .devrun/matmul-bench --bench '/4096x4096x4096'
+            grep -A2 "gpu-vulkan-$v/4096x4096x4096\$" "$LOG" | grep -E 'thrpt' | tail -3
+        done
+        say "matmul at the model sizes, gan-gpu auto (criterion)"
+        GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 LIMIT=200 run .devrun/matmul-bench --bench gpu
+        grep -E '^linear_|thrpt' "$LOG" | grep -B1 thrpt | grep -v 4096 | tail -30
+        say "matmul, cuBLAS FP32 (TF32 off) at the same sizes"
         run python3 -c "
 import torch, time
 torch.backends.cuda.matmul.allow_tf32 = False
-a = torch.randn(4096, 4096, device='cuda'); b = torch.randn(4096, 4096, device='cuda')
-for _ in range(5): a @ b
-torch.cuda.synchronize(); t = time.perf_counter()
-for _ in range(50): a @ b
-torch.cuda.synchronize(); dt = (time.perf_counter() - t) / 50
-print(f'cublas fp32 4096^3: {dt*1e3:.3f} ms {2*4096**3/dt/1e9:.0f} GFLOP/s')
-"
+def t(m, k, n, reps):
+    a = torch.randn(m, k, device='cuda'); b = torch.randn(k, n, device='cuda')
+    for _ in range(5): a @ b
+    torch.cuda.synchronize(); s = time.perf_counter()
+    for _ in range(reps): a @ b
+    torch.cuda.synchronize(); dt = (time.perf_counter() - s) / reps
+    print(f'cublas fp32 {m}x{k}x{n}: {dt*1e6:.1f} us {2*m*k*n/dt/1e9:.0f} GFLOP/s')
+for m, k, n in [(100,128,256),(100,256,784),(200,784,256),(128,1024,784),(256,784,1024)]:
+    t(m, k, n, 2000)
+t(4096, 4096, 4096, 50)
+" 2>&1 | tee -a "$LOG"
         ;;
     epochs)
         say "vanilla, 100 epochs"

@@ -292,6 +292,95 @@ pub fn time_steps<B: Backend>(
     })
 }
 
+/// One dispatch position of a training step, over the profiled steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileRow {
+    /// Entry point, matmul kernel and grid, as the backend labels it.
+    pub label: String,
+    /// Median GPU time from the dispatch's start to its end, microseconds.
+    pub kernel_us: f64,
+    /// Median GPU time from its end to the next dispatch's start
+    /// (barrier and launch), microseconds; 0 for a step's last dispatch.
+    pub gap_us: f64,
+}
+
+/// Where a step's GPU time goes: [`profile_rows`] of a profiled run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepProfile {
+    pub rows: Vec<ProfileRow>,
+    /// Steps profiled.
+    pub steps: usize,
+    /// Median GPU time from a step's first start to its last end, microseconds.
+    pub step_us: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Groups profiled dispatches into steps of `per_step` dispatches and takes
+/// the median of each position (steps whose labels differ from the first
+/// one's, e.g. around an epoch boundary, are left out).
+pub fn profile_rows(times: &[crate::backend::gpu::profile::DispatchTime], per_step: usize) -> StepProfile {
+    let steps: Vec<_> = times
+        .chunks_exact(per_step.max(1))
+        .filter(|s| {
+            s.iter()
+                .zip(&times[..per_step.min(times.len())])
+                .all(|(a, b)| a.label == b.label)
+        })
+        .collect();
+    let rows = (0..per_step.min(times.len()))
+        .map(|i| ProfileRow {
+            label: times[i].label.clone(),
+            kernel_us: median(steps.iter().map(|s| (s[i].end_ns - s[i].start_ns) / 1e3).collect()),
+            gap_us: if i + 1 < per_step {
+                median(steps.iter().map(|s| (s[i + 1].start_ns - s[i].end_ns) / 1e3).collect())
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    StepProfile {
+        rows,
+        steps: steps.len(),
+        step_us: median(
+            steps
+                .iter()
+                .map(|s| (s[s.len() - 1].end_ns - s[0].start_ns) / 1e3)
+                .collect(),
+        ),
+    }
+}
+
+/// Runs `warmup` steps, then records `steps` steps with a GPU timestamp
+/// around every dispatch (the backend must be opened with
+/// `GpuOptions::profile`), and returns the per-position medians.
+pub fn profile_steps(
+    backend: &mut crate::backend::gpu::GpuBackend,
+    spec: &ModelSpec,
+    data: &Dataset,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepProfile> {
+    let mut runner = StepRunner::new(backend, spec, data)?;
+    runner.run(backend, warmup.max(1))?;
+    backend.sync()?;
+    let before = backend.dispatches();
+    runner.run(backend, 1)?;
+    let per_step = (backend.dispatches() - before) as usize;
+    backend.sync()?;
+    let fit = (crate::backend::gpu::profile::MAX_QUERIES as usize / 2) / per_step.max(1);
+    backend.start_profile()?;
+    runner.run(backend, steps.clamp(1, fit.max(1)))?;
+    let times = backend.finish_profile()?;
+    Ok(profile_rows(&times, per_step))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,12 @@ pub struct BenchArgs {
     /// GPU only: submit the recorded work every N steps [default: 32].
     #[arg(long, value_name = "N")]
     steps_per_submit: Option<u32>,
-    /// GPU only: the matmul kernels, tiled or direct [default: direct on CPU adapters, else tiled].
+    /// GPU only: after the timed steps, time every dispatch of N more steps
+    /// on the GPU (timestamp queries) and print where a step's time goes
+    #[arg(long, value_name = "N")]
+    profile: Option<usize>,
+    /// GPU only: the matmul kernels: auto, tiled, blocked64, blocked128 or
+    /// direct [default: direct on CPU adapters, else auto (per product)]
     #[arg(long, value_name = "VARIANT", value_parser = MatmulVariant::parse)]
     matmul: Option<MatmulVariant>,
 }
@@ -58,6 +63,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     if args.sync_every == Some(0) {
         anyhow::bail!("invalid --sync-every: must be at least 1");
+    }
+    if args.profile == Some(0) {
+        anyhow::bail!("invalid --profile: must be at least 1 step");
+    }
+    if args.profile.is_some() && gpu_api(args.backend).is_none() {
+        anyhow::bail!("invalid --profile: it times GPU dispatches, and --backend cpu has none");
     }
     if args.steps_per_submit == Some(0) {
         anyhow::bail!("invalid --steps-per-submit: must be at least 1");
@@ -77,7 +88,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     };
     spec.validate(dataset.count)?;
     let report = match gpu_api(args.backend) {
-        None => run(CpuBackend::new(), "cpu", &spec, &dataset, &args)?,
+        None => run(&mut CpuBackend::new(), "cpu", &spec, &dataset, &args)?,
         Some(api) => {
             let mut options = GpuOptions {
                 storage_binding_bytes: dataset.images.len() as u64,
@@ -87,15 +98,23 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 options.steps_per_submit = n;
             }
             options.matmul = args.matmul;
+            options.profile = args.profile.is_some();
             match GpuBackend::new(&options) {
-                Ok(gpu) => {
+                Ok(mut gpu) => {
                     let name = gpu.adapter_info().backend.to_str().to_string();
                     println!("matmul kernels: {}", gpu.matmul_variant().name());
-                    run(gpu, &name, &spec, &dataset, &args)?
+                    let report = run(&mut gpu, &name, &spec, &dataset, &args)?;
+                    if let Some(steps) = args.profile {
+                        print_report(&report);
+                        let profile = bench::profile_steps(&mut gpu, &spec, &dataset, 5, steps)?;
+                        print_profile(&profile);
+                        return Ok(());
+                    }
+                    report
                 }
-                Err(error) if args.backend == BackendChoice::Auto => {
+                Err(error) if args.backend == BackendChoice::Auto && args.profile.is_none() => {
                     eprintln!("notice: no usable GPU adapter ({error}); timing the CPU path");
-                    run(CpuBackend::new(), "cpu", &spec, &dataset, &args)?
+                    run(&mut CpuBackend::new(), "cpu", &spec, &dataset, &args)?
                 }
                 Err(error) => {
                     return Err(error)
@@ -109,7 +128,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 }
 
 fn run<B: Backend>(
-    mut backend: B,
+    backend: &mut B,
     name: &str,
     spec: &ModelSpec,
     dataset: &data::Dataset,
@@ -129,7 +148,7 @@ fn run<B: Backend>(
         steps: args.steps,
         sync_every: args.sync_every,
     };
-    Ok(bench::time_steps(&mut backend, spec, dataset, plan, name)?)
+    Ok(bench::time_steps(backend, spec, dataset, plan, name)?)
 }
 
 fn print_report(r: &BenchReport) {
@@ -149,4 +168,26 @@ fn print_report(r: &BenchReport) {
         );
     }
     println!("{}", r.summary_line());
+}
+
+fn print_profile(p: &bench::StepProfile) {
+    println!(
+        "profile: {} steps, GPU timestamps around each dispatch (medians per position)",
+        p.steps
+    );
+    println!("{:>4}  {:<48} {:>10} {:>10}", "#", "dispatch", "kernel us", "gap us");
+    for (i, row) in p.rows.iter().enumerate() {
+        println!(
+            "{i:>4}  {:<48} {:>10.2} {:>10.2}",
+            row.label, row.kernel_us, row.gap_us
+        );
+    }
+    let kernels: f64 = p.rows.iter().map(|r| r.kernel_us).sum();
+    let gaps: f64 = p.rows.iter().map(|r| r.gap_us).sum();
+    println!(
+        "profile summary: step {:.1} us on the GPU = kernels {kernels:.1} us + gaps {gaps:.1} us \
+         ({} dispatches)",
+        p.step_us,
+        p.rows.len()
+    );
 }

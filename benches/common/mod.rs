@@ -6,6 +6,9 @@
 //! - `GAN_GPU_BENCH_MATMUL`: `tiled` or `direct` forces the matmul kernels
 //!   (default: chosen from the adapter, direct on CPU adapters).
 //! - `GAN_GPU_BENCH_NO_GPU=1`: CPU cases only.
+//! - `GAN_GPU_BENCH_NO_CPU=1`: GPU cases only (the CPU cases build their
+//!   operands and run each once even when a filter skips them, which at
+//!   4096^3 takes long).
 //! - `GAN_GPU_BENCH_LARGE=1`: add the 4096 x 4096 x 4096 matmul (about 137
 //!   GFLOP per call: seconds on a GPU, many minutes on lavapipe or the CPU),
 //!   and the deep model's training step on a software adapter.
@@ -19,6 +22,11 @@ use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
 
 fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether the CPU cases run (`GAN_GPU_BENCH_NO_CPU` unset).
+pub fn cpu_enabled() -> bool {
+    !flag("GAN_GPU_BENCH_NO_CPU")
 }
 
 pub fn large_enabled() -> bool {

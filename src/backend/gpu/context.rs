@@ -250,6 +250,10 @@ pub struct GpuOptions {
     ///
     /// [`MatmulVariant::for_device`]: super::kernels::MatmulVariant::for_device
     pub matmul: Option<super::kernels::MatmulVariant>,
+    /// Open the device with timestamp queries inside compute passes, for
+    /// [`GpuBackend::start_profile`](super::GpuBackend::start_profile); an
+    /// adapter without them is an error.
+    pub profile: bool,
 }
 
 /// The packed MNIST training set: 60000 images of 784 bytes.
@@ -262,6 +266,7 @@ impl Default for GpuOptions {
             storage_binding_bytes: MNIST_TRAIN_BYTES,
             steps_per_submit: 32,
             matmul: None,
+            profile: false,
         }
     }
 }
@@ -387,9 +392,22 @@ impl GpuContext {
                 limits.max_storage_buffers_per_shader_stage
             )));
         }
+        let mut required_features = wgpu::Features::empty();
+        if options.profile {
+            let need = super::profile::FEATURES;
+            if !adapter.features().contains(need) {
+                return Err(Error::Gpu(format!(
+                    "adapter {} ({}) has no timestamp queries inside compute passes, which \
+                     --profile needs",
+                    info.name,
+                    info.backend.to_str()
+                )));
+            }
+            required_features = need;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("gan-gpu"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

@@ -155,6 +155,16 @@ impl MatmulKernel {
         }
     }
 
+    /// How messages and profiles name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Direct => "direct",
+            MatmulKernel::Blocked64 => "blocked64",
+            MatmulKernel::Blocked128 => "blocked128",
+        }
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             MatmulKernel::Tiled => "",

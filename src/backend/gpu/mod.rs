@@ -25,6 +25,7 @@ pub mod context;
 pub mod kernels;
 mod ops;
 pub mod params;
+pub mod profile;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -99,6 +100,9 @@ pub struct GpuBackend {
     bind_groups_created: u64,
     /// The first misuse found while recording, returned by the next flush/read.
     pending_error: Option<Error>,
+    /// Timestamps around each dispatch while a profile is running.
+    profiler: Option<profile::Profiler>,
+    profiling_enabled: bool,
 }
 
 fn tensor_bytes(len: u32) -> u64 {
@@ -193,6 +197,8 @@ impl GpuBackend {
             submits: 0,
             bind_groups_created: 0,
             pending_error: None,
+            profiler: None,
+            profiling_enabled: options.profile,
         };
         backend.ctx.take_error()?;
         Ok(backend)
@@ -449,8 +455,64 @@ impl GpuBackend {
         };
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &cached.bind_group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        let bracket = self.profiler.as_mut().and_then(|p| {
+            p.bracket(|| {
+                let suffix = matmul.map_or("", |mk| mk.name());
+                format!(
+                    "{}{}{suffix} {}x{}x{}",
+                    kernel.entry_point(),
+                    if suffix.is_empty() { "" } else { "/" },
+                    groups.0,
+                    groups.1,
+                    groups.2
+                )
+            })
+        });
+        match bracket {
+            Some((queries, first)) => {
+                pass.write_timestamp(queries, first);
+                pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+                pass.write_timestamp(queries, first + 1);
+            }
+            None => pass.dispatch_workgroups(groups.0, groups.1, groups.2),
+        }
         self.dispatches += 1;
+    }
+
+    /// Starts timing every dispatch on the GPU (the backend must have been
+    /// opened with [`GpuOptions::profile`]); work recorded so far is
+    /// submitted first. At most [`profile::MAX_QUERIES`] / 2 dispatches are
+    /// timed.
+    pub fn start_profile(&mut self) -> Result<()> {
+        if !self.profiling_enabled {
+            return Err(Error::Gpu(
+                "profiling needs a backend opened with GpuOptions::profile".into(),
+            ));
+        }
+        self.submit();
+        self.profiler = Some(profile::Profiler::new(&self.ctx.device));
+        Ok(())
+    }
+
+    /// Ends the profile: submits the recorded work, waits, and returns each
+    /// timed dispatch with its start and end on the GPU clock.
+    pub fn finish_profile(&mut self) -> Result<Vec<profile::DispatchTime>> {
+        self.end_pass();
+        let Some(profiler) = self.profiler.take() else {
+            return Err(Error::Gpu("no profile was started".into()));
+        };
+        let encoder = self.encoder.take().unwrap_or_else(|| {
+            self.ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("gan-gpu profile"),
+                })
+        });
+        self.submits += 1;
+        self.steps_since_submit = 0;
+        let times = profiler.finish(&self.ctx.device, &self.ctx.queue, encoder);
+        self.take_errors()?;
+        times
     }
 
     fn dispatch_1d<P: Pod>(&mut self, kernel: Kernel, uniform: &P, buffers: &[Buf], threads: u64) {
