@@ -7,7 +7,8 @@
 #   .devrun/gan-gpu           the release binary, built on the developer machine
 #   .devrun/matmul-bench      the criterion matmul bench binary (cargo bench --no-run)
 #   .devrun/torch_gan.py      ../shared/bench/torch_gan.py
-# Usage: scripts/device_bench.sh [SECTION...]   sections: info vanilla levers deep variants profile gl matmul epochs
+# Usage: scripts/device_bench.sh [SECTION...]
+#   sections: info vanilla deep epochs matmul variants profile matmul_sizes levers gl
 # Writes the full log to $OUT/device_bench.log when OUT is set.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ export PYTHONUNBUFFERED=1 TORCH_GAN_DIR=.devrun
 GAN=.devrun/gan-gpu
 MNIST=data/mnist
 LOG=${OUT:-/tmp}/device_bench.log
-sections=${*:-info vanilla levers deep variants profile gl matmul epochs}
+sections=${*:-info vanilla deep epochs matmul variants profile matmul_sizes levers gl}
 
 say() { echo "== $*" | tee -a "$LOG"; }
 run() { timeout "${LIMIT:-120}" "$@" 2>&1 | tee -a "$LOG" | tail -1; }
@@ -38,12 +39,17 @@ for s in $sections; do
         $GAN info 2>&1 | tee -a "$LOG"
         ;;
     vanilla)
+        nvidia-smi --query-gpu=clocks.sm,clocks.mem,utilization.gpu,power.draw --format=csv,noheader -lms 1000 >"$LOG.clocks" 2>&1 &
+        smi=$!
         for r in 1 2; do
             say "vanilla batch 100, round $r"
             bench --backend vulkan --model vanilla --batch-size 100 --warmup 200 --steps 3000
             torch_eager --model vanilla --batch 100 --steps 2000
             torch_graphs --model vanilla --batch 100 --steps 3000
         done
+        kill $smi 2>/dev/null
+        echo "GPU clocks while the vanilla rounds ran (sm, mem, utilization, power):" | tee -a "$LOG"
+        sort "$LOG.clocks" | uniq -c | sort -rn | head -5 | tee -a "$LOG"
         if [ -n "${COMPILE:-}" ]; then
             say "vanilla, torch.compile"
             LIMIT=240 torch_eager --model vanilla --batch 100 --steps 2000 --compile
@@ -71,14 +77,14 @@ for s in $sections; do
         # Every GPU matmul variant on each model size (direct only where it finishes quickly).
         for case in "vanilla 100" "deep 100" "deep 1024"; do
             set -- $case
-            for v in auto tiled blocked64 blocked128; do
+            for v in auto tiled split blocked64 blocked128; do
                 say "variant $v, $1 batch $2"
-                bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 500 --matmul $v
+                LIMIT=60 bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 500 --matmul $v
             done
         done
         ;;
     profile)
-        for case in "vanilla 100" "deep 100" "deep 1024"; do
+        for case in "vanilla 100" "deep 1024"; do
             set -- $case
             say "profile $1 batch $2"
             $GAN bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 200 --profile 60 2>&1 | tee -a "$LOG" | grep -E "^ +[0-9]+ |profile summary|^bench "
@@ -89,15 +95,12 @@ for s in $sections; do
         bench --backend gl --model vanilla --warmup 200 --steps 3000
         ;;
     matmul)
-        for v in blocked128 blocked64 tiled; do
+        for v in blocked128 blocked64; do
             say "matmul 4096^3, gan-gpu $v (criterion)"
             GAN_GPU_BENCH_MATMUL=$v GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 GAN_GPU_BENCH_LARGE=1 LIMIT=200 \
                 run .devrun/matmul-bench --bench '/4096x4096x4096'
             grep -A2 "gpu-vulkan-$v/4096x4096x4096\$" "$LOG" | grep -E 'thrpt' | tail -3
         done
-        say "matmul at the model sizes, gan-gpu auto (criterion)"
-        GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 LIMIT=200 run .devrun/matmul-bench --bench gpu
-        grep -E '^linear_|thrpt' "$LOG" | grep -B1 thrpt | grep -v 4096 | tail -30
         say "matmul, cuBLAS FP32 (TF32 off) at the same sizes"
         run python3 -c "
 import torch, time
@@ -113,6 +116,11 @@ for m, k, n in [(100,128,256),(100,256,784),(200,784,256),(128,1024,784),(256,78
     t(m, k, n, 2000)
 t(4096, 4096, 4096, 50)
 " 2>&1 | tee -a "$LOG"
+        ;;
+    matmul_sizes)
+        say "matmul at the model sizes, gan-gpu auto (criterion)"
+        GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 LIMIT=200 run .devrun/matmul-bench --bench gpu
+        grep -E '^linear_|thrpt' "$LOG" | grep -B1 thrpt | grep -A1 auto | tail -30
         ;;
     epochs)
         say "vanilla, 100 epochs"

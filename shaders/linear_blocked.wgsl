@@ -15,7 +15,8 @@
 // vec4s (4 loads of 16 bytes for 64 multiply-adds at BM = 128). The next K
 // step's operands are loaded from memory into registers while the current
 // one is multiplied (one barrier pair per K step). Each output sums over k in
-// order, one fused multiply-add at a time, like the other variants.
+// order, one fused multiply-add at a time, like the other variants. The
+// function body is generated (see the note above the entry points).
 
 const BTM: u32 = BM / 16u;
 // vec4 groups per thread per side.
@@ -48,110 +49,41 @@ fn blk_store(is_a: bool, k: u32, m: u32, v: f32) {
     }
 }
 
-fn gemm_blocked(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
-    let tx = lid.x;
-    let ty = lid.y;
-    let t = ty * 16u + tx;
-    let m0 = wg.y * BM;
-    let n0 = wg.x * BM;
-    // A is contiguous along k except for dz^T (backward params); B along k
-    // only forward (W^T).
-    let a_along_k = mode != MODE_BACKWARD_PARAMS;
-    let b_along_k = mode == MODE_FORWARD;
-    let with_db = mode == MODE_BACKWARD_PARAMS && wg.x == 0u;
-
-    var acc: array<vec4<f32>, BTM * BG>;
-    var db: array<f32, BTM>;
-    var next_a: array<f32, BLOADS>;
-    var next_b: array<f32, BLOADS>;
-
-    let ktiles = (p.k + BK - 1u) / BK;
-    // Operands of the first K step.
-    for (var e = 0u; e < BLOADS; e++) {
-        let sa = blk_slot(a_along_k, t, e);
-        var va = 0.0;
-        if m0 + sa.y < p.m && sa.x < p.k {
-            va = load_a(mode, m0 + sa.y, sa.x);
-        }
-        next_a[e] = va;
-        let sb = blk_slot(b_along_k, t, e);
-        var vb = 0.0;
-        if n0 + sb.y < p.n && sb.x < p.k {
-            vb = load_b(mode, sb.x, n0 + sb.y);
-        }
-        next_b[e] = vb;
-    }
-    for (var kt = 0u; kt < ktiles; kt++) {
-        for (var e = 0u; e < BLOADS; e++) {
-            let sa = blk_slot(a_along_k, t, e);
-            blk_store(true, sa.x, sa.y, next_a[e]);
-            let sb = blk_slot(b_along_k, t, e);
-            blk_store(false, sb.x, sb.y, next_b[e]);
-        }
-        workgroupBarrier();
-        // The next K step's operands, in flight during the products below.
-        if kt + 1u < ktiles {
-            let k0 = (kt + 1u) * BK;
-            for (var e = 0u; e < BLOADS; e++) {
-                let sa = blk_slot(a_along_k, t, e);
-                var va = 0.0;
-                if m0 + sa.y < p.m && k0 + sa.x < p.k {
-                    va = load_a(mode, m0 + sa.y, k0 + sa.x);
-                }
-                next_a[e] = va;
-                let sb = blk_slot(b_along_k, t, e);
-                var vb = 0.0;
-                if n0 + sb.y < p.n && k0 + sb.x < p.k {
-                    vb = load_b(mode, k0 + sb.x, n0 + sb.y);
-                }
-                next_b[e] = vb;
-            }
-        }
-        for (var kk = 0u; kk < BK; kk++) {
-            var a: array<vec4<f32>, BG>;
-            var b: array<vec4<f32>, BG>;
-            for (var g = 0u; g < BG; g++) {
-                a[g] = blk_a[kk * BROW + g * 16u + ty];
-                b[g] = blk_b[kk * BROW + g * 16u + tx];
-            }
-            for (var r = 0u; r < BTM; r++) {
-                let ar = a[r / 4u][r % 4u];
-                for (var g = 0u; g < BG; g++) {
-                    acc[r * BG + g] = fma(vec4<f32>(ar), b[g], acc[r * BG + g]);
-                }
-                if with_db {
-                    db[r] += ar;
+// Stores 4 consecutive outputs of row gm from column gn on, with the epilogue.
+fn blk_store_out(mode: u32, gm: u32, gn: u32, v: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        let col = gn + j;
+        if col < p.n {
+            var x = v[j];
+            if mode == MODE_FORWARD {
+                x = act_apply(p.act, p.slope, x + buf_b[p.bias_off + col]);
+                if p.dropout != 0u {
+                    let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + col, p.threshold);
+                    x = select(0.0, x / p.keep_prob, keep);
                 }
             }
-        }
-        workgroupBarrier();
-    }
-    for (var r = 0u; r < BTM; r++) {
-        let gm = m0 + (r / 4u) * 64u + ty * 4u + r % 4u;
-        if gm >= p.m {
-            continue;
-        }
-        for (var g = 0u; g < BG; g++) {
-            for (var j = 0u; j < 4u; j++) {
-                let gn = n0 + g * 64u + tx * 4u + j;
-                if gn < p.n {
-                    var v = acc[r * BG + g][j];
-                    if mode == MODE_FORWARD {
-                        v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
-                        if p.dropout != 0u {
-                            let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
-                            v = select(0.0, v / p.keep_prob, keep);
-                        }
-                    }
-                    buf_c[p.c_off + gm * p.c_stride + gn] = v;
-                }
-            }
-        }
-        if with_db && tx == 0u {
-            buf_c[p.bias_off + gm] = db[r];
+            buf_c[p.c_off + gm * p.c_stride + col] = x;
         }
     }
 }
+
+// One operand element for the tile slot (k, m) at K offset k0, zero outside.
+fn blk_load(is_a: bool, mode: u32, m0: u32, k0: u32, slot: vec2<u32>) -> f32 {
+    let k = k0 + slot.x;
+    let m = m0 + slot.y;
+    if is_a {
+        if m < p.m && k < p.k {
+            return load_a(mode, m, k);
+        }
+    } else if m < p.n && k < p.k {
+        return load_b(mode, k, m);
+    }
+    return 0.0;
+}
+
+// gemm_blocked(mode, wg, lid) itself is generated by the host with every
+// per-thread array unrolled into named registers (src/backend/gpu/blocked.rs),
+// since the drivers' compilers may leave a looped-over local array in memory.
 
 @compute @workgroup_size(16, 16, 1)
 fn linear_forward_blocked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -325,7 +325,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Groups profiled dispatches into steps of `per_step` dispatches and takes
 /// the median of each position (steps whose labels differ from the first
 /// one's, e.g. around an epoch boundary, are left out).
-pub fn profile_rows(times: &[crate::backend::gpu::profile::DispatchTime], per_step: usize) -> StepProfile {
+pub fn profile_rows(
+    times: &[crate::backend::gpu::profile::DispatchTime],
+    per_step: usize,
+) -> StepProfile {
     let steps: Vec<_> = times
         .chunks_exact(per_step.max(1))
         .filter(|s| {
@@ -337,9 +340,19 @@ pub fn profile_rows(times: &[crate::backend::gpu::profile::DispatchTime], per_st
     let rows = (0..per_step.min(times.len()))
         .map(|i| ProfileRow {
             label: times[i].label.clone(),
-            kernel_us: median(steps.iter().map(|s| (s[i].end_ns - s[i].start_ns) / 1e3).collect()),
+            kernel_us: median(
+                steps
+                    .iter()
+                    .map(|s| (s[i].end_ns - s[i].start_ns) / 1e3)
+                    .collect(),
+            ),
             gap_us: if i + 1 < per_step {
-                median(steps.iter().map(|s| (s[i + 1].start_ns - s[i].end_ns) / 1e3).collect())
+                median(
+                    steps
+                        .iter()
+                        .map(|s| (s[i + 1].start_ns - s[i].end_ns) / 1e3)
+                        .collect(),
+                )
             } else {
                 0.0
             },

@@ -175,7 +175,10 @@ fn print_profile(p: &bench::StepProfile) {
         "profile: {} steps, GPU timestamps around each dispatch (medians per position)",
         p.steps
     );
-    println!("{:>4}  {:<48} {:>10} {:>10}", "#", "dispatch", "kernel us", "gap us");
+    println!(
+        "{:>4}  {:<48} {:>10} {:>10}",
+        "#", "dispatch", "kernel us", "gap us"
+    );
     for (i, row) in p.rows.iter().enumerate() {
         println!(
             "{i:>4}  {:<48} {:>10.2} {:>10.2}",

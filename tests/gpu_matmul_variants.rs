@@ -139,6 +139,11 @@ fn tiled_matmul_matches_cpu() {
 }
 
 #[test]
+fn split_matmul_matches_cpu() {
+    variant_matches_cpu(MatmulVariant::Split);
+}
+
+#[test]
 fn blocked64_matmul_matches_cpu() {
     variant_matches_cpu(MatmulVariant::Blocked64);
 }

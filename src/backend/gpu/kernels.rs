@@ -16,6 +16,7 @@ const RANDOM: &str = include_str!("../../../shaders/random.wgsl");
 const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 const LINEAR: &str = include_str!("../../../shaders/linear.wgsl");
 const LINEAR_BLOCKED: &str = include_str!("../../../shaders/linear_blocked.wgsl");
+const LINEAR_SPLIT: &str = include_str!("../../../shaders/linear_split.wgsl");
 const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 const CLASSIFIER: &str = include_str!("../../../shaders/classifier.wgsl");
 const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
@@ -32,6 +33,9 @@ pub enum MatmulVariant {
     Auto,
     /// Workgroup-memory tiles, 16 x 16 threads of 2 x 2 outputs, for every product.
     Tiled,
+    /// The tiled kernel's 32 x 32 output tiles with K split over 4 slices of
+    /// a workgroup, for every product.
+    Split,
     /// Register-blocked 64 x 64 tiles (4 x 4 outputs a thread), for every product.
     Blocked64,
     /// Register-blocked 128 x 128 tiles (8 x 8 outputs a thread), for every product.
@@ -43,9 +47,10 @@ pub enum MatmulVariant {
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 5] = [
+    pub const ALL: [MatmulVariant; 6] = [
         MatmulVariant::Auto,
         MatmulVariant::Tiled,
+        MatmulVariant::Split,
         MatmulVariant::Blocked64,
         MatmulVariant::Blocked128,
         MatmulVariant::Direct,
@@ -70,9 +75,9 @@ impl MatmulVariant {
                 Error::config(
                     "--matmul",
                     format!(
-                    "unknown matmul variant {s:?} (expected auto, tiled, blocked64, blocked128 \
-                     or direct)"
-                ),
+                        "unknown matmul variant {s:?} (expected auto, tiled, split, blocked64, \
+                     blocked128 or direct)"
+                    ),
                 )
             })
     }
@@ -81,6 +86,7 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Auto => "auto",
             MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Split => "split",
             MatmulVariant::Blocked64 => "blocked64",
             MatmulVariant::Blocked128 => "blocked128",
             MatmulVariant::Direct => "direct",
@@ -92,10 +98,12 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Auto => &[
                 MatmulKernel::Tiled,
+                MatmulKernel::Split,
                 MatmulKernel::Blocked64,
                 MatmulKernel::Blocked128,
             ],
             MatmulVariant::Tiled => &[MatmulKernel::Tiled],
+            MatmulVariant::Split => &[MatmulKernel::Split],
             MatmulVariant::Blocked64 => &[MatmulKernel::Blocked64],
             MatmulVariant::Blocked128 => &[MatmulKernel::Blocked128],
             MatmulVariant::Direct => &[MatmulKernel::Direct],
@@ -107,6 +115,7 @@ impl MatmulVariant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
     Tiled,
+    Split,
     Blocked64,
     Blocked128,
     Direct,
@@ -116,7 +125,7 @@ impl MatmulKernel {
     /// The side of the square output tile one workgroup computes.
     pub fn tile(self) -> u32 {
         match self {
-            MatmulKernel::Tiled | MatmulKernel::Direct => 32,
+            MatmulKernel::Tiled | MatmulKernel::Split | MatmulKernel::Direct => 32,
             MatmulKernel::Blocked64 => 64,
             MatmulKernel::Blocked128 => 128,
         }
@@ -135,21 +144,25 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Tiled => 2 * 1024 * 4,
             MatmulKernel::Direct => 0,
+            MatmulKernel::Split => (4096 + 128) * 4,
             _ => 2 * self.k_step() * (self.tile() + 4) * 4,
         }
     }
 
     /// The kernel [`MatmulVariant::Auto`] runs for a product with an M x N
-    /// output: the largest blocked tile that still gives at least 256 (128
-    /// x 128) or 128 (64 x 64) workgroups, enough to fill a large GPU; the
-    /// 32 x 32 tiles otherwise, where more, smaller workgroups beat register
-    /// blocking (every product of the batch-100 models).
-    pub fn for_product(m: u32, n: u32) -> Self {
+    /// output and inner dimension K: the largest blocked tile that still
+    /// gives at least 256 (128 x 128) or 128 (64 x 64) workgroups, enough to
+    /// fill a large GPU; else the 32 x 32 tiles, with K split when there are
+    /// fewer than 256 of them and K is long enough to split (every product
+    /// of the batch-100 models but the smallest).
+    pub fn for_product(m: u32, n: u32, k: u32) -> Self {
         let tiles = |t: u32| u64::from(m.div_ceil(t)) * u64::from(n.div_ceil(t));
         if tiles(128) >= 256 {
             MatmulKernel::Blocked128
         } else if tiles(64) >= 128 {
             MatmulKernel::Blocked64
+        } else if tiles(32) < 256 && k >= 64 {
+            MatmulKernel::Split
         } else {
             MatmulKernel::Tiled
         }
@@ -159,6 +172,7 @@ impl MatmulKernel {
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Split => "split",
             MatmulKernel::Direct => "direct",
             MatmulKernel::Blocked64 => "blocked64",
             MatmulKernel::Blocked128 => "blocked128",
@@ -169,6 +183,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Tiled => "",
             MatmulKernel::Direct => "_direct",
+            MatmulKernel::Split => "_split",
             MatmulKernel::Blocked64 | MatmulKernel::Blocked128 => "_blocked",
         }
     }
@@ -178,11 +193,13 @@ impl MatmulKernel {
     fn source(self) -> String {
         match self {
             MatmulKernel::Tiled | MatmulKernel::Direct => Family::Linear.source(),
+            MatmulKernel::Split => format!("{}\n{LINEAR_SPLIT}", Family::Linear.source()),
             _ => format!(
-                "const BM: u32 = {}u;\nconst BK: u32 = {}u;\n{}\n{LINEAR_BLOCKED}",
+                "const BM: u32 = {}u;\nconst BK: u32 = {}u;\n{}\n{LINEAR_BLOCKED}\n{}",
                 self.tile(),
                 self.k_step(),
-                Family::Linear.source()
+                Family::Linear.source(),
+                super::blocked::gemm_blocked(self.tile(), self.k_step())
             ),
         }
     }
@@ -435,6 +452,7 @@ impl Kernels {
         for &mk in matmul.kernels() {
             let module = match mk {
                 MatmulKernel::Tiled | MatmulKernel::Direct => None,
+                MatmulKernel::Split => Some(compile(device, "linear_split.wgsl", mk.source())?),
                 _ => Some(compile(device, "linear_blocked.wgsl", mk.source())?),
             };
             matmul_modules.push((mk, module));
@@ -502,10 +520,11 @@ impl Kernels {
     }
 
     /// The matmul kernel a linear op with an M x N output runs.
-    pub fn matmul_kernel(&self, m: u32, n: u32) -> MatmulKernel {
+    pub fn matmul_kernel(&self, m: u32, n: u32, k: u32) -> MatmulKernel {
         match self.matmul {
-            MatmulVariant::Auto => MatmulKernel::for_product(m, n),
+            MatmulVariant::Auto => MatmulKernel::for_product(m, n, k),
             MatmulVariant::Tiled => MatmulKernel::Tiled,
+            MatmulVariant::Split => MatmulKernel::Split,
             MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
             MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
             MatmulVariant::Direct => MatmulKernel::Direct,
@@ -520,5 +539,42 @@ impl Kernels {
     /// Whether no pipeline was built (never, once `new` succeeded).
     pub fn is_empty(&self) -> bool {
         self.pipelines.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_by_output_size_and_depth() {
+        // Vanilla, batch 100: D's first layer on real+fake (M = 200), G's output layer.
+        assert_eq!(
+            MatmulKernel::for_product(200, 256, 784),
+            MatmulKernel::Split
+        );
+        assert_eq!(
+            MatmulKernel::for_product(100, 784, 256),
+            MatmulKernel::Split
+        );
+        // D's output layer backward to its input is short in K: tiled.
+        assert_eq!(MatmulKernel::for_product(200, 256, 1), MatmulKernel::Tiled);
+        // Deep, batch 1024: D's first layer (M = 2048, N = 1024).
+        assert_eq!(
+            MatmulKernel::for_product(2048, 1024, 784),
+            MatmulKernel::Blocked64
+        );
+        assert_eq!(
+            MatmulKernel::for_product(4096, 4096, 4096),
+            MatmulKernel::Blocked128
+        );
+    }
+
+    #[test]
+    fn variants_parse_by_name() {
+        for v in MatmulVariant::ALL {
+            assert_eq!(MatmulVariant::parse(v.name()).unwrap(), v);
+        }
+        assert!(MatmulVariant::parse("fast").is_err());
     }
 }

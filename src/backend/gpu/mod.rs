@@ -21,6 +21,7 @@
 //! Modules: [`context`] (adapter, device, limits), [`kernels`] (the pipeline
 //! registry), [`params`] (the uniform structs).
 
+mod blocked;
 pub mod context;
 pub mod kernels;
 mod ops;
@@ -661,7 +662,7 @@ impl GpuBackend {
     /// Records a linear op: the matmul kernel for its M x N output (per the
     /// variant), one workgroup per output tile.
     fn dispatch_linear(&mut self, kernel: Kernel, p: &LinearParams, buffers: &[Buf]) {
-        let mk = self.kernels.matmul_kernel(p.m, p.n);
+        let mk = self.kernels.matmul_kernel(p.m, p.n, p.k);
         let tile = mk.tile();
         let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), 1);
         self.dispatch_on(kernel, Some(mk), Some(p), buffers, groups);

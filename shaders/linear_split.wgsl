@@ -1,0 +1,149 @@
+// linear_split.wgsl: the split-K variant of linear.wgsl's matrix product, for
+// products too small to fill a GPU (every product of the batch-100 models).
+// Same operands, modes, epilogues and entry point names with the suffix
+// _split; appended after linear.wgsl, whose LinearParams, bindings, dz,
+// load_a and load_b it uses.
+//
+// Such a product has few 32 x 32 output tiles, so few workgroups, and each
+// walks all of K in sequence: its time is the latency of K / TK steps of
+// load, barrier, multiply. Here a workgroup of 256 threads splits K into 4
+// slices of 64 threads each; every slice computes the workgroup's 32 x 32
+// output tile over its quarter of K (8 x 8 threads of 4 x 4 outputs, K steps
+// of SK through its own workgroup-memory tiles), then the 4 partial tiles are
+// added in slice order and the epilogue runs once. The chain of K steps is
+// 4x shorter. Within a slice each output sums over its k in order; the 4
+// partial sums are then added, so results differ from the in-order sum by
+// rounding only.
+
+const SK: u32 = 16u;
+const SLICES: u32 = 4u;
+// One slice's A and B tiles ([SK][32] each), then the next slice's.
+const SPLIT_TILE: u32 = 512u;
+// The A tiles of all slices, then the B tiles; reused for the 4 partial
+// output tiles (4 x 1024) once the products are done.
+var<workgroup> split_mem: array<f32, 4096>;
+// Each slice's partial bias-gradient sums (backward params), 32 rows each.
+var<workgroup> split_db: array<f32, 128>;
+
+fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
+    let slice = lid.x / 64u;
+    let lt = lid.x % 64u;
+    let tx = lt % 8u;
+    let ty = lt / 8u;
+    let m0 = wg.y * TILE;
+    let n0 = wg.x * TILE;
+    let a_along_k = mode != MODE_BACKWARD_PARAMS;
+    let b_along_k = mode == MODE_FORWARD;
+    let with_db = mode == MODE_BACKWARD_PARAMS && wg.x == 0u;
+    // Every slice runs the same number of K steps (uniform barriers); steps
+    // past K load zeros.
+    let slice_len = ((p.k + SLICES - 1u) / SLICES + SK - 1u) / SK * SK;
+    let steps = slice_len / SK;
+    let k_begin = slice * slice_len;
+    let k_end = min(p.k, k_begin + slice_len);
+    let a_base = slice * SPLIT_TILE;
+    let b_base = SLICES * SPLIT_TILE + slice * SPLIT_TILE;
+    var c0 = vec4<f32>();
+    var c1 = vec4<f32>();
+    var c2 = vec4<f32>();
+    var c3 = vec4<f32>();
+    var db = vec4<f32>();
+    for (var st = 0u; st < steps; st++) {
+        let k0 = k_begin + st * SK;
+        for (var e = 0u; e < 8u; e++) {
+            let idx = lt + 64u * e;
+            var ka: u32;
+            var mm: u32;
+            if a_along_k {
+                ka = idx % SK;
+                mm = idx / SK;
+            } else {
+                mm = idx % TILE;
+                ka = idx / TILE;
+            }
+            var va = 0.0;
+            if m0 + mm < p.m && k0 + ka < k_end {
+                va = load_a(mode, m0 + mm, k0 + ka);
+            }
+            split_mem[a_base + ka * TILE + mm] = va;
+            var kb: u32;
+            var nn: u32;
+            if b_along_k {
+                kb = idx % SK;
+                nn = idx / SK;
+            } else {
+                nn = idx % TILE;
+                kb = idx / TILE;
+            }
+            var vb = 0.0;
+            if n0 + nn < p.n && k0 + kb < k_end {
+                vb = load_b(mode, k0 + kb, n0 + nn);
+            }
+            split_mem[b_base + kb * TILE + nn] = vb;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < SK; kk++) {
+            let ra = a_base + kk * TILE + ty;
+            let a = vec4<f32>(split_mem[ra], split_mem[ra + 8u], split_mem[ra + 16u], split_mem[ra + 24u]);
+            let rb = b_base + kk * TILE + tx;
+            let b = vec4<f32>(split_mem[rb], split_mem[rb + 8u], split_mem[rb + 16u], split_mem[rb + 24u]);
+            c0 = fma(vec4<f32>(a.x), b, c0);
+            c1 = fma(vec4<f32>(a.y), b, c1);
+            c2 = fma(vec4<f32>(a.z), b, c2);
+            c3 = fma(vec4<f32>(a.w), b, c3);
+            if with_db {
+                db += a;
+            }
+        }
+        workgroupBarrier();
+    }
+    // Partial tiles: slice s's output (row, col) at s * 1024 + row * 32 + col.
+    let part = slice * 1024u + ty * TILE + tx;
+    for (var j = 0u; j < 4u; j++) {
+        split_mem[part + 8u * j] = c0[j];
+        split_mem[part + 8u * TILE + 8u * j] = c1[j];
+        split_mem[part + 16u * TILE + 8u * j] = c2[j];
+        split_mem[part + 24u * TILE + 8u * j] = c3[j];
+    }
+    if with_db && tx == 0u {
+        for (var i = 0u; i < 4u; i++) {
+            split_db[slice * TILE + ty + 8u * i] = db[i];
+        }
+    }
+    workgroupBarrier();
+    for (var q = 0u; q < 4u; q++) {
+        let o = lid.x + 256u * q;
+        let gm = m0 + o / TILE;
+        let gn = n0 + o % TILE;
+        if gm < p.m && gn < p.n {
+            var v = split_mem[o] + split_mem[1024u + o] + split_mem[2048u + o] + split_mem[3072u + o];
+            if mode == MODE_FORWARD {
+                v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
+                if p.dropout != 0u {
+                    let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
+                    v = select(0.0, v / p.keep_prob, keep);
+                }
+            }
+            buf_c[p.c_off + gm * p.c_stride + gn] = v;
+        }
+    }
+    if with_db && lid.x < TILE && m0 + lid.x < p.m {
+        let r = lid.x;
+        buf_c[p.bias_off + m0 + r] = split_db[r] + split_db[TILE + r] + split_db[2u * TILE + r] + split_db[3u * TILE + r];
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_forward_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_split(MODE_FORWARD, wg, lid);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_input_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_split(MODE_BACKWARD_INPUT, wg, lid);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_params_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    gemm_split(MODE_BACKWARD_PARAMS, wg, lid);
+}
