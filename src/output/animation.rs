@@ -5,7 +5,9 @@
 //! evenly spaced frames (the first and last always kept). The GIF uses one
 //! global palette of [`GRAY_LEVELS`] evenly spaced grays (fewer levels than
 //! 256 keep the LZW-compressed frames small: digits look the same), loops
-//! forever, and holds the last frame longer.
+//! forever, and holds the last frame longer. Each frame is rendered and
+//! LZW-compressed once, when first written, so rewriting the GIF after every
+//! epoch costs one frame's work plus copying bytes, not the whole animation.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,9 @@ pub struct Animation {
     image_side: usize,
     grid_side: usize,
     frames: Vec<(usize, Vec<u8>)>,
+    /// Each frame's LZW-compressed pixels (with its width and height), once
+    /// it has been written.
+    encoded: Vec<Option<(Vec<u8>, u16, u16)>>,
 }
 
 impl Animation {
@@ -40,12 +45,14 @@ impl Animation {
             image_side,
             grid_side,
             frames: Vec::new(),
+            encoded: Vec::new(),
         }
     }
 
     /// Adds the samples after `epoch` epochs as the next frame.
     pub fn push(&mut self, epoch: usize, images: &[u8]) {
         self.frames.push((epoch, images.to_vec()));
+        self.encoded.push(None);
     }
 
     /// Frames collected.
@@ -58,7 +65,7 @@ impl Animation {
     }
 
     /// Encodes the (thinned) frames as a looping GIF, written atomically.
-    pub fn write_gif(&self, path: &Path) -> Result<()> {
+    pub fn write_gif(&mut self, path: &Path) -> Result<()> {
         let gif_error = |e: gif::EncodingError| Error::Image {
             path: PathBuf::from(path),
             problem: format!("GIF encoding failed: {e}"),
@@ -67,43 +74,57 @@ impl Animation {
             .flat_map(|i| [(i * 255 / (GRAY_LEVELS - 1)) as u8; 3])
             .collect();
         let chosen = select_frames(self.frames.len(), MAX_FRAMES);
-        let mut rendered = Vec::with_capacity(chosen.len());
         for &i in &chosen {
-            let (epoch, images) = &self.frames[i];
-            rendered.push(self.render_frame(path, *epoch, images)?);
+            if self.encoded[i].is_none() {
+                let (epoch, images) = &self.frames[i];
+                let (pixels, width, height) = self.render_frame(path, *epoch, images)?;
+                let too_big = || Error::Image {
+                    path: path.to_path_buf(),
+                    problem: format!("frames of {width}x{height} are too large for a GIF"),
+                };
+                let w = u16::try_from(width).map_err(|_| too_big())?;
+                let h = u16::try_from(height).map_err(|_| too_big())?;
+                let mut frame = gif::Frame {
+                    width: w,
+                    height: h,
+                    buffer: std::borrow::Cow::Owned(pixels),
+                    ..gif::Frame::default()
+                };
+                frame.make_lzw_pre_encoded();
+                self.encoded[i] = Some((frame.buffer.into_owned(), w, h));
+            }
         }
-        let Some((_, width, height)) = rendered.first() else {
+        let Some(Some((_, w, h))) = chosen.first().map(|&i| &self.encoded[i]) else {
             return Err(Error::Image {
                 path: path.to_path_buf(),
                 problem: "no frames to animate".into(),
             });
         };
-        let too_big = || Error::Image {
-            path: path.to_path_buf(),
-            problem: format!("frames of {width}x{height} are too large for a GIF"),
-        };
-        let w = u16::try_from(*width).map_err(|_| too_big())?;
-        let h = u16::try_from(*height).map_err(|_| too_big())?;
         let mut bytes = Vec::new();
         {
-            let mut encoder = gif::Encoder::new(&mut bytes, w, h, &palette).map_err(gif_error)?;
+            let mut encoder = gif::Encoder::new(&mut bytes, *w, *h, &palette).map_err(gif_error)?;
             encoder
                 .set_repeat(gif::Repeat::Infinite)
                 .map_err(gif_error)?;
-            let last = rendered.len() - 1;
-            for (k, (pixels, _, _)) in rendered.iter().enumerate() {
+            let last = chosen.len() - 1;
+            for (k, &i) in chosen.iter().enumerate() {
+                let Some((lzw, w, h)) = &self.encoded[i] else {
+                    continue;
+                };
                 let frame = gif::Frame {
-                    width: w,
-                    height: h,
+                    width: *w,
+                    height: *h,
                     delay: if k == last {
                         LAST_FRAME_DELAY
                     } else {
                         FRAME_DELAY
                     },
-                    buffer: std::borrow::Cow::Borrowed(pixels),
+                    buffer: std::borrow::Cow::Borrowed(lzw),
                     ..gif::Frame::default()
                 };
-                encoder.write_frame(&frame).map_err(gif_error)?;
+                encoder
+                    .write_lzw_pre_encoded_frame(&frame)
+                    .map_err(gif_error)?;
             }
             encoder.into_inner().map_err(gif_error)?;
         }

@@ -366,13 +366,32 @@ pub struct Kernels {
     matmul: MatmulVariant,
 }
 
-fn compile(device: &wgpu::Device, name: &str, source: String) -> Result<wgpu::ShaderModule> {
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
+/// Runs `make` inside validation and internal error scopes (a backend that
+/// cannot translate a shader, e.g. OpenGL below 4.3, reports an internal
+/// error) and returns the first error as one line.
+fn scoped<T>(device: &wgpu::Device, make: impl FnOnce() -> T) -> (T, Option<String>) {
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let value = make();
+    let first = pollster::block_on(internal.pop());
+    let second = pollster::block_on(validation.pop());
+    let error = first.or(second).map(|e| {
+        e.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     });
-    match pollster::block_on(scope.pop()) {
+    (value, error)
+}
+
+fn compile(device: &wgpu::Device, name: &str, source: String) -> Result<wgpu::ShaderModule> {
+    let (module, error) = scoped(device, || {
+        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        })
+    });
+    match error {
         Some(e) => Err(Error::Gpu(format!("shader {name} does not compile: {e}"))),
         None => Ok(module),
     }
@@ -417,21 +436,22 @@ fn pipeline(
     entry_point: &str,
     file: &str,
 ) -> Result<wgpu::ComputePipeline> {
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(entry_point),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
+    let (pipeline, error) = scoped(device, || {
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry_point),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module,
+            entry_point: Some(entry_point),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        })
     });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry_point),
-        layout: Some(&pipeline_layout),
-        module,
-        entry_point: Some(entry_point),
-        compilation_options: wgpu::PipelineCompilationOptions::default(),
-        cache: None,
-    });
-    match pollster::block_on(scope.pop()) {
+    match error {
         Some(e) => Err(Error::Gpu(format!(
             "pipeline {entry_point} ({file}) cannot be built: {e}"
         ))),

@@ -155,7 +155,22 @@ impl GpuBackend {
                 }
             }
         };
-        let kernels = Kernels::new(&ctx.device, matmul)?;
+        let kernels = Kernels::new(&ctx.device, matmul).map_err(|e| {
+            let hint = if ctx.info.backend == wgpu::Backend::Gl {
+                "; compute on OpenGL needs 4.3 or GLES 3.1, try --backend vulkan"
+            } else {
+                ""
+            };
+            let problem = match e {
+                Error::Gpu(problem) => problem,
+                other => other.to_string(),
+            };
+            Error::Gpu(format!(
+                "adapter {} (driver {}) cannot build the kernels: {problem}{hint}",
+                ctx.adapter_name(),
+                ctx.info.driver_info.trim()
+            ))
+        })?;
         let mut next_uid = 0;
         let mut make = |size: u64, label: &str| {
             next_uid += 1;
