@@ -1,7 +1,9 @@
 //! Whole training steps on the GPU against the CPU reference, for all three
 //! models: after 1 step and after 10, the losses and every named parameter of
 //! both networks agree. And determinism: the same seed twice gives the same
-//! bits on the GPU.
+//! bits on the GPU. The automatic matmul choice runs the direct kernels on a
+//! software adapter, so the GPU matmul variants (split, blocked) are also run
+//! forced through whole steps of the deep model.
 //!
 //! Tolerance. Each kernel matches its CPU twin to a few ulps (tests/gpu_ops.rs);
 //! what differs is only the order of f32 summation, so after one step the
@@ -17,7 +19,7 @@
 mod common;
 
 use gan_gpu::backend::cpu::CpuBackend;
-use gan_gpu::backend::gpu::GpuBackend;
+use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
 use gan_gpu::backend::{stat, Backend};
 use gan_gpu::data::{self, Dataset, Split};
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
@@ -141,6 +143,39 @@ fn parity(kind: ModelKind) {
             let gpu_snapshot = run(&mut gpu, kind, steps, &data);
             compare(&api.to_string(), kind, steps, &cpu_snapshot, &gpu_snapshot);
         }
+    }
+}
+
+/// Whole steps with each GPU matmul variant forced (on a hardware GPU `auto`
+/// already mixes them; on a software adapter it runs only `direct`). The
+/// deep model: LeakyReLU, dropout, tanh and four layers per network.
+#[test]
+fn forced_matmul_variants_match_the_cpu() {
+    let _lock = common::gpu_test_lock();
+    let data = small_mnist(256);
+    let kind = ModelKind::Deep;
+    let steps = 10;
+    let cpu_snapshot = run(&mut CpuBackend::new(), kind, steps, &data);
+    for variant in [
+        MatmulVariant::Auto,
+        MatmulVariant::Split,
+        MatmulVariant::Blocked64,
+        MatmulVariant::Blocked128,
+    ] {
+        let options = GpuOptions {
+            matmul: Some(variant),
+            ..GpuOptions::with_api(GpuApi::Vulkan)
+        };
+        let mut gpu = match GpuBackend::new(&options) {
+            Ok(gpu) => gpu,
+            Err(e) if !common::in_ci() => {
+                eprintln!("skipped: no Vulkan adapter ({e})");
+                return;
+            }
+            Err(e) => panic!("{e} (CI=true: GPU tests must run)"),
+        };
+        let gpu_snapshot = run(&mut gpu, kind, steps, &data);
+        compare(variant.name(), kind, steps, &cpu_snapshot, &gpu_snapshot);
     }
 }
 
