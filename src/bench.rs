@@ -448,6 +448,37 @@ mod tests {
     }
 
     #[test]
+    fn profile_rows_take_medians_per_position_and_skip_odd_steps() {
+        use crate::backend::gpu::profile::DispatchTime;
+        let at = |label: &str, start: f64, end: f64| DispatchTime {
+            label: label.into(),
+            start_ns: start * 1e3,
+            end_ns: end * 1e3,
+        };
+        // Three steps of two dispatches (kernel a then b), in microseconds,
+        // and a fourth whose labels differ (an epoch boundary, say).
+        let times = vec![
+            at("a", 0.0, 10.0),
+            at("b", 12.0, 20.0),
+            at("a", 30.0, 41.0),
+            at("b", 44.0, 50.0),
+            at("a", 60.0, 69.0),
+            at("b", 70.0, 80.0),
+            at("x", 90.0, 99.0),
+            at("b", 100.0, 200.0),
+        ];
+        let p = profile_rows(&times, 2);
+        assert_eq!(p.steps, 3);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].label, "a");
+        assert!((p.rows[0].kernel_us - 10.0).abs() < 1e-9);
+        assert!((p.rows[0].gap_us - 2.0).abs() < 1e-9);
+        assert!((p.rows[1].kernel_us - 8.0).abs() < 1e-9);
+        assert_eq!(p.rows[1].gap_us, 0.0);
+        assert!((p.step_us - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn timing_runs_on_the_cpu() {
         let spec = ModelSpec::build(
             ModelKind::Vanilla,

@@ -616,6 +616,42 @@ fn every_bad_input_gets_a_clear_error() {
         env: vec![("GAN_GPU_INJECT_FAULT", "explode".into())],
         needle: "GAN_GPU_INJECT_FAULT".into(),
     });
+    for (name, args, needle) in [
+        (
+            "an unknown matmul variant",
+            &["bench", "--backend", "vulkan", "--matmul", "fastest"][..],
+            "--matmul",
+        ),
+        (
+            "a profile of zero steps",
+            &["bench", "--backend", "vulkan", "--profile", "0"][..],
+            "--profile",
+        ),
+        (
+            "a profile of the CPU path",
+            &["bench", "--backend", "cpu", "--profile", "5"][..],
+            "--profile",
+        ),
+        (
+            "a GPU profile without an adapter",
+            &[
+                "bench",
+                "--backend",
+                "vulkan",
+                "--profile",
+                "5",
+                "--steps",
+                "1",
+            ][..],
+            "--backend vulkan",
+        ),
+    ] {
+        let mut c = case(name, args, needle);
+        if name.ends_with("without an adapter") {
+            c.env.push(("GAN_GPU_NO_GPU", "1".into()));
+        }
+        cases.push(c);
+    }
     assert!(cases.len() >= 30, "{}", cases.len());
     eprintln!("{} bad inputs", cases.len());
     run_cases(&cases);
