@@ -25,6 +25,39 @@ var<workgroup> split_mem: array<f32, 4096>;
 // Each slice's partial bias-gradient sums (backward params), 32 rows each.
 var<workgroup> split_db: array<f32, 128>;
 
+// Where element e of thread lt goes in its slice's [SK][32] tile: (k, m).
+// Consecutive threads walk the operand's contiguous dimension in memory.
+fn split_slot(along_k: bool, lt: u32, e: u32) -> vec2<u32> {
+    let idx = lt + 64u * e;
+    if along_k {
+        return vec2<u32>(idx % SK, idx / SK);
+    }
+    return vec2<u32>(idx / TILE, idx % TILE);
+}
+
+// The operand element for tile slot (k, m) at K offset k0, zero outside the
+// product or past this slice's end.
+fn split_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
+    let k = k0 + slot.x;
+    let m = m0 + slot.y;
+    if k >= k_end {
+        return 0.0;
+    }
+    if is_a {
+        if m < p.m {
+            return load_a(mode, m, k);
+        }
+    } else if m < p.n {
+        return load_b(mode, k, m);
+    }
+    return 0.0;
+}
+
+// The 8 + 8 elements a thread loads per K step are named registers, all
+// loaded before any is used, and the next step's are loaded while the
+// current step is multiplied: a step then waits for one memory latency,
+// not one per element (a load followed at once by its store to workgroup
+// memory waits for that load before the next is issued).
 fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
     let slice = lid.x / 64u;
     let lt = lid.x % 64u;
@@ -43,45 +76,80 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
     let k_end = min(p.k, k_begin + slice_len);
     let a_base = slice * SPLIT_TILE;
     let b_base = SLICES * SPLIT_TILE + slice * SPLIT_TILE;
+    let sa0 = split_slot(a_along_k, lt, 0u);
+    let sb0 = split_slot(b_along_k, lt, 0u);
+    let sa1 = split_slot(a_along_k, lt, 1u);
+    let sb1 = split_slot(b_along_k, lt, 1u);
+    let sa2 = split_slot(a_along_k, lt, 2u);
+    let sb2 = split_slot(b_along_k, lt, 2u);
+    let sa3 = split_slot(a_along_k, lt, 3u);
+    let sb3 = split_slot(b_along_k, lt, 3u);
+    let sa4 = split_slot(a_along_k, lt, 4u);
+    let sb4 = split_slot(b_along_k, lt, 4u);
+    let sa5 = split_slot(a_along_k, lt, 5u);
+    let sb5 = split_slot(b_along_k, lt, 5u);
+    let sa6 = split_slot(a_along_k, lt, 6u);
+    let sb6 = split_slot(b_along_k, lt, 6u);
+    let sa7 = split_slot(a_along_k, lt, 7u);
+    let sb7 = split_slot(b_along_k, lt, 7u);
+    var na0 = split_load(true, mode, m0, k_begin, k_end, sa0);
+    var nb0 = split_load(false, mode, n0, k_begin, k_end, sb0);
+    var na1 = split_load(true, mode, m0, k_begin, k_end, sa1);
+    var nb1 = split_load(false, mode, n0, k_begin, k_end, sb1);
+    var na2 = split_load(true, mode, m0, k_begin, k_end, sa2);
+    var nb2 = split_load(false, mode, n0, k_begin, k_end, sb2);
+    var na3 = split_load(true, mode, m0, k_begin, k_end, sa3);
+    var nb3 = split_load(false, mode, n0, k_begin, k_end, sb3);
+    var na4 = split_load(true, mode, m0, k_begin, k_end, sa4);
+    var nb4 = split_load(false, mode, n0, k_begin, k_end, sb4);
+    var na5 = split_load(true, mode, m0, k_begin, k_end, sa5);
+    var nb5 = split_load(false, mode, n0, k_begin, k_end, sb5);
+    var na6 = split_load(true, mode, m0, k_begin, k_end, sa6);
+    var nb6 = split_load(false, mode, n0, k_begin, k_end, sb6);
+    var na7 = split_load(true, mode, m0, k_begin, k_end, sa7);
+    var nb7 = split_load(false, mode, n0, k_begin, k_end, sb7);
     var c0 = vec4<f32>();
     var c1 = vec4<f32>();
     var c2 = vec4<f32>();
     var c3 = vec4<f32>();
     var db = vec4<f32>();
     for (var st = 0u; st < steps; st++) {
-        let k0 = k_begin + st * SK;
-        for (var e = 0u; e < 8u; e++) {
-            let idx = lt + 64u * e;
-            var ka: u32;
-            var mm: u32;
-            if a_along_k {
-                ka = idx % SK;
-                mm = idx / SK;
-            } else {
-                mm = idx % TILE;
-                ka = idx / TILE;
-            }
-            var va = 0.0;
-            if m0 + mm < p.m && k0 + ka < k_end {
-                va = load_a(mode, m0 + mm, k0 + ka);
-            }
-            split_mem[a_base + ka * TILE + mm] = va;
-            var kb: u32;
-            var nn: u32;
-            if b_along_k {
-                kb = idx % SK;
-                nn = idx / SK;
-            } else {
-                nn = idx % TILE;
-                kb = idx / TILE;
-            }
-            var vb = 0.0;
-            if n0 + nn < p.n && k0 + kb < k_end {
-                vb = load_b(mode, k0 + kb, n0 + nn);
-            }
-            split_mem[b_base + kb * TILE + nn] = vb;
-        }
+        split_mem[a_base + sa0.x * TILE + sa0.y] = na0;
+        split_mem[b_base + sb0.x * TILE + sb0.y] = nb0;
+        split_mem[a_base + sa1.x * TILE + sa1.y] = na1;
+        split_mem[b_base + sb1.x * TILE + sb1.y] = nb1;
+        split_mem[a_base + sa2.x * TILE + sa2.y] = na2;
+        split_mem[b_base + sb2.x * TILE + sb2.y] = nb2;
+        split_mem[a_base + sa3.x * TILE + sa3.y] = na3;
+        split_mem[b_base + sb3.x * TILE + sb3.y] = nb3;
+        split_mem[a_base + sa4.x * TILE + sa4.y] = na4;
+        split_mem[b_base + sb4.x * TILE + sb4.y] = nb4;
+        split_mem[a_base + sa5.x * TILE + sa5.y] = na5;
+        split_mem[b_base + sb5.x * TILE + sb5.y] = nb5;
+        split_mem[a_base + sa6.x * TILE + sa6.y] = na6;
+        split_mem[b_base + sb6.x * TILE + sb6.y] = nb6;
+        split_mem[a_base + sa7.x * TILE + sa7.y] = na7;
+        split_mem[b_base + sb7.x * TILE + sb7.y] = nb7;
         workgroupBarrier();
+        if st + 1u < steps {
+            let k0 = k_begin + (st + 1u) * SK;
+            na0 = split_load(true, mode, m0, k0, k_end, sa0);
+            nb0 = split_load(false, mode, n0, k0, k_end, sb0);
+            na1 = split_load(true, mode, m0, k0, k_end, sa1);
+            nb1 = split_load(false, mode, n0, k0, k_end, sb1);
+            na2 = split_load(true, mode, m0, k0, k_end, sa2);
+            nb2 = split_load(false, mode, n0, k0, k_end, sb2);
+            na3 = split_load(true, mode, m0, k0, k_end, sa3);
+            nb3 = split_load(false, mode, n0, k0, k_end, sb3);
+            na4 = split_load(true, mode, m0, k0, k_end, sa4);
+            nb4 = split_load(false, mode, n0, k0, k_end, sb4);
+            na5 = split_load(true, mode, m0, k0, k_end, sa5);
+            nb5 = split_load(false, mode, n0, k0, k_end, sb5);
+            na6 = split_load(true, mode, m0, k0, k_end, sa6);
+            nb6 = split_load(false, mode, n0, k0, k_end, sb6);
+            na7 = split_load(true, mode, m0, k0, k_end, sa7);
+            nb7 = split_load(false, mode, n0, k0, k_end, sb7);
+        }
         for (var kk = 0u; kk < SK; kk++) {
             let ra = a_base + kk * TILE + ty;
             let a = vec4<f32>(split_mem[ra], split_mem[ra + 8u], split_mem[ra + 16u], split_mem[ra + 24u]);
