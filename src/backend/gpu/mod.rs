@@ -19,11 +19,14 @@
 //! `read` or `clock` as [`Error::Gpu`].
 //!
 //! Modules: [`context`] (adapter, device, limits), [`kernels`] (the pipeline
-//! registry), [`params`] (the uniform structs).
+//! registry), [`matmul`] (the matmul variants and which kernel runs a
+//! product), `blocked` (the generated body of the register-blocked kernel),
+//! [`params`] (the uniform structs), [`profile`] (GPU timestamps per dispatch).
 
 mod blocked;
 pub mod context;
 pub mod kernels;
+pub mod matmul;
 mod ops;
 pub mod params;
 pub mod profile;
