@@ -7,8 +7,11 @@
 #   .devrun/gan-gpu           the release binary, built on the developer machine
 #   .devrun/matmul-bench      the criterion matmul bench binary (cargo bench --no-run)
 #   .devrun/torch_gan.py      ../shared/bench/torch_gan.py
+#   .devrun/tests/*           the GPU test binaries (parity on the real GPU)
+# scripts/device_prepare.sh makes all of these.
 # Usage: scripts/device_bench.sh [SECTION...]
-#   sections: info vanilla deep epochs matmul variants profile matmul_sizes levers gl
+#   sections: info parity vanilla deep epochs matmul variants profile matmul_sizes levers gl
+#   (default: all but parity)
 # Writes the full log to $OUT/device_bench.log when OUT is set.
 set -u
 cd "$(dirname "$0")/.."
@@ -88,6 +91,14 @@ for s in $sections; do
             set -- $case
             say "profile $1 batch $2"
             $GAN bench --backend vulkan --model $1 --batch-size $2 --warmup 50 --steps 200 --profile 60 2>&1 | tee -a "$LOG" | grep -E "^ +[0-9]+ |profile summary|^bench "
+        done
+        ;;
+    parity)
+        # The GPU tests on the real GPU: kernels, whole-step parity with the
+        # CPU (every matmul variant), the profile. CI=true: no skipping.
+        for t in .devrun/tests/*; do
+            say "test $(basename "$t")"
+            CI=true GAN_GPU_TEST_API=vulkan LIMIT=300 run "$t" --test-threads 1
         done
         ;;
     gl)
