@@ -124,6 +124,8 @@ pub struct AdapterSummary {
     pub driver: String,
     pub driver_info: String,
     pub limits: KeyLimits,
+    /// Whether it has timestamp queries inside compute passes (`bench --profile`).
+    pub timestamps: bool,
 }
 
 impl AdapterSummary {
@@ -136,6 +138,7 @@ impl AdapterSummary {
             driver: info.driver,
             driver_info: info.driver_info,
             limits: KeyLimits::from(&adapter.limits()),
+            timestamps: adapter.features().contains(super::profile::FEATURES),
         }
     }
 }
@@ -149,6 +152,11 @@ impl fmt::Display for AdapterSummary {
         let l = &self.limits;
         writeln!(f, "{} ({}, {})", self.name, self.backend, self.device_type)?;
         writeln!(f, "  driver: {} {}", self.driver, self.driver_info)?;
+        writeln!(
+            f,
+            "  timestamps inside compute passes (bench --profile): {}",
+            if self.timestamps { "yes" } else { "no" }
+        )?;
         writeln!(
             f,
             "  max_storage_buffer_binding_size: {} ({})",
