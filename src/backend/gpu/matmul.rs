@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
     /// GPUs: per product, a register-blocked kernel where the output is large
-    /// enough to fill the GPU with its bigger tiles, else the tiled one
+    /// enough to fill the GPU with its bigger tiles, else split-K or tiled
     /// ([`MatmulKernel::for_product`]).
     Auto,
     /// Workgroup-memory tiles, 16 x 16 threads of 2 x 2 outputs, for every product.
@@ -56,8 +56,8 @@ impl MatmulVariant {
                 Error::config(
                     "--matmul",
                     format!(
-                        "unknown matmul variant {s:?} (expected auto, tiled, split, blocked64, \
-                     blocked128 or direct)"
+                        "unknown matmul variant {s:?} (expected auto, tiled, split, \
+                         blocked64, blocked128 or direct)"
                     ),
                 )
             })
