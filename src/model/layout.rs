@@ -1,5 +1,5 @@
 //! The flat parameter layout of one network: every layer's weight [out, in]
-//! (row-major, as PyTorch's `nn.Linear` holds it) followed by its bias [out],
+//! (row-major, as PyTorch's `nn.Linear` holds it) followed by its bias \[out\],
 //! layer after layer, in one buffer. Gradients and Adam moments share it.
 
 use super::spec::{Init, NetworkSpec};
@@ -12,7 +12,7 @@ pub struct LayerSlot {
     pub out_dim: usize,
     /// Offset of W [out_dim, in_dim].
     pub weight: usize,
-    /// Offset of b [out_dim].
+    /// Offset of b \[out_dim\].
     pub bias: usize,
 }
 
