@@ -117,6 +117,52 @@ fn load_b(mode: u32, k: u32, n: u32) -> f32 {
     return buf_b[p.b_off + k * p.b_stride + n];
 }
 
+// Where flat element idx of a [depth][width] operand tile goes, (k, m):
+// consecutive indices walk the operand's contiguous dimension in memory
+// (k when `along_k`, else m). Used by the split and blocked kernels.
+fn tile_slot(along_k: bool, idx: u32, depth: u32, width: u32) -> vec2<u32> {
+    if along_k {
+        return vec2<u32>(idx % depth, idx / depth);
+    }
+    return vec2<u32>(idx / width, idx % width);
+}
+
+// The operand element for tile slot (k, m) of a tile at (m0, k0): A's
+// (m0 + m, k0 + k) when `is_a`, else B's (k0 + k, m0 + m); zero outside the
+// product or at k0 + k >= k_end.
+fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
+    let k = k0 + slot.x;
+    let m = m0 + slot.y;
+    if k >= k_end {
+        return 0.0;
+    }
+    if is_a {
+        if m < p.m {
+            return load_a(mode, m, k);
+        }
+    } else if m < p.n {
+        return load_b(mode, k, m);
+    }
+    return 0.0;
+}
+
+// The epilogue of every variant: output (gm, gn) = v if inside C, forward
+// with + bias, the activation and dropout.
+fn store_output(mode: u32, gm: u32, gn: u32, v: f32) {
+    if gm >= p.m || gn >= p.n {
+        return;
+    }
+    var x = v;
+    if mode == MODE_FORWARD {
+        x = act_apply(p.act, p.slope, x + buf_b[p.bias_off + gn]);
+        if p.dropout != 0u {
+            let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
+            x = select(0.0, x / p.keep_prob, keep);
+        }
+    }
+    buf_c[p.c_off + gm * p.c_stride + gn] = x;
+}
+
 fn gemm(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
     let tx = lid.x;
     let ty = lid.y;
@@ -188,17 +234,7 @@ fn gemm(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
         let gm = m0 + ty + 16u * i;
         for (var j = 0u; j < 2u; j++) {
             let gn = n0 + tx + 16u * j;
-            if gm < p.m && gn < p.n {
-                var v = acc[i * 2u + j];
-                if mode == MODE_FORWARD {
-                    v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
-                    if p.dropout != 0u {
-                        let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
-                        v = select(0.0, v / p.keep_prob, keep);
-                    }
-                }
-                buf_c[p.c_off + gm * p.c_stride + gn] = v;
-            }
+            store_output(mode, gm, gn, acc[i * 2u + j]);
         }
     }
     if mode == MODE_BACKWARD_PARAMS && wg.x == 0u && tx == 0u {
@@ -269,17 +305,7 @@ fn gemm_direct(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
         let gm = m0 + ty + DWG * i;
         for (var j = 0u; j < DR; j++) {
             let gn = n0 + tx + DWG * j;
-            if gm < p.m && gn < p.n {
-                var v = acc[i * DR + j];
-                if mode == MODE_FORWARD {
-                    v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
-                    if p.dropout != 0u {
-                        let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
-                        v = select(0.0, v / p.keep_prob, keep);
-                    }
-                }
-                buf_c[p.c_off + gm * p.c_stride + gn] = v;
-            }
+            store_output(mode, gm, gn, acc[i * DR + j]);
         }
     }
     if mode == MODE_BACKWARD_PARAMS && wg.x == 0u && tx == 0u {

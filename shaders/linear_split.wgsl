@@ -1,8 +1,8 @@
 // linear_split.wgsl: the split-K variant of linear.wgsl's matrix product, for
 // products too small to fill a GPU (every product of the batch-100 models).
 // Same operands, modes, epilogues and entry point names with the suffix
-// _split; appended after linear.wgsl, whose LinearParams, bindings, dz,
-// load_a and load_b it uses.
+// _split; appended after linear.wgsl, whose LinearParams, bindings,
+// tile_slot, tile_load and store_output it uses.
 //
 // Such a product has few 32 x 32 output tiles, so few workgroups, and each
 // walks all of K in sequence: its time is the latency of K / TK steps of
@@ -24,34 +24,6 @@ const SPLIT_TILE: u32 = 512u;
 var<workgroup> split_mem: array<f32, 4096>;
 // Each slice's partial bias-gradient sums (backward params), 32 rows each.
 var<workgroup> split_db: array<f32, 128>;
-
-// Where element e of thread lt goes in its slice's [SK][32] tile: (k, m).
-// Consecutive threads walk the operand's contiguous dimension in memory.
-fn split_slot(along_k: bool, lt: u32, e: u32) -> vec2<u32> {
-    let idx = lt + 64u * e;
-    if along_k {
-        return vec2<u32>(idx % SK, idx / SK);
-    }
-    return vec2<u32>(idx / TILE, idx % TILE);
-}
-
-// The operand element for tile slot (k, m) at K offset k0, zero outside the
-// product or past this slice's end.
-fn split_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
-    let k = k0 + slot.x;
-    let m = m0 + slot.y;
-    if k >= k_end {
-        return 0.0;
-    }
-    if is_a {
-        if m < p.m {
-            return load_a(mode, m, k);
-        }
-    } else if m < p.n {
-        return load_b(mode, k, m);
-    }
-    return 0.0;
-}
 
 // The 8 + 8 elements a thread loads per K step are named registers, all
 // loaded before any is used, and the next step's are loaded while the
@@ -76,38 +48,38 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
     let k_end = min(p.k, k_begin + slice_len);
     let a_base = slice * SPLIT_TILE;
     let b_base = SLICES * SPLIT_TILE + slice * SPLIT_TILE;
-    let sa0 = split_slot(a_along_k, lt, 0u);
-    let sb0 = split_slot(b_along_k, lt, 0u);
-    let sa1 = split_slot(a_along_k, lt, 1u);
-    let sb1 = split_slot(b_along_k, lt, 1u);
-    let sa2 = split_slot(a_along_k, lt, 2u);
-    let sb2 = split_slot(b_along_k, lt, 2u);
-    let sa3 = split_slot(a_along_k, lt, 3u);
-    let sb3 = split_slot(b_along_k, lt, 3u);
-    let sa4 = split_slot(a_along_k, lt, 4u);
-    let sb4 = split_slot(b_along_k, lt, 4u);
-    let sa5 = split_slot(a_along_k, lt, 5u);
-    let sb5 = split_slot(b_along_k, lt, 5u);
-    let sa6 = split_slot(a_along_k, lt, 6u);
-    let sb6 = split_slot(b_along_k, lt, 6u);
-    let sa7 = split_slot(a_along_k, lt, 7u);
-    let sb7 = split_slot(b_along_k, lt, 7u);
-    var na0 = split_load(true, mode, m0, k_begin, k_end, sa0);
-    var nb0 = split_load(false, mode, n0, k_begin, k_end, sb0);
-    var na1 = split_load(true, mode, m0, k_begin, k_end, sa1);
-    var nb1 = split_load(false, mode, n0, k_begin, k_end, sb1);
-    var na2 = split_load(true, mode, m0, k_begin, k_end, sa2);
-    var nb2 = split_load(false, mode, n0, k_begin, k_end, sb2);
-    var na3 = split_load(true, mode, m0, k_begin, k_end, sa3);
-    var nb3 = split_load(false, mode, n0, k_begin, k_end, sb3);
-    var na4 = split_load(true, mode, m0, k_begin, k_end, sa4);
-    var nb4 = split_load(false, mode, n0, k_begin, k_end, sb4);
-    var na5 = split_load(true, mode, m0, k_begin, k_end, sa5);
-    var nb5 = split_load(false, mode, n0, k_begin, k_end, sb5);
-    var na6 = split_load(true, mode, m0, k_begin, k_end, sa6);
-    var nb6 = split_load(false, mode, n0, k_begin, k_end, sb6);
-    var na7 = split_load(true, mode, m0, k_begin, k_end, sa7);
-    var nb7 = split_load(false, mode, n0, k_begin, k_end, sb7);
+    let sa0 = tile_slot(a_along_k, lt + 64u * 0u, SK, TILE);
+    let sb0 = tile_slot(b_along_k, lt + 64u * 0u, SK, TILE);
+    let sa1 = tile_slot(a_along_k, lt + 64u * 1u, SK, TILE);
+    let sb1 = tile_slot(b_along_k, lt + 64u * 1u, SK, TILE);
+    let sa2 = tile_slot(a_along_k, lt + 64u * 2u, SK, TILE);
+    let sb2 = tile_slot(b_along_k, lt + 64u * 2u, SK, TILE);
+    let sa3 = tile_slot(a_along_k, lt + 64u * 3u, SK, TILE);
+    let sb3 = tile_slot(b_along_k, lt + 64u * 3u, SK, TILE);
+    let sa4 = tile_slot(a_along_k, lt + 64u * 4u, SK, TILE);
+    let sb4 = tile_slot(b_along_k, lt + 64u * 4u, SK, TILE);
+    let sa5 = tile_slot(a_along_k, lt + 64u * 5u, SK, TILE);
+    let sb5 = tile_slot(b_along_k, lt + 64u * 5u, SK, TILE);
+    let sa6 = tile_slot(a_along_k, lt + 64u * 6u, SK, TILE);
+    let sb6 = tile_slot(b_along_k, lt + 64u * 6u, SK, TILE);
+    let sa7 = tile_slot(a_along_k, lt + 64u * 7u, SK, TILE);
+    let sb7 = tile_slot(b_along_k, lt + 64u * 7u, SK, TILE);
+    var na0 = tile_load(true, mode, m0, k_begin, k_end, sa0);
+    var nb0 = tile_load(false, mode, n0, k_begin, k_end, sb0);
+    var na1 = tile_load(true, mode, m0, k_begin, k_end, sa1);
+    var nb1 = tile_load(false, mode, n0, k_begin, k_end, sb1);
+    var na2 = tile_load(true, mode, m0, k_begin, k_end, sa2);
+    var nb2 = tile_load(false, mode, n0, k_begin, k_end, sb2);
+    var na3 = tile_load(true, mode, m0, k_begin, k_end, sa3);
+    var nb3 = tile_load(false, mode, n0, k_begin, k_end, sb3);
+    var na4 = tile_load(true, mode, m0, k_begin, k_end, sa4);
+    var nb4 = tile_load(false, mode, n0, k_begin, k_end, sb4);
+    var na5 = tile_load(true, mode, m0, k_begin, k_end, sa5);
+    var nb5 = tile_load(false, mode, n0, k_begin, k_end, sb5);
+    var na6 = tile_load(true, mode, m0, k_begin, k_end, sa6);
+    var nb6 = tile_load(false, mode, n0, k_begin, k_end, sb6);
+    var na7 = tile_load(true, mode, m0, k_begin, k_end, sa7);
+    var nb7 = tile_load(false, mode, n0, k_begin, k_end, sb7);
     var c0 = vec4<f32>();
     var c1 = vec4<f32>();
     var c2 = vec4<f32>();
@@ -133,22 +105,22 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
         workgroupBarrier();
         if st + 1u < steps {
             let k0 = k_begin + (st + 1u) * SK;
-            na0 = split_load(true, mode, m0, k0, k_end, sa0);
-            nb0 = split_load(false, mode, n0, k0, k_end, sb0);
-            na1 = split_load(true, mode, m0, k0, k_end, sa1);
-            nb1 = split_load(false, mode, n0, k0, k_end, sb1);
-            na2 = split_load(true, mode, m0, k0, k_end, sa2);
-            nb2 = split_load(false, mode, n0, k0, k_end, sb2);
-            na3 = split_load(true, mode, m0, k0, k_end, sa3);
-            nb3 = split_load(false, mode, n0, k0, k_end, sb3);
-            na4 = split_load(true, mode, m0, k0, k_end, sa4);
-            nb4 = split_load(false, mode, n0, k0, k_end, sb4);
-            na5 = split_load(true, mode, m0, k0, k_end, sa5);
-            nb5 = split_load(false, mode, n0, k0, k_end, sb5);
-            na6 = split_load(true, mode, m0, k0, k_end, sa6);
-            nb6 = split_load(false, mode, n0, k0, k_end, sb6);
-            na7 = split_load(true, mode, m0, k0, k_end, sa7);
-            nb7 = split_load(false, mode, n0, k0, k_end, sb7);
+            na0 = tile_load(true, mode, m0, k0, k_end, sa0);
+            nb0 = tile_load(false, mode, n0, k0, k_end, sb0);
+            na1 = tile_load(true, mode, m0, k0, k_end, sa1);
+            nb1 = tile_load(false, mode, n0, k0, k_end, sb1);
+            na2 = tile_load(true, mode, m0, k0, k_end, sa2);
+            nb2 = tile_load(false, mode, n0, k0, k_end, sb2);
+            na3 = tile_load(true, mode, m0, k0, k_end, sa3);
+            nb3 = tile_load(false, mode, n0, k0, k_end, sb3);
+            na4 = tile_load(true, mode, m0, k0, k_end, sa4);
+            nb4 = tile_load(false, mode, n0, k0, k_end, sb4);
+            na5 = tile_load(true, mode, m0, k0, k_end, sa5);
+            nb5 = tile_load(false, mode, n0, k0, k_end, sb5);
+            na6 = tile_load(true, mode, m0, k0, k_end, sa6);
+            nb6 = tile_load(false, mode, n0, k0, k_end, sb6);
+            na7 = tile_load(true, mode, m0, k0, k_end, sa7);
+            nb7 = tile_load(false, mode, n0, k0, k_end, sb7);
         }
         for (var kk = 0u; kk < SK; kk++) {
             let ra = a_base + kk * TILE + ty;
@@ -183,17 +155,7 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
         let o = lid.x + 256u * q;
         let gm = m0 + o / TILE;
         let gn = n0 + o % TILE;
-        if gm < p.m && gn < p.n {
-            var v = split_mem[o] + split_mem[1024u + o] + split_mem[2048u + o] + split_mem[3072u + o];
-            if mode == MODE_FORWARD {
-                v = act_apply(p.act, p.slope, v + buf_b[p.bias_off + gn]);
-                if p.dropout != 0u {
-                    let keep = dropout_keep(clock.seed, p.stream, clock.step, gm * p.out_cols + gn, p.threshold);
-                    v = select(0.0, v / p.keep_prob, keep);
-                }
-            }
-            buf_c[p.c_off + gm * p.c_stride + gn] = v;
-        }
+        store_output(mode, gm, gn, split_mem[o] + split_mem[1024u + o] + split_mem[2048u + o] + split_mem[3072u + o]);
     }
     if with_db && lid.x < TILE && m0 + lid.x < p.m {
         let r = lid.x;

@@ -104,13 +104,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     let name = gpu.adapter_info().backend.to_str().to_string();
                     println!("matmul kernels: {}", gpu.matmul_variant().name());
                     let report = run(&mut gpu, &name, &spec, &dataset, &args)?;
+                    print_report(&report);
                     if let Some(steps) = args.profile {
-                        print_report(&report);
                         let profile = bench::profile_steps(&mut gpu, &spec, &dataset, 5, steps)?;
                         print_profile(&profile);
-                        return Ok(());
                     }
-                    report
+                    return Ok(());
                 }
                 Err(error) if args.backend == BackendChoice::Auto && args.profile.is_none() => {
                     eprintln!("notice: no usable GPU adapter ({error}); timing the CPU path");

@@ -43,10 +43,11 @@ pub fn gemm_blocked(bm: u32, bk: u32) -> String {
     for e in 0..loads {
         let _ = writeln!(
             w,
-            "    let sa_{e} = blk_slot(a_along_k, t, {e}u);\n\
-             \x20   let sb_{e} = blk_slot(b_along_k, t, {e}u);\n\
-             \x20   var na_{e} = blk_load(true, mode, m0, 0u, sa_{e});\n\
-             \x20   var nb_{e} = blk_load(false, mode, n0, 0u, sb_{e});"
+            "    let sa_{e} = tile_slot(a_along_k, t + {o}u, BK, BM);\n\
+             \x20   let sb_{e} = tile_slot(b_along_k, t + {o}u, BK, BM);\n\
+             \x20   var na_{e} = tile_load(true, mode, m0, 0u, p.k, sa_{e});\n\
+             \x20   var nb_{e} = tile_load(false, mode, n0, 0u, p.k, sb_{e});",
+            o = 256 * e
         );
     }
     let _ = writeln!(w, "    for (var kt = 0u; kt < ktiles; kt++) {{");
@@ -66,8 +67,8 @@ pub fn gemm_blocked(bm: u32, bk: u32) -> String {
     for e in 0..loads {
         let _ = writeln!(
             w,
-            "            na_{e} = blk_load(true, mode, m0, k0, sa_{e});\n\
-             \x20           nb_{e} = blk_load(false, mode, n0, k0, sb_{e});"
+            "            na_{e} = tile_load(true, mode, m0, k0, p.k, sa_{e});\n\
+             \x20           nb_{e} = tile_load(false, mode, n0, k0, p.k, sb_{e});"
         );
     }
     let _ = writeln!(
