@@ -8,8 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_gan=${1:-../shared/bench/torch_gan.py}
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+touch "$exclude"
 for dir in /.devrun/ /.gl/; do
-    grep -qxF "$dir" .git/info/exclude || echo "$dir" >>.git/info/exclude
+    grep -qxF "$dir" "$exclude" || echo "$dir" >>"$exclude"
 done
 mkdir -p .devrun/tests .gl
 cargo build --release

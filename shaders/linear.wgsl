@@ -52,7 +52,13 @@ struct LinearParams {
     stream: u32,
     // 1 - p.
     keep_prob: f32,
-    pad: u32,
+    // The split kernel's K chunks, one per workgroup z (1: no chunking), and
+    // the K length of each (a multiple of its slices' K steps).
+    chunks: u32,
+    chunk_len: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: LinearParams;
@@ -61,6 +67,8 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read_write> buf_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> buf_y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> buf_c: array<f32>;
+// The split kernel's partial sums when K is chunked over workgroups.
+@group(0) @binding(6) var<storage, read_write> buf_s: array<f32>;
 
 const MODE_FORWARD: u32 = 0u;
 const MODE_BACKWARD_INPUT: u32 = 1u;
@@ -129,21 +137,23 @@ fn tile_slot(along_k: bool, idx: u32, depth: u32, width: u32) -> vec2<u32> {
 
 // The operand element for tile slot (k, m) of a tile at (m0, k0): A's
 // (m0 + m, k0 + k) when `is_a`, else B's (k0 + k, m0 + m); zero outside the
-// product or at k0 + k >= k_end.
+// product or at k0 + k >= k_end. Branch-free: the element at the clamped
+// position is always loaded and then discarded if outside, so the loads of a
+// K step can all be in flight together instead of each behind a branch.
 fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
     let k = k0 + slot.x;
     let m = m0 + slot.y;
-    if k >= k_end {
-        return 0.0;
-    }
+    let rows = select(p.n, p.m, is_a);
+    let inside = k < k_end && m < rows;
+    let kc = min(k, p.k - 1u);
+    let mc = min(m, rows - 1u);
+    var v: f32;
     if is_a {
-        if m < p.m {
-            return load_a(mode, m, k);
-        }
-    } else if m < p.n {
-        return load_b(mode, k, m);
+        v = load_a(mode, mc, kc);
+    } else {
+        v = load_b(mode, kc, mc);
     }
-    return 0.0;
+    return select(0.0, v, inside);
 }
 
 // The epilogue of every variant: output (gm, gn) = v if inside C, forward

@@ -14,6 +14,14 @@
 // 4x shorter. Within a slice each output sums over its k in order; the 4
 // partial sums are then added, so results differ from the in-order sum by
 // rounding only.
+//
+// When even that leaves a long chain (K long, few tiles), K is also chunked
+// over workgroups: workgroup z covers K chunk z (p.chunk_len long), writes
+// its raw partial tile to buf_s[z][M][N] (and its partial bias-gradient
+// sums to buf_s after the tiles), and a second dispatch of
+// linear_*_split_reduce adds the p.chunks partials of each output in chunk
+// order and runs the epilogue. With p.chunks == 1 the workgroup runs the
+// epilogue itself and buf_s is not touched.
 
 const SK: u32 = 16u;
 const SLICES: u32 = 4u;
@@ -41,10 +49,12 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
     let b_along_k = mode == MODE_FORWARD;
     let with_db = mode == MODE_BACKWARD_PARAMS && wg.x == 0u;
     // Every slice runs the same number of K steps (uniform barriers); steps
-    // past K load zeros.
-    let slice_len = ((p.k + SLICES - 1u) / SLICES + SK - 1u) / SK * SK;
+    // past K load zeros. The host makes chunk_len a multiple of SLICES * SK.
+    let chunk = wg.z;
+    let chunk_begin = chunk * p.chunk_len;
+    let slice_len = p.chunk_len / SLICES;
     let steps = slice_len / SK;
-    let k_begin = slice * slice_len;
+    let k_begin = chunk_begin + slice * slice_len;
     let k_end = min(p.k, k_begin + slice_len);
     let a_base = slice * SPLIT_TILE;
     let b_base = SLICES * SPLIT_TILE + slice * SPLIT_TILE;
@@ -151,15 +161,48 @@ fn gemm_split(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {
         }
     }
     workgroupBarrier();
+    let chunked = p.chunks > 1u;
+    let outputs = p.m * p.n;
     for (var q = 0u; q < 4u; q++) {
         let o = lid.x + 256u * q;
         let gm = m0 + o / TILE;
         let gn = n0 + o % TILE;
-        store_output(mode, gm, gn, split_mem[o] + split_mem[1024u + o] + split_mem[2048u + o] + split_mem[3072u + o]);
+        let v = split_mem[o] + split_mem[1024u + o] + split_mem[2048u + o] + split_mem[3072u + o];
+        if !chunked {
+            store_output(mode, gm, gn, v);
+        } else if gm < p.m && gn < p.n {
+            buf_s[chunk * outputs + gm * p.n + gn] = v;
+        }
     }
     if with_db && lid.x < TILE && m0 + lid.x < p.m {
         let r = lid.x;
-        buf_c[p.bias_off + m0 + r] = split_db[r] + split_db[TILE + r] + split_db[2u * TILE + r] + split_db[3u * TILE + r];
+        let d = split_db[r] + split_db[TILE + r] + split_db[2u * TILE + r] + split_db[3u * TILE + r];
+        if chunked {
+            buf_s[p.chunks * outputs + chunk * p.m + m0 + r] = d;
+        } else {
+            buf_c[p.bias_off + m0 + r] = d;
+        }
+    }
+}
+
+// The second dispatch of a chunked product, one thread per output (and per
+// bias-gradient row): the chunks' partials added in chunk order, then the
+// epilogue.
+fn split_reduce(mode: u32, i: u32) {
+    let outputs = p.m * p.n;
+    if i < outputs {
+        var v = 0.0;
+        for (var z = 0u; z < p.chunks; z++) {
+            v += buf_s[z * outputs + i];
+        }
+        store_output(mode, i / p.n, i % p.n, v);
+    }
+    if mode == MODE_BACKWARD_PARAMS && i < p.m {
+        var d = 0.0;
+        for (var z = 0u; z < p.chunks; z++) {
+            d += buf_s[p.chunks * outputs + z * p.m + i];
+        }
+        buf_c[p.bias_off + i] = d;
     }
 }
 
@@ -176,4 +219,19 @@ fn linear_backward_input_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
 @compute @workgroup_size(256, 1, 1)
 fn linear_backward_params_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     gemm_split(MODE_BACKWARD_PARAMS, wg, lid);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_forward_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    split_reduce(MODE_FORWARD, gid.x);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_input_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    split_reduce(MODE_BACKWARD_INPUT, gid.x);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_params_split_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    split_reduce(MODE_BACKWARD_PARAMS, gid.x);
 }

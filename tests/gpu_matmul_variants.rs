@@ -9,7 +9,7 @@
 mod common;
 
 use gan_gpu::backend::cpu::CpuBackend;
-use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
+use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulKernel, MatmulVariant};
 use gan_gpu::backend::{Backend, Clock, Dropout, Mat, Tensor};
 use gan_gpu::model::{Activation, LayerSlot};
 use gan_gpu::rng;
@@ -72,15 +72,21 @@ impl Pair {
     }
 }
 
-/// (batch, in, out), none a multiple of the 32-wide tile but one; the last
-/// spans several tiles of every size in each product.
-const SHAPES: [(usize, usize, usize); 6] = [
+/// (batch, in, out), none a multiple of the 32-wide tile but one; the sixth
+/// spans several tiles of every size in each product. Several have few
+/// output tiles and a long K, so the split kernel chunks K over workgroups
+/// (`MatmulKernel::split_chunks`): forward and backward-input with a short
+/// last chunk (7 x 257 x 100: 3 chunks), backward-params with its bias sums
+/// (300 x 20 x 9: 4 chunks), many chunks (12 x 700 x 20: 6).
+const SHAPES: [(usize, usize, usize); 8] = [
     (1, 1, 1),
     (7, 257, 100),
     (100, 7, 257),
     (33, 65, 31),
     (64, 32, 96),
     (150, 133, 139),
+    (12, 700, 20),
+    (300, 20, 9),
 ];
 
 fn variant_matches_cpu(variant: MatmulVariant) {
@@ -120,14 +126,34 @@ fn variant_matches_cpu(variant: MatmulVariant) {
         let dx = Mat::dense(dxbuf, batch, n_in + 1).cols(1, n_in);
         let grads = pair.alloc(&data(slot.bias + n_out + 3, 6, 1.0));
         let name = |op: &str| format!("{} {op} B={batch} in={n_in} out={n_out}", variant.name());
+        // The split kernel adds a reducing dispatch where it chunks K.
+        let dispatches = |m: usize, n: usize, k: usize| {
+            let (m, n, k) = (m as u32, n as u32, k as u32);
+            let split = match variant {
+                MatmulVariant::Split => true,
+                MatmulVariant::Auto => MatmulKernel::for_product(m, n, k) == MatmulKernel::Split,
+                _ => false,
+            };
+            1 + u64::from(split && MatmulKernel::split_chunks(m, n, k).0 > 1)
+        };
+        let before = pair.gpu.dispatches();
         for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
             b.linear_forward(x, params, slot, act, dropout, y);
         }
+        assert_eq!(
+            pair.gpu.dispatches() - before,
+            dispatches(batch, n_out, n_in)
+        );
         pair.check(&name("forward"), ybuf, sum_atol(n_in + 1) * 1.5);
+        let before = pair.gpu.dispatches();
         for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
             b.linear_backward_input(dy, y, act, dropout, params, slot, dx);
             b.linear_backward_params(dy, y, act, dropout, x, grads, slot);
         }
+        assert_eq!(
+            pair.gpu.dispatches() - before,
+            dispatches(batch, n_in, n_out) + dispatches(n_out, n_in, batch)
+        );
         pair.check(&name("backward_input"), dxbuf, sum_atol(n_out) * 1.5);
         pair.check(&name("backward_params"), grads, sum_atol(batch) * 1.5);
     }

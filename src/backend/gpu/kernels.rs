@@ -149,8 +149,8 @@ impl Kernel {
     /// The number of storage bindings (bindings `1..=n`).
     pub fn storage_bindings(self) -> u32 {
         match self {
-            // clock, a, b, y, c
-            Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => 5,
+            // clock, a, b, y, c, the split kernel's partial sums
+            Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => 6,
             // logits, dlogits, stats
             Kernel::BceWithLogits => 3,
             // logits, targets, dlogits, stats
@@ -182,6 +182,8 @@ pub struct Pipeline {
 pub struct Kernels {
     pipelines: Vec<Pipeline>,
     linear: Vec<(Kernel, MatmulKernel, wgpu::ComputePipeline)>,
+    /// The split kernel's reducing second dispatch per linear op (K chunked).
+    split_reduce: Vec<(Kernel, wgpu::ComputePipeline)>,
     matmul: MatmulVariant,
 }
 
@@ -317,6 +319,7 @@ impl Kernels {
         }
         let mut pipelines = Vec::new();
         let mut linear = Vec::new();
+        let mut split_reduce = Vec::new();
         for kernel in Kernel::ALL {
             let module = modules
                 .iter()
@@ -342,6 +345,11 @@ impl Kernels {
                 )?;
                 first.get_or_insert_with(|| p.clone());
                 linear.push((kernel, *mk, p));
+                if let (MatmulKernel::Split, Some(own)) = (mk, own) {
+                    let entry = format!("{}_split_reduce", kernel.entry_point());
+                    let reduce = pipeline(device, &layout, own, &entry, "linear_split.wgsl")?;
+                    split_reduce.push((kernel, reduce));
+                }
             }
             let pipeline = first.ok_or_else(|| Error::Gpu("no matmul kernel to build".into()))?;
             pipelines.push(Pipeline { pipeline, layout });
@@ -349,6 +357,7 @@ impl Kernels {
         Ok(Kernels {
             pipelines,
             linear,
+            split_reduce,
             matmul,
         })
     }
@@ -372,6 +381,14 @@ impl Kernels {
             .map(|(_, _, p)| p)
     }
 
+    /// The split kernel's reducing pipeline for linear op `kernel`, if built.
+    pub fn split_reduce(&self, kernel: Kernel) -> Option<&wgpu::ComputePipeline> {
+        self.split_reduce
+            .iter()
+            .find(|(k, _)| *k == kernel)
+            .map(|(_, p)| p)
+    }
+
     /// The matmul variant the linear ops were built from.
     pub fn matmul(&self) -> MatmulVariant {
         self.matmul
@@ -391,7 +408,7 @@ impl Kernels {
 
     /// How many pipelines were built.
     pub fn len(&self) -> usize {
-        self.pipelines.len() + self.linear.len() - 3
+        self.pipelines.len() + self.linear.len() + self.split_reduce.len() - 3
     }
 
     /// Whether no pipeline was built (never, once `new` succeeded).

@@ -92,6 +92,15 @@ impl MatmulVariant {
     }
 }
 
+/// The split kernel's K granularity: its 4 slices times its K step of 16
+/// (`SLICES * SK` in `linear_split.wgsl`).
+pub const SPLIT_K_GRAIN: u32 = 64;
+/// Chunking K aims at this many workgroups for a product (two per SM of a
+/// 132-SM GPU; smaller GPUs just run them in more waves).
+pub const SPLIT_TARGET_WORKGROUPS: u32 = 256;
+/// At most this many K chunks (partials the reduce adds per output).
+pub const SPLIT_MAX_CHUNKS: u32 = 16;
+
 /// One concrete matmul kernel: an entry point suffix and its output tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
@@ -149,6 +158,23 @@ impl MatmulKernel {
         }
     }
 
+    /// How the split kernel divides K for an M x N x K product: `(chunks,
+    /// chunk_len)`, K in `chunks` pieces of `chunk_len` (a multiple of the
+    /// kernel's [`SPLIT_K_GRAIN`]), one workgroup per output tile and chunk.
+    /// A product with few output tiles and a long K gets up to
+    /// [`SPLIT_MAX_CHUNKS`] chunks, so that about [`SPLIT_TARGET_WORKGROUPS`]
+    /// workgroups share it, but never a chunk shorter than one K step per
+    /// slice; chunked products need a second, reducing dispatch.
+    pub fn split_chunks(m: u32, n: u32, k: u32) -> (u32, u32) {
+        let tiles = m.div_ceil(32).max(1) * n.div_ceil(32).max(1);
+        let wanted = SPLIT_TARGET_WORKGROUPS
+            .div_ceil(tiles)
+            .min(k / SPLIT_K_GRAIN)
+            .clamp(1, SPLIT_MAX_CHUNKS);
+        let chunk_len = k.div_ceil(wanted).div_ceil(SPLIT_K_GRAIN) * SPLIT_K_GRAIN;
+        (k.div_ceil(chunk_len).max(1), chunk_len.max(SPLIT_K_GRAIN))
+    }
+
     /// How messages and profiles name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -196,6 +222,32 @@ mod tests {
             MatmulKernel::for_product(4096, 4096, 4096),
             MatmulKernel::Blocked128
         );
+    }
+
+    #[test]
+    fn split_chunks_cover_k_in_whole_slices() {
+        for (m, n, k) in [
+            (200, 256, 784),
+            (100, 256, 784),
+            (100, 784, 256),
+            (200, 1, 256),
+            (1, 256, 200),
+            (100, 256, 100),
+            (1, 1024, 2048),
+            (4096, 4096, 4096),
+            (3, 5, 1),
+            (7, 9, 65),
+        ] {
+            let (chunks, len) = MatmulKernel::split_chunks(m, n, k);
+            assert!((1..=SPLIT_MAX_CHUNKS).contains(&chunks), "{m}x{n}x{k}");
+            assert_eq!(len % SPLIT_K_GRAIN, 0, "{m}x{n}x{k}");
+            // Every chunk starts inside K, and together they cover it.
+            assert!((chunks - 1) * len < k && chunks * len >= k, "{m}x{n}x{k}");
+        }
+        // Few tiles, long K: chunked. Many tiles or short K: not.
+        assert_eq!(MatmulKernel::split_chunks(200, 256, 784), (5, 192));
+        assert_eq!(MatmulKernel::split_chunks(4096, 4096, 4096).0, 1);
+        assert_eq!(MatmulKernel::split_chunks(100, 256, 100).0, 1);
     }
 
     #[test]

@@ -65,6 +65,19 @@ enum Buf {
     Images,
     Labels,
     Order,
+    /// The split matmul kernel's partial sums (grown on demand).
+    Scratch,
+}
+
+/// Which pipeline of a kernel a dispatch runs.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// The kernel's own (non-linear kernels).
+    Plain,
+    /// A linear op on this matmul kernel.
+    Matmul(MatmulKernel),
+    /// A linear op's reducing second dispatch after the split kernel chunked K.
+    SplitReduce,
 }
 
 /// The cache key of a bind group: the kernel, the buffers bound (by uid) and
@@ -86,6 +99,7 @@ pub struct GpuBackend {
     images: GpuBuffer,
     labels: GpuBuffer,
     order: GpuBuffer,
+    scratch: GpuBuffer,
     /// Capacity of `order` in u32s, and how many entries are valid.
     order_capacity: usize,
     order_len: usize,
@@ -193,6 +207,7 @@ impl GpuBackend {
         let images = make(4, "images (none uploaded)");
         let labels = make(4, "labels (none uploaded)");
         let order = make(4, "epoch order (none set)");
+        let scratch = make(4, "split-K partial sums");
         let backend = GpuBackend {
             ctx,
             kernels,
@@ -201,6 +216,7 @@ impl GpuBackend {
             images,
             labels,
             order,
+            scratch,
             order_capacity: 1,
             order_len: 0,
             pixels: 0,
@@ -359,6 +375,7 @@ impl GpuBackend {
             Buf::Images => &self.images,
             Buf::Labels => &self.labels,
             Buf::Order => &self.order,
+            Buf::Scratch => &self.scratch,
         }
     }
 
@@ -372,28 +389,29 @@ impl GpuBackend {
         buffers: &[Buf],
         groups: (u32, u32, u32),
     ) {
-        self.dispatch_on(kernel, None, uniform, buffers, groups);
+        self.dispatch_on(kernel, Entry::Plain, uniform, buffers, groups);
     }
 
-    /// [`dispatch`](Self::dispatch) with, for a linear op, the matmul kernel
-    /// to run (its pipeline shares the op's bind group layout).
+    /// [`dispatch`](Self::dispatch) of one of the kernel's pipelines: for a
+    /// linear op, a matmul kernel or the split kernel's reduce (they share
+    /// the op's bind group layout).
     fn dispatch_on<P: Pod>(
         &mut self,
         kernel: Kernel,
-        matmul: Option<MatmulKernel>,
+        entry: Entry,
         uniform: Option<&P>,
         buffers: &[Buf],
         groups: (u32, u32, u32),
     ) {
-        let pipeline = match matmul {
-            None => Some(self.kernels.get(kernel).pipeline.clone()),
-            Some(mk) => self.kernels.linear(kernel, mk).cloned(),
+        let pipeline = match entry {
+            Entry::Plain => Some(self.kernels.get(kernel).pipeline.clone()),
+            Entry::Matmul(mk) => self.kernels.linear(kernel, mk).cloned(),
+            Entry::SplitReduce => self.kernels.split_reduce(kernel).cloned(),
         };
         let Some(pipeline) = pipeline else {
             self.fail(format!(
-                "{}: matmul kernel {mk:?} was not built",
+                "{}: pipeline {entry:?} was not built",
                 kernel.entry_point(),
-                mk = matmul
             ));
             return;
         };
@@ -476,7 +494,11 @@ impl GpuBackend {
         pass.set_bind_group(0, &cached.bind_group, &[]);
         let bracket = self.profiler.as_mut().and_then(|p| {
             p.bracket(|| {
-                let suffix = matmul.map_or("", |mk| mk.name());
+                let suffix = match entry {
+                    Entry::Plain => "",
+                    Entry::Matmul(mk) => mk.name(),
+                    Entry::SplitReduce => "split_reduce",
+                };
                 format!(
                     "{}{}{suffix} {}x{}x{}",
                     kernel.entry_point(),
@@ -679,11 +701,48 @@ impl GpuBackend {
 
     /// Records a linear op: the matmul kernel for its M x N output (per the
     /// variant), one workgroup per output tile.
+    /// Records a linear op: its matmul kernel over the M x N output tiles,
+    /// and for the split kernel with K chunked over workgroups, the second
+    /// dispatch that adds the chunks' partial sums and runs the epilogue.
+    /// `buffers` are the op's bindings 1..=5; the partial-sum buffer is
+    /// binding 6.
     fn dispatch_linear(&mut self, kernel: Kernel, p: &LinearParams, buffers: &[Buf]) {
         let mk = self.kernels.matmul_kernel(p.m, p.n, p.k);
         let tile = mk.tile();
-        let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), 1);
-        self.dispatch_on(kernel, Some(mk), Some(p), buffers, groups);
+        let mut p = *p;
+        (p.chunks, p.chunk_len) = if mk == MatmulKernel::Split {
+            MatmulKernel::split_chunks(p.m, p.n, p.k)
+        } else {
+            (1, 0)
+        };
+        if p.chunks > 1 {
+            // Every chunk's M x N partial tile, then its M bias-gradient sums.
+            let partials = u64::from(p.chunks) * (u64::from(p.m) * u64::from(p.n) + u64::from(p.m));
+            self.ensure_scratch(partials * 4);
+        }
+        let mut bindings = buffers.to_vec();
+        bindings.push(Buf::Scratch);
+        let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), p.chunks);
+        self.dispatch_on(kernel, Entry::Matmul(mk), Some(&p), &bindings, groups);
+        if p.chunks > 1 {
+            let outputs = p.m * p.n;
+            let groups = (outputs.div_ceil(WG_1D), 1, 1);
+            self.dispatch_on(kernel, Entry::SplitReduce, Some(&p), &bindings, groups);
+        }
+    }
+
+    /// Grows the split kernel's partial-sum buffer to at least `bytes`
+    /// (doubling, so a run settles after its largest product). Work already
+    /// recorded keeps the old buffer alive; its bind groups are forgotten.
+    fn ensure_scratch(&mut self, bytes: u64) {
+        if self.scratch.buffer.size() >= bytes {
+            return;
+        }
+        let max = self.ctx.limits.max_storage_buffer_binding_size;
+        let size = bytes.next_power_of_two().min(max).max(bytes);
+        let old = self.scratch.uid;
+        self.scratch = self.new_buffer(size, wgpu::BufferUsages::STORAGE, "split-K partial sums");
+        self.forget_bindings_of(old);
     }
 
     fn linear_params(act: Activation, dropout: Option<Dropout>) -> LinearParams {

@@ -27,7 +27,11 @@ pub struct LinearParams {
     pub threshold: u32,
     pub stream: u32,
     pub keep_prob: f32,
-    pub pad: u32,
+    /// The split kernel's K chunks (workgroups along z; 1: none) and the K
+    /// length of each.
+    pub chunks: u32,
+    pub chunk_len: u32,
+    pub pad: [u32; 3],
 }
 
 /// `BceParams` of `shaders/loss.wgsl`.
