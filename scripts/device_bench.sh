@@ -22,7 +22,7 @@ if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 export PYTHONUNBUFFERED=1 TORCH_GAN_DIR=.devrun
-GAN=.devrun/gan-gpu
+GAN=${GAN:-.devrun/gan-gpu}
 MNIST=data/mnist
 LOG=${OUT:-/tmp}/device_bench.log
 sections=${*:-info vanilla deep epochs matmul variants profile matmul_sizes levers gl}

@@ -137,23 +137,42 @@ fn tile_slot(along_k: bool, idx: u32, depth: u32, width: u32) -> vec2<u32> {
 
 // The operand element for tile slot (k, m) of a tile at (m0, k0): A's
 // (m0 + m, k0 + k) when `is_a`, else B's (k0 + k, m0 + m); zero outside the
-// product or at k0 + k >= k_end. Branch-free: the element at the clamped
-// position is always loaded and then discarded if outside, so the loads of a
-// K step can all be in flight together instead of each behind a branch.
+// product or at k0 + k >= k_end.
+//
+// Forward, where both operands are plain loads, the element at the clamped
+// position is always loaded and discarded if outside: no branch around the
+// load. Backward, where A's element is dz (two loads and the activation's
+// derivative), the work is guarded and runs only inside the product. On the
+// H100 (benches/results/h100-2026-11-22/run7) the clamped form made the
+// blocked forward kernels ~8 % faster and the backward ones 20-30 % slower;
+// the split kernel did not care either way.
 fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
     let k = k0 + slot.x;
     let m = m0 + slot.y;
-    let rows = select(p.n, p.m, is_a);
-    let inside = k < k_end && m < rows;
-    let kc = min(k, p.k - 1u);
-    let mc = min(m, rows - 1u);
-    var v: f32;
-    if is_a {
-        v = load_a(mode, mc, kc);
-    } else {
-        v = load_b(mode, kc, mc);
+    if mode == MODE_FORWARD {
+        let rows = select(p.n, p.m, is_a);
+        let inside = k < k_end && m < rows;
+        let kc = min(k, p.k - 1u);
+        let mc = min(m, rows - 1u);
+        var v: f32;
+        if is_a {
+            v = load_a(mode, mc, kc);
+        } else {
+            v = load_b(mode, kc, mc);
+        }
+        return select(0.0, v, inside);
     }
-    return select(0.0, v, inside);
+    if k >= k_end {
+        return 0.0;
+    }
+    if is_a {
+        if m < p.m {
+            return load_a(mode, m, k);
+        }
+    } else if m < p.n {
+        return load_b(mode, k, m);
+    }
+    return 0.0;
 }
 
 // The epilogue of every variant: output (gm, gn) = v if inside C, forward

@@ -77,7 +77,7 @@ impl Pair {
 /// output tiles and a long K, so the split kernel chunks K over workgroups
 /// (`MatmulKernel::split_chunks`): forward and backward-input with a short
 /// last chunk (7 x 257 x 100: 3 chunks), backward-params with its bias sums
-/// (300 x 20 x 9: 4 chunks), many chunks (12 x 700 x 20: 6).
+/// (300 x 20 x 9: 3 chunks), many chunks (12 x 700 x 20: 6).
 const SHAPES: [(usize, usize, usize); 8] = [
     (1, 1, 1),
     (7, 257, 100),

@@ -95,9 +95,9 @@ impl MatmulVariant {
 /// The split kernel's K granularity: its 4 slices times its K step of 16
 /// (`SLICES * SK` in `linear_split.wgsl`).
 pub const SPLIT_K_GRAIN: u32 = 64;
-/// Chunking K aims at this many workgroups for a product (two per SM of a
-/// 132-SM GPU; smaller GPUs just run them in more waves).
-pub const SPLIT_TARGET_WORKGROUPS: u32 = 256;
+/// Chunking K stops at this many workgroups for a product: about one per
+/// SM of a large GPU (the H100 has 132); smaller GPUs run them in waves.
+pub const SPLIT_TARGET_WORKGROUPS: u32 = 128;
 /// At most this many K chunks (partials the reduce adds per output).
 pub const SPLIT_MAX_CHUNKS: u32 = 16;
 
@@ -159,16 +159,17 @@ impl MatmulKernel {
     }
 
     /// How the split kernel divides K for an M x N x K product: `(chunks,
-    /// chunk_len)`, K in `chunks` pieces of `chunk_len` (a multiple of the
-    /// kernel's [`SPLIT_K_GRAIN`]), one workgroup per output tile and chunk.
-    /// A product with few output tiles and a long K gets up to
-    /// [`SPLIT_MAX_CHUNKS`] chunks, so that about [`SPLIT_TARGET_WORKGROUPS`]
-    /// workgroups share it, but never a chunk shorter than one K step per
-    /// slice; chunked products need a second, reducing dispatch.
+    /// chunk_len)`, K in `chunks` pieces of `chunk_len` (a multiple of
+    /// [`SPLIT_K_GRAIN`]), one workgroup per output tile and chunk. Chunks
+    /// are added while the workgroups stay within
+    /// [`SPLIT_TARGET_WORKGROUPS`] (at most [`SPLIT_MAX_CHUNKS`], never a
+    /// chunk shorter than one K step per slice); chunked products need a
+    /// second, reducing dispatch. On the H100, chunking a product that
+    /// already had about 100 or more tiles did not make its kernel faster,
+    /// so the reduce was pure cost (benches/results/h100-2026-11-22/run6).
     pub fn split_chunks(m: u32, n: u32, k: u32) -> (u32, u32) {
         let tiles = m.div_ceil(32).max(1) * n.div_ceil(32).max(1);
-        let wanted = SPLIT_TARGET_WORKGROUPS
-            .div_ceil(tiles)
+        let wanted = (SPLIT_TARGET_WORKGROUPS / tiles)
             .min(k / SPLIT_K_GRAIN)
             .clamp(1, SPLIT_MAX_CHUNKS);
         let chunk_len = k.div_ceil(wanted).div_ceil(SPLIT_K_GRAIN) * SPLIT_K_GRAIN;
@@ -245,7 +246,11 @@ mod tests {
             assert!((chunks - 1) * len < k && chunks * len >= k, "{m}x{n}x{k}");
         }
         // Few tiles, long K: chunked. Many tiles or short K: not.
-        assert_eq!(MatmulKernel::split_chunks(200, 256, 784), (5, 192));
+        // Vanilla, batch 100: D's first layer on real + fake (56 tiles), on
+        // fakes (32 tiles), and G's output layer (100 tiles: not chunked).
+        assert_eq!(MatmulKernel::split_chunks(200, 256, 784), (2, 448));
+        assert_eq!(MatmulKernel::split_chunks(100, 256, 784), (4, 256));
+        assert_eq!(MatmulKernel::split_chunks(100, 784, 256).0, 1);
         assert_eq!(MatmulKernel::split_chunks(4096, 4096, 4096).0, 1);
         assert_eq!(MatmulKernel::split_chunks(100, 256, 100).0, 1);
     }
