@@ -551,7 +551,10 @@ fn run_training<B: Backend>(
     if let Some(path) = trainer.last_good_checkpoint() {
         *last_good = Some(path.to_path_buf());
     }
+    // The pictures of every finished epoch are written even if the run failed.
+    let pictures = record.finish();
     let summary = result?;
+    pictures?;
     let last = summary.samples.last().context("no samples written")?;
     println!("{} steps; samples in {}", summary.steps, last.display());
     let files: Vec<String> = record

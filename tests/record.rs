@@ -61,6 +61,7 @@ fn run(kind: ModelKind, epochs: usize, name: &str, data: &Dataset) -> (PathBuf, 
     trainer
         .run_observed(&mut (&mut steps, &mut record))
         .unwrap();
+    record.finish().unwrap();
     assert_eq!(record.reports().len(), epochs);
     (dir, steps.0)
 }
@@ -162,4 +163,32 @@ fn the_conditional_comparison_is_digit_rows() {
     assert!(w > 578 && w < 578 + 150, "{w}");
     assert!(h > 2 * 56 && h < 2 * 56 + 100, "{h}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The pictures are written on a background thread: many epochs arriving at
+/// once still give one GIF frame each, and a picture that cannot be written
+/// comes back as an error naming the file, from the next call or `finish`.
+#[test]
+fn pictures_written_in_the_background_keep_every_frame_and_report_failures() {
+    let data = small_mnist(32);
+    let cfg = config(ModelKind::Vanilla, 1, "background");
+    let dir = cfg.out_dir.clone();
+    let mut record = RunRecord::new(&dir, &cfg.spec, &data, cfg.seed).unwrap();
+    let images = vec![128u8; 100 * 28 * 28];
+    for epoch in 0..12 {
+        record.on_samples(epoch, &images).unwrap();
+    }
+    record.finish().unwrap();
+    assert_eq!(gif_frames(&dir.join("progress.gif")).len(), 12);
+    assert!(png_size(&dir.join("real.png")).1 > 0);
+
+    // progress.gif cannot be replaced by a file once it is a directory.
+    std::fs::remove_file(dir.join("progress.gif")).unwrap();
+    std::fs::create_dir(dir.join("progress.gif")).unwrap();
+    record.on_samples(12, &images).unwrap();
+    let error = record.finish().unwrap_err().to_string();
+    assert!(error.contains("progress.gif"), "{error}");
+    // Reported once; the record goes on.
+    record.finish().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -4,8 +4,19 @@
 //! after every epoch and written atomically, so a run that stops early (an
 //! error, Ctrl-C, a crash) still leaves valid pictures up to its last
 //! finished epoch.
+//!
+//! The metrics row is written at once; the pictures are drawn and encoded on
+//! a background thread, so the training loop goes back to the GPU instead of
+//! waiting for PNG and GIF encoders. When epochs come faster than pictures,
+//! the thread adds every pending frame and epoch and then writes each file
+//! once. A failed picture write is returned by the record's next call (or by
+//! [`RunRecord::finish`]); [`RunRecord::finish`], or dropping the record,
+//! waits for the pictures in flight.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use super::animation::Animation;
 use super::compare::{write_real_vs_generated, RealSamples};
@@ -26,8 +37,7 @@ pub struct RunRecord {
     out_dir: PathBuf,
     metrics: MetricsCsv,
     reports: Vec<EpochReport>,
-    animation: Animation,
-    real: RealSamples,
+    pictures: PictureWriter,
 }
 
 impl RunRecord {
@@ -35,12 +45,12 @@ impl RunRecord {
     /// picks the real images for `real.png` from `data` with `seed`.
     pub fn new(out_dir: &Path, spec: &ModelSpec, data: &Dataset, seed: u32) -> Result<RunRecord> {
         std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+        let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
             metrics: MetricsCsv::create(&out_dir.join(METRICS_FILE))?,
             reports: Vec::new(),
-            animation: Animation::new(MNIST_SIDE, GRID_SIDE),
-            real: RealSamples::pick(data, spec.classes, seed),
+            pictures: PictureWriter::start(out_dir, real, Vec::new())?,
         })
     }
 
@@ -66,17 +76,18 @@ impl RunRecord {
             text.push('\n');
         }
         super::write_atomic(&path, text.as_bytes())?;
+        let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
             metrics: MetricsCsv::append(&path)?,
+            pictures: PictureWriter::start(out_dir, real, reports.clone())?,
             reports,
-            animation: Animation::new(MNIST_SIDE, GRID_SIDE),
-            real: RealSamples::pick(data, spec.classes, seed),
         })
     }
 
     /// The files this record writes (the pictures exist once the first
-    /// samples, and for `losses.png` the first epoch, have been seen).
+    /// samples, and for `losses.png` the first epoch, have been seen, and
+    /// [`finish`](Self::finish) has returned).
     pub fn files(&self) -> Vec<PathBuf> {
         [METRICS_FILE, LOSSES_FILE, PROGRESS_FILE, REAL_FILE]
             .iter()
@@ -88,19 +99,168 @@ impl RunRecord {
     pub fn reports(&self) -> &[EpochReport] {
         &self.reports
     }
+
+    /// Waits until every picture asked for so far is written; the first
+    /// picture that could not be written is the error. Later epochs may
+    /// still be recorded (the writer restarts).
+    pub fn finish(&mut self) -> Result<()> {
+        self.pictures.finish()
+    }
 }
 
 impl Observer for RunRecord {
     fn on_epoch(&mut self, report: &EpochReport) -> Result<()> {
         self.metrics.write(report)?;
         self.reports.push(report.clone());
-        write_losses(&self.out_dir.join(LOSSES_FILE), &self.reports)
+        self.pictures.send(Picture::Epoch(report.clone()))
     }
 
     fn on_samples(&mut self, epoch: usize, images: &[u8]) -> Result<()> {
-        self.animation.push(epoch, images);
-        self.animation
-            .write_gif(&self.out_dir.join(PROGRESS_FILE))?;
-        write_real_vs_generated(&self.out_dir.join(REAL_FILE), &self.real, images, epoch)
+        self.pictures.send(Picture::Samples(epoch, images.to_vec()))
+    }
+}
+
+/// A request to the picture thread.
+enum Picture {
+    /// An epoch's report, for `losses.png`.
+    Epoch(EpochReport),
+    /// The generator's sample images after an epoch, for `progress.gif` and
+    /// `real.png`.
+    Samples(usize, Vec<u8>),
+}
+
+/// What the picture thread keeps between requests.
+struct Pictures {
+    out_dir: PathBuf,
+    reports: Vec<EpochReport>,
+    animation: Animation,
+    real: RealSamples,
+}
+
+impl Pictures {
+    /// Takes in `first` and every request already waiting, then writes each
+    /// picture they changed once.
+    fn handle(&mut self, first: Picture, queue: &Receiver<Picture>) -> Result<()> {
+        let mut losses = false;
+        let mut latest = None;
+        for picture in std::iter::once(first).chain(queue.try_iter()) {
+            match picture {
+                Picture::Epoch(report) => {
+                    self.reports.push(report);
+                    losses = true;
+                }
+                Picture::Samples(epoch, images) => {
+                    self.animation.push(epoch, &images);
+                    latest = Some((epoch, images));
+                }
+            }
+        }
+        if losses {
+            write_losses(&self.out_dir.join(LOSSES_FILE), &self.reports)?;
+        }
+        if let Some((epoch, images)) = latest {
+            self.animation
+                .write_gif(&self.out_dir.join(PROGRESS_FILE))?;
+            write_real_vs_generated(&self.out_dir.join(REAL_FILE), &self.real, &images, epoch)?;
+        }
+        Ok(())
+    }
+}
+
+/// The picture thread: its queue, the thread, and the first error it met.
+struct PictureWriter {
+    queue: Option<Sender<Picture>>,
+    thread: Option<JoinHandle<Pictures>>,
+    state: Option<Pictures>,
+    error: Arc<Mutex<Option<Error>>>,
+}
+
+impl PictureWriter {
+    fn start(out_dir: &Path, real: RealSamples, reports: Vec<EpochReport>) -> Result<Self> {
+        let mut writer = PictureWriter {
+            queue: None,
+            thread: None,
+            state: Some(Pictures {
+                out_dir: out_dir.to_path_buf(),
+                reports,
+                animation: Animation::new(MNIST_SIDE, GRID_SIDE),
+                real,
+            }),
+            error: Arc::new(Mutex::new(None)),
+        };
+        writer.spawn()?;
+        Ok(writer)
+    }
+
+    /// Starts the thread on the kept state.
+    fn spawn(&mut self) -> Result<()> {
+        let Some(mut pictures) = self.state.take() else {
+            return Ok(());
+        };
+        let (sender, queue) = channel::<Picture>();
+        let error = self.error.clone();
+        let thread = std::thread::Builder::new()
+            .name("gan-gpu pictures".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    if let Err(e) = pictures.handle(first, &queue) {
+                        if let Ok(mut slot) = error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                    }
+                }
+                pictures
+            })
+            .map_err(|e| Error::io(Path::new("picture writer thread"), e))?;
+        self.queue = Some(sender);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// The first error the thread met, taken.
+    fn take_error(&self) -> Result<()> {
+        match self.error.lock().ok().and_then(|mut slot| slot.take()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues a picture request; an earlier request's failure comes back here.
+    fn send(&mut self, picture: Picture) -> Result<()> {
+        self.take_error()?;
+        if self.queue.is_none() {
+            self.spawn()?;
+        }
+        match &self.queue {
+            Some(queue) if queue.send(picture).is_ok() => Ok(()),
+            _ => Err(Error::io(
+                Path::new("picture writer thread"),
+                std::io::Error::other("stopped"),
+            )),
+        }
+    }
+
+    /// Lets the thread write everything queued, stops it, keeps its state.
+    fn finish(&mut self) -> Result<()> {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            match thread.join() {
+                Ok(pictures) => self.state = Some(pictures),
+                Err(_) => {
+                    return Err(Error::io(
+                        Path::new("picture writer thread"),
+                        std::io::Error::other("panicked"),
+                    ))
+                }
+            }
+        }
+        self.take_error()
+    }
+}
+
+impl Drop for PictureWriter {
+    fn drop(&mut self) {
+        // Pictures in flight are finished; an error here has no one to go to.
+        let _ = self.finish();
     }
 }
