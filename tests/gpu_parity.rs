@@ -23,7 +23,7 @@ use gan_gpu::backend::gpu::{GpuApi, GpuBackend, GpuOptions, MatmulVariant};
 use gan_gpu::backend::{stat, Backend};
 use gan_gpu::data::{self, Dataset, Split};
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
-use gan_gpu::train::{TrainConfig, Trainer};
+use gan_gpu::train::{Observer, Progress, TrainConfig, Trainer};
 
 const RTOL: f32 = 1e-4;
 
@@ -66,10 +66,21 @@ struct Snapshot {
 /// Trains `steps` steps (the epoch loop resets the stats each epoch, so
 /// `steps` stays within the first epoch) and snapshots both networks.
 fn run<B: Backend>(backend: &mut B, kind: ModelKind, steps: usize, data: &Dataset) -> Snapshot {
+    run_observed(backend, kind, steps, data, &mut Steps::default())
+}
+
+/// [`run`], telling `observer` of the run's progress.
+fn run_observed<B: Backend>(
+    backend: &mut B,
+    kind: ModelKind,
+    steps: usize,
+    data: &Dataset,
+    observer: &mut dyn Observer,
+) -> Snapshot {
     let config = small_config(kind, steps);
     let out = config.out_dir.clone();
     let mut trainer = Trainer::new(backend, config, data).unwrap();
-    trainer.run(|_| {}).unwrap();
+    trainer.run_observed(observer).unwrap();
     let state = &trainer.state;
     let mut named = Vec::new();
     for (net_name, net) in [
@@ -176,6 +187,44 @@ fn forced_matmul_variants_match_the_cpu() {
         };
         let gpu_snapshot = run(&mut gpu, kind, steps, &data);
         compare(variant.name(), kind, steps, &cpu_snapshot, &gpu_snapshot);
+    }
+}
+
+/// Every progress report of a run.
+#[derive(Default)]
+struct Steps(Vec<Progress>);
+
+impl Observer for Steps {
+    fn on_progress(&mut self, progress: &Progress) {
+        self.0.push(*progress);
+    }
+}
+
+/// Epochs of several progress chunks (256 steps of batch 8; chunks of
+/// `train::PROGRESS_CHUNK` = 128), where the GPU runs one chunk while the
+/// next is recorded and progress reports a chunk once it has executed: the
+/// reports still come in order, at every chunk's end, and the run matches
+/// the CPU's across the epoch boundary.
+#[test]
+fn multi_chunk_epochs_report_executed_progress_and_match_the_cpu() {
+    let _lock = common::gpu_test_lock();
+    let data = small_mnist(2048);
+    let (kind, steps) = (ModelKind::Vanilla, 300);
+    let cpu_snapshot = run(&mut CpuBackend::new(), kind, steps, &data);
+    for (api, mut gpu) in common::gpu_backends() {
+        let mut progress = Steps::default();
+        let gpu_snapshot = run_observed(&mut gpu, kind, steps, &data, &mut progress);
+        compare(&api.to_string(), kind, steps, &cpu_snapshot, &gpu_snapshot);
+        let seen: Vec<(usize, usize, usize)> = progress
+            .0
+            .iter()
+            .map(|p| (p.epoch, p.step, p.run_step))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, 0, 0), (1, 128, 128), (1, 256, 256), (2, 44, 300)],
+            "{api}"
+        );
     }
 }
 

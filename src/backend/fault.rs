@@ -284,6 +284,11 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.inner.sync()
     }
 
+    fn sync_behind(&mut self) -> Result<()> {
+        self.check("running the recorded training steps")?;
+        self.inner.sync_behind()
+    }
+
     fn work_counts(&self) -> Option<WorkCounts> {
         self.inner.work_counts()
     }

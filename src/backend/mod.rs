@@ -291,6 +291,15 @@ pub trait Backend {
         self.flush()
     }
 
+    /// Like [`sync`](Self::sync), one call behind: sends recorded work on
+    /// its way and blocks until the device has executed everything that had
+    /// been submitted when this was last called (nothing the first time, or
+    /// after a `sync`). The work since then keeps the device busy while the
+    /// caller records more; the training loop's progress display uses it.
+    fn sync_behind(&mut self) -> Result<()> {
+        self.sync()
+    }
+
     /// GPU work issued so far, for reporting; None on the CPU.
     fn work_counts(&self) -> Option<WorkCounts> {
         None

@@ -252,10 +252,21 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 .write(self.state.stats, &health::with_flags(stats))?;
             let steps = (steps_per_epoch - cursor).min(max_steps - global_step);
             let work_before = self.backend.work_counts();
-            // Steps go in chunks; after each, wait for the GPU (no read-back)
-            // so the progress shown is work done, not work recorded. The stop
-            // flag (Ctrl-C) is checked between steps.
+            // Steps go in chunks; after each, wait for the GPU to finish the
+            // chunk before it (no read-back), so the progress shown is work
+            // done, not work recorded, while the newest chunk keeps the GPU
+            // busy as the next one is recorded. The stop flag (Ctrl-C) is
+            // checked between steps.
+            let progress = |done: usize| Progress {
+                epoch: epoch + 1,
+                epochs,
+                step: cursor + done,
+                steps: steps_per_epoch,
+                run_step: global_step + done,
+                run_steps,
+            };
             let mut done = 0;
+            let mut executed = None;
             while done < steps && !self.checkpoints.stop_requested() {
                 let chunk_end = (done + PROGRESS_CHUNK).min(steps);
                 while done < chunk_end && !self.checkpoints.stop_requested() {
@@ -264,15 +275,15 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 // On the device, read back with the epoch's stats below.
                 health::check_parameters(self.backend, &self.state);
-                self.backend.sync()?;
-                observer.on_progress(&Progress {
-                    epoch: epoch + 1,
-                    epochs,
-                    step: cursor + done,
-                    steps: steps_per_epoch,
-                    run_step: global_step + done,
-                    run_steps,
-                });
+                self.backend.sync_behind()?;
+                if let Some(executed) = executed {
+                    observer.on_progress(&progress(executed));
+                }
+                executed = Some(done);
+            }
+            self.backend.sync()?;
+            if executed.is_some() {
+                observer.on_progress(&progress(done));
             }
             summary.interrupted = done < steps;
             let steps = done;

@@ -107,6 +107,9 @@ pub struct GpuBackend {
     pixels: u32,
     images_count: usize,
     staging: Option<(wgpu::Buffer, u64)>,
+    /// The newest submission, and the one `sync_behind` waits for next.
+    last_submission: Option<wgpu::SubmissionIndex>,
+    behind: Option<wgpu::SubmissionIndex>,
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
     cache: HashMap<BindKey, CachedBinding>,
@@ -222,6 +225,8 @@ impl GpuBackend {
             pixels: 0,
             images_count: 0,
             staging: None,
+            last_submission: None,
+            behind: None,
             encoder: None,
             pass: None,
             cache: HashMap::new(),
@@ -573,7 +578,7 @@ impl GpuBackend {
     fn submit(&mut self) {
         self.end_pass();
         if let Some(encoder) = self.encoder.take() {
-            self.ctx.queue.submit(Some(encoder.finish()));
+            self.last_submission = Some(self.ctx.queue.submit(Some(encoder.finish())));
             self.submits += 1;
         }
         self.steps_since_submit = 0;
@@ -596,6 +601,26 @@ impl GpuBackend {
                         ))
                     })
             })
+    }
+
+    /// Blocks until the device has executed submission `index` (and
+    /// everything before it).
+    fn wait_for(&mut self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let wait = wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        };
+        self.ctx.device.poll(wait).map(|_| ()).map_err(|e| {
+            self.ctx
+                .take_error_while("waiting for the GPU")
+                .err()
+                .unwrap_or_else(|| {
+                    Error::Gpu(format!(
+                        "waiting for the GPU on adapter {} failed: {e}",
+                        self.ctx.adapter_name()
+                    ))
+                })
+        })
     }
 
     /// Returns (and clears) the first recorded misuse or asynchronous GPU error.

@@ -668,6 +668,16 @@ impl Backend for GpuBackend {
     fn sync(&mut self) -> Result<()> {
         self.submit();
         self.wait_idle()?;
+        self.behind = None;
+        self.take_errors_while("running the recorded training steps")
+    }
+
+    fn sync_behind(&mut self) -> Result<()> {
+        self.submit();
+        let previous = std::mem::replace(&mut self.behind, self.last_submission.clone());
+        if let Some(index) = previous {
+            self.wait_for(index)?;
+        }
         self.take_errors_while("running the recorded training steps")
     }
 
