@@ -56,7 +56,8 @@ struct LinearParams {
     // the K length of each (a multiple of its slices' K steps).
     chunks: u32,
     chunk_len: u32,
-    pad0: u32,
+    // Backward: A's buffer already holds dz (linear_*_dz wrote it), read as is.
+    a_is_dz: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -109,9 +110,15 @@ fn load_a(mode: u32, m: u32, k: u32) -> f32 {
             return buf_a[p.a_off + m * p.a_stride + k];
         }
         case 1u: {
+            if p.a_is_dz != 0u {
+                return buf_a[p.a_off + m * p.a_stride + k];
+            }
             return dz(m, k);
         }
         default: {
+            if p.a_is_dz != 0u {
+                return buf_a[p.a_off + k * p.a_stride + m];
+            }
             return dz(k, m);
         }
     }
@@ -190,6 +197,35 @@ fn store_output(mode: u32, gm: u32, gn: u32, v: f32) {
         }
     }
     buf_c[p.c_off + gm * p.c_stride + gn] = x;
+}
+
+// dz of a backward op, written once into buf_s ([rows][out_cols], dense)
+// before a large backward product reads it with a_is_dz (the product would
+// otherwise recompute it in every tile that loads it); rows is the batch:
+// p.m backward-input, p.k backward-params. One thread per element.
+fn write_dz(rows: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+    let i = global_index(wid, nwg, lid);
+    if i < rows * p.out_cols {
+        buf_s[i] = dz(i / p.out_cols, i % p.out_cols);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_input_dz(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    write_dz(p.m, wid, nwg, lid);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn linear_backward_params_dz(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    write_dz(p.k, wid, nwg, lid);
 }
 
 fn gemm(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {

@@ -126,15 +126,21 @@ fn variant_matches_cpu(variant: MatmulVariant) {
         let dx = Mat::dense(dxbuf, batch, n_in + 1).cols(1, n_in);
         let grads = pair.alloc(&data(slot.bias + n_out + 3, 6, 1.0));
         let name = |op: &str| format!("{} {op} B={batch} in={n_in} out={n_out}", variant.name());
-        // The split kernel adds a reducing dispatch where it chunks K.
-        let dispatches = |m: usize, n: usize, k: usize| {
+        // The split kernel adds a reducing dispatch where it chunks K; a
+        // backward op on a blocked kernel adds its dz pass before it.
+        let dispatches = |m: usize, n: usize, k: usize, backward: bool| {
             let (m, n, k) = (m as u32, n as u32, k as u32);
-            let split = match variant {
-                MatmulVariant::Split => true,
-                MatmulVariant::Auto => MatmulKernel::for_product(m, n, k) == MatmulKernel::Split,
-                _ => false,
+            let kernel = match variant {
+                MatmulVariant::Auto => MatmulKernel::for_product(m, n, k),
+                MatmulVariant::Split => MatmulKernel::Split,
+                MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
+                MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
+                _ => MatmulKernel::Tiled,
             };
-            1 + u64::from(split && MatmulKernel::split_chunks(m, n, k).0 > 1)
+            let reduce = kernel == MatmulKernel::Split && MatmulKernel::split_chunks(m, n, k).0 > 1;
+            let dz =
+                backward && matches!(kernel, MatmulKernel::Blocked64 | MatmulKernel::Blocked128);
+            1 + u64::from(reduce) + u64::from(dz)
         };
         let before = pair.gpu.dispatches();
         for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
@@ -142,7 +148,7 @@ fn variant_matches_cpu(variant: MatmulVariant) {
         }
         assert_eq!(
             pair.gpu.dispatches() - before,
-            dispatches(batch, n_out, n_in)
+            dispatches(batch, n_out, n_in, false)
         );
         pair.check(&name("forward"), ybuf, sum_atol(n_in + 1) * 1.5);
         let before = pair.gpu.dispatches();
@@ -152,7 +158,7 @@ fn variant_matches_cpu(variant: MatmulVariant) {
         }
         assert_eq!(
             pair.gpu.dispatches() - before,
-            dispatches(batch, n_in, n_out) + dispatches(n_out, n_in, batch)
+            dispatches(batch, n_in, n_out, true) + dispatches(n_out, n_in, batch, true)
         );
         pair.check(&name("backward_input"), dxbuf, sum_atol(n_out) * 1.5);
         pair.check(&name("backward_params"), grads, sum_atol(batch) * 1.5);

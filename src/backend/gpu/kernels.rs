@@ -184,6 +184,8 @@ pub struct Kernels {
     linear: Vec<(Kernel, MatmulKernel, wgpu::ComputePipeline)>,
     /// The split kernel's reducing second dispatch per linear op (K chunked).
     split_reduce: Vec<(Kernel, wgpu::ComputePipeline)>,
+    /// The backward ops' dz pass before a large (blocked) product.
+    dz: Vec<(Kernel, wgpu::ComputePipeline)>,
     matmul: MatmulVariant,
 }
 
@@ -320,6 +322,7 @@ impl Kernels {
         let mut pipelines = Vec::new();
         let mut linear = Vec::new();
         let mut split_reduce = Vec::new();
+        let mut dz = Vec::new();
         for kernel in Kernel::ALL {
             let module = modules
                 .iter()
@@ -332,6 +335,10 @@ impl Kernels {
                 let pipeline = pipeline(device, &layout, module, kernel.entry_point(), file)?;
                 pipelines.push(Pipeline { pipeline, layout });
                 continue;
+            }
+            if kernel != Kernel::LinearForward {
+                let entry = format!("{}_dz", kernel.entry_point());
+                dz.push((kernel, pipeline(device, &layout, module, &entry, file)?));
             }
             let mut first = None;
             for (mk, own) in &matmul_modules {
@@ -358,6 +365,7 @@ impl Kernels {
             pipelines,
             linear,
             split_reduce,
+            dz,
             matmul,
         })
     }
@@ -389,6 +397,11 @@ impl Kernels {
             .map(|(_, p)| p)
     }
 
+    /// The dz pass of backward linear op `kernel`.
+    pub fn dz(&self, kernel: Kernel) -> Option<&wgpu::ComputePipeline> {
+        self.dz.iter().find(|(k, _)| *k == kernel).map(|(_, p)| p)
+    }
+
     /// The matmul variant the linear ops were built from.
     pub fn matmul(&self) -> MatmulVariant {
         self.matmul
@@ -408,7 +421,7 @@ impl Kernels {
 
     /// How many pipelines were built.
     pub fn len(&self) -> usize {
-        self.pipelines.len() + self.linear.len() + self.split_reduce.len() - 3
+        self.pipelines.len() + self.linear.len() + self.split_reduce.len() + self.dz.len() - 3
     }
 
     /// Whether no pipeline was built (never, once `new` succeeded).

@@ -78,6 +78,8 @@ enum Entry {
     Matmul(MatmulKernel),
     /// A linear op's reducing second dispatch after the split kernel chunked K.
     SplitReduce,
+    /// A backward linear op's dz pass before a blocked product.
+    Dz,
 }
 
 /// The cache key of a bind group: the kernel, the buffers bound (by uid) and
@@ -412,6 +414,7 @@ impl GpuBackend {
             Entry::Plain => Some(self.kernels.get(kernel).pipeline.clone()),
             Entry::Matmul(mk) => self.kernels.linear(kernel, mk).cloned(),
             Entry::SplitReduce => self.kernels.split_reduce(kernel).cloned(),
+            Entry::Dz => self.kernels.dz(kernel).cloned(),
         };
         let Some(pipeline) = pipeline else {
             self.fail(format!(
@@ -503,6 +506,7 @@ impl GpuBackend {
                     Entry::Plain => "",
                     Entry::Matmul(mk) => mk.name(),
                     Entry::SplitReduce => "split_reduce",
+                    Entry::Dz => "dz",
                 };
                 format!(
                     "{}{}{suffix} {}x{}x{}",
@@ -729,8 +733,10 @@ impl GpuBackend {
     /// Records a linear op: its matmul kernel over the M x N output tiles,
     /// and for the split kernel with K chunked over workgroups, the second
     /// dispatch that adds the chunks' partial sums and runs the epilogue.
-    /// `buffers` are the op's bindings 1..=5; the partial-sum buffer is
-    /// binding 6.
+    /// `buffers` are the op's bindings 1..=5 (A second); the scratch buffer
+    /// is binding 6. A backward op on a blocked kernel first writes dz into
+    /// the scratch buffer (one element-wise dispatch) and the product reads
+    /// A from there.
     fn dispatch_linear(&mut self, kernel: Kernel, p: &LinearParams, buffers: &[Buf]) {
         let mk = self.kernels.matmul_kernel(p.m, p.n, p.k);
         let tile = mk.tile();
@@ -747,6 +753,27 @@ impl GpuBackend {
         }
         let mut bindings = buffers.to_vec();
         bindings.push(Buf::Scratch);
+        let blocked = matches!(mk, MatmulKernel::Blocked64 | MatmulKernel::Blocked128);
+        if kernel != Kernel::LinearForward && blocked {
+            // A large backward product: dz once into the scratch buffer, then
+            // the product reads it as A instead of recomputing it per tile.
+            let rows = if kernel == Kernel::LinearBackwardInput {
+                p.m
+            } else {
+                p.k
+            };
+            let elements = u64::from(rows) * u64::from(p.out_cols);
+            self.ensure_scratch(elements * 4);
+            let (x, y) = grid_1d(
+                elements,
+                self.ctx.limits.max_compute_workgroups_per_dimension,
+            );
+            self.dispatch_on(kernel, Entry::Dz, Some(&p), &bindings, (x, y, 1));
+            p.a_is_dz = 1;
+            p.a_off = 0;
+            p.a_stride = p.out_cols;
+            bindings[1] = Buf::Scratch;
+        }
         let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), p.chunks);
         self.dispatch_on(kernel, Entry::Matmul(mk), Some(&p), &bindings, groups);
         if p.chunks > 1 {
