@@ -146,18 +146,17 @@ fn tile_slot(along_k: bool, idx: u32, depth: u32, width: u32) -> vec2<u32> {
 // (m0 + m, k0 + k) when `is_a`, else B's (k0 + k, m0 + m); zero outside the
 // product or at k0 + k >= k_end.
 //
-// Where both operands are plain loads (forward, or backward reading a dz
-// written beforehand), the element at the clamped position is always loaded
-// and discarded if outside: no branch around the load. Where A's element is
-// dz computed on the fly (two loads and the activation's derivative), the
-// work is guarded and runs only inside the product. On the H100
-// (benches/results/h100-2026-11-22/run7) the clamped form made the blocked
-// forward kernels ~8 % faster and the on-the-fly backward ones 20-30 %
-// slower; the split kernel did not care either way.
+// Forward, where both operands are plain loads, the element at the clamped
+// position is always loaded and discarded if outside: no branch around the
+// load. Backward, where A's element is dz (two loads and the activation's
+// derivative), the work is guarded and runs only inside the product. On the
+// H100 (benches/results/h100-2026-11-22/run7) the clamped form made the
+// blocked forward kernels ~8 % faster and the backward ones 20-30 % slower;
+// the split kernel did not care either way.
 fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
     let k = k0 + slot.x;
     let m = m0 + slot.y;
-    if mode == MODE_FORWARD || p.a_is_dz != 0u {
+    if mode == MODE_FORWARD {
         let rows = select(p.n, p.m, is_a);
         let inside = k < k_end && m < rows;
         let kc = min(k, p.k - 1u);
