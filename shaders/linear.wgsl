@@ -182,6 +182,29 @@ fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32
     return 0.0;
 }
 
+// tile_load for operands that are plain loads in every mode: A is x
+// forward and a dz written beforehand backward (a_is_dz), never computed on
+// the fly. Branch-free: the element at the clamped position is always
+// loaded and discarded if outside. The blocked kernels use it; the host runs
+// a dz pass before every blocked backward product.
+fn tile_load_plain(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
+    let k = k0 + slot.x;
+    let m = m0 + slot.y;
+    let rows = select(p.n, p.m, is_a);
+    let inside = k < k_end && m < rows;
+    let kc = min(k, p.k - 1u);
+    let mc = min(m, rows - 1u);
+    var v: f32;
+    if !is_a {
+        v = load_b(mode, kc, mc);
+    } else if mode == MODE_BACKWARD_PARAMS {
+        v = buf_a[p.a_off + kc * p.a_stride + mc];
+    } else {
+        v = buf_a[p.a_off + mc * p.a_stride + kc];
+    }
+    return select(0.0, v, inside);
+}
+
 // The epilogue of every variant: output (gm, gn) = v if inside C, forward
 // with + bias, the activation and dropout.
 fn store_output(mode: u32, gm: u32, gn: u32, v: f32) {

@@ -2,7 +2,10 @@
 // product, for products large enough to fill a GPU (the deep model at large
 // batches, the 4096^3 benchmark). Same operands, modes, epilogues and entry
 // point names with the suffix _blocked; appended after linear.wgsl, whose
-// LinearParams, bindings, dz, load_a and load_b it uses.
+// LinearParams, bindings, tile_slot, tile_load_plain and store_output it
+// uses. Its operands are plain loads in every mode: backward, A is the dz
+// that linear_*_dz wrote beforehand (the host always runs that pass before
+// a blocked backward product and sets a_is_dz).
 //
 // The host prefixes two constants, one module per tile size:
 //   BM: the output tile, BM x BM (64 or 128);

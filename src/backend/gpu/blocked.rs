@@ -45,8 +45,8 @@ pub fn gemm_blocked(bm: u32, bk: u32) -> String {
             w,
             "    let sa_{e} = tile_slot(a_along_k, t + {o}u, BK, BM);\n\
              \x20   let sb_{e} = tile_slot(b_along_k, t + {o}u, BK, BM);\n\
-             \x20   var na_{e} = tile_load(true, mode, m0, 0u, p.k, sa_{e});\n\
-             \x20   var nb_{e} = tile_load(false, mode, n0, 0u, p.k, sb_{e});",
+             \x20   var na_{e} = tile_load_plain(true, mode, m0, 0u, p.k, sa_{e});\n\
+             \x20   var nb_{e} = tile_load_plain(false, mode, n0, 0u, p.k, sb_{e});",
             o = 256 * e
         );
     }
@@ -67,8 +67,8 @@ pub fn gemm_blocked(bm: u32, bk: u32) -> String {
     for e in 0..loads {
         let _ = writeln!(
             w,
-            "            na_{e} = tile_load(true, mode, m0, k0, p.k, sa_{e});\n\
-             \x20           nb_{e} = tile_load(false, mode, n0, k0, p.k, sb_{e});"
+            "            na_{e} = tile_load_plain(true, mode, m0, k0, p.k, sa_{e});\n\
+             \x20           nb_{e} = tile_load_plain(false, mode, n0, k0, p.k, sb_{e});"
         );
     }
     let _ = writeln!(
