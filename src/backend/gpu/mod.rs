@@ -590,28 +590,18 @@ impl GpuBackend {
 
     /// Blocks until the device has executed everything submitted so far.
     fn wait_idle(&mut self) -> Result<()> {
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| {
-                self.ctx
-                    .take_error_while("waiting for the GPU")
-                    .err()
-                    .unwrap_or_else(|| {
-                        Error::Gpu(format!(
-                            "waiting for the GPU on adapter {} failed: {e}",
-                            self.ctx.adapter_name()
-                        ))
-                    })
-            })
+        self.wait(None)
     }
 
     /// Blocks until the device has executed submission `index` (and
     /// everything before it).
     fn wait_for(&mut self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.wait(Some(index))
+    }
+
+    fn wait(&mut self, submission_index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         let wait = wgpu::PollType::Wait {
-            submission_index: Some(index),
+            submission_index,
             timeout: None,
         };
         self.ctx.device.poll(wait).map(|_| ()).map_err(|e| {
