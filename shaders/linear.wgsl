@@ -56,8 +56,7 @@ struct LinearParams {
     // the K length of each (a multiple of its slices' K steps).
     chunks: u32,
     chunk_len: u32,
-    // Backward: A's buffer already holds dz, or dz^T for backward-params,
-    // as [M][K] (linear_*_dz wrote it), read as is.
+    // Backward: A's buffer already holds dz (linear_*_dz wrote it), read as is.
     a_is_dz: u32,
     pad1: u32,
     pad2: u32,
@@ -117,9 +116,8 @@ fn load_a(mode: u32, m: u32, k: u32) -> f32 {
             return dz(m, k);
         }
         default: {
-            // A precomputed dz^T is stored [M][K], like every other A.
             if p.a_is_dz != 0u {
-                return buf_a[p.a_off + m * p.a_stride + k];
+                return buf_a[p.a_off + k * p.a_stride + m];
             }
             return dz(k, m);
         }
@@ -184,12 +182,11 @@ fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32
     return 0.0;
 }
 
-// tile_load for operands that are plain loads in every mode, A stored as
-// [M][K]: x forward, and backward the dz (backward-input) or dz^T
-// (backward-params) that linear_*_dz wrote beforehand (a_is_dz), never
-// computed on the fly. Branch-free: the element at the clamped position is
-// always loaded and discarded if outside. The blocked kernels use it; the
-// host runs a dz pass before every blocked backward product.
+// tile_load for operands that are plain loads in every mode: A is x
+// forward and a dz written beforehand backward (a_is_dz), never computed on
+// the fly. Branch-free: the element at the clamped position is always
+// loaded and discarded if outside. The blocked kernels use it; the host runs
+// a dz pass before every blocked backward product.
 fn tile_load_plain(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32>) -> f32 {
     let k = k0 + slot.x;
     let m = m0 + slot.y;
@@ -198,10 +195,12 @@ fn tile_load_plain(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: ve
     let kc = min(k, p.k - 1u);
     let mc = min(m, rows - 1u);
     var v: f32;
-    if is_a {
-        v = buf_a[p.a_off + mc * p.a_stride + kc];
-    } else {
+    if !is_a {
         v = load_b(mode, kc, mc);
+    } else if mode == MODE_BACKWARD_PARAMS {
+        v = buf_a[p.a_off + kc * p.a_stride + mc];
+    } else {
+        v = buf_a[p.a_off + mc * p.a_stride + kc];
     }
     return select(0.0, v, inside);
 }
@@ -223,55 +222,33 @@ fn store_output(mode: u32, gm: u32, gn: u32, v: f32) {
     buf_c[p.c_off + gm * p.c_stride + gn] = x;
 }
 
-// dz of a backward op, written once into buf_s before a large (blocked)
-// backward product reads it with a_is_dz (the product would otherwise
-// recompute it in every tile that loads it), laid out as that product's A,
-// [M][K]: backward-input dz itself, [batch][out_cols], one thread per
-// element; backward-params dz^T, [out_cols][batch], transposed through a
-// 32 x 32 workgroup tile so that reads and writes both run along memory.
+// dz of a backward op, written once into buf_s ([rows][out_cols], dense)
+// before a large backward product reads it with a_is_dz (the product would
+// otherwise recompute it in every tile that loads it); rows is the batch:
+// p.m backward-input, p.k backward-params. One thread per element.
+fn write_dz(rows: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+    let i = global_index(wid, nwg, lid);
+    if i < rows * p.out_cols {
+        buf_s[i] = dz(i / p.out_cols, i % p.out_cols);
+    }
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn linear_backward_input_dz(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = global_index(wid, nwg, lid);
-    if i < p.m * p.out_cols {
-        buf_s[i] = dz(i / p.out_cols, i % p.out_cols);
-    }
+    write_dz(p.m, wid, nwg, lid);
 }
-
-// 32 rows of 33 (padded against bank conflicts on the transposed reads).
-var<workgroup> dz_tile: array<f32, 1056>;
 
 @compute @workgroup_size(256, 1, 1)
 fn linear_backward_params_dz(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let rows = p.k;
-    let cols = p.out_cols;
-    let r0 = wid.y * 32u;
-    let c0 = wid.x * 32u;
-    let tx = lid % 32u;
-    let ty = lid / 32u;
-    for (var j = 0u; j < 4u; j++) {
-        let r = r0 + ty + 8u * j;
-        let c = c0 + tx;
-        var v = 0.0;
-        if r < rows && c < cols {
-            v = dz(r, c);
-        }
-        dz_tile[(ty + 8u * j) * 33u + tx] = v;
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < 4u; j++) {
-        let c = c0 + ty + 8u * j;
-        let r = r0 + tx;
-        if c < cols && r < rows {
-            buf_s[c * rows + r] = dz_tile[tx * 33u + ty + 8u * j];
-        }
-    }
+    write_dz(p.k, wid, nwg, lid);
 }
 
 fn gemm(mode: u32, wg: vec3<u32>, lid: vec3<u32>) {

@@ -29,7 +29,7 @@ pub fn gemm_blocked(bm: u32, bk: u32) -> String {
          \x20   let t = ty * 16u + tx;\n\
          \x20   let m0 = wg.y * BM;\n\
          \x20   let n0 = wg.x * BM;\n\
-         \x20   let a_along_k = true;\n\
+         \x20   let a_along_k = mode != MODE_BACKWARD_PARAMS;\n\
          \x20   let b_along_k = mode == MODE_FORWARD;\n\
          \x20   let with_db = mode == MODE_BACKWARD_PARAMS && wg.x == 0u;\n\
          \x20   let ktiles = (p.k + BK - 1u) / BK;"

@@ -747,23 +747,21 @@ impl GpuBackend {
         if kernel != Kernel::LinearForward && blocked {
             // A large backward product: dz once into the scratch buffer, then
             // the product reads it as A instead of recomputing it per tile.
-            // Laid out as the product's A, [M][K]: dz for backward-input,
-            // dz^T (transposed in 32 x 32 tiles) for backward-params.
-            let input = kernel == Kernel::LinearBackwardInput;
-            let rows = if input { p.m } else { p.k };
+            let rows = if kernel == Kernel::LinearBackwardInput {
+                p.m
+            } else {
+                p.k
+            };
             let elements = u64::from(rows) * u64::from(p.out_cols);
             self.ensure_scratch(elements * 4);
-            let groups = if input {
-                let max = self.ctx.limits.max_compute_workgroups_per_dimension;
-                let (x, y) = grid_1d(elements, max);
-                (x, y, 1)
-            } else {
-                (p.out_cols.div_ceil(32), rows.div_ceil(32), 1)
-            };
-            self.dispatch_on(kernel, Entry::Dz, Some(&p), &bindings, groups);
+            let (x, y) = grid_1d(
+                elements,
+                self.ctx.limits.max_compute_workgroups_per_dimension,
+            );
+            self.dispatch_on(kernel, Entry::Dz, Some(&p), &bindings, (x, y, 1));
             p.a_is_dz = 1;
             p.a_off = 0;
-            p.a_stride = if input { p.out_cols } else { rows };
+            p.a_stride = p.out_cols;
             bindings[1] = Buf::Scratch;
         }
         let groups = (p.n.div_ceil(tile), p.m.div_ceil(tile), p.chunks);
