@@ -45,11 +45,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, name: &str, b: &mut B, slow: boo
 fn train_step(c: &mut Criterion) {
     if let Some(mut gpu) = common::gpu() {
         let slow = common::is_software(&gpu);
-        let name = format!(
-            "gpu-{}-{}",
-            gpu.adapter_info().backend.to_str(),
-            gpu.matmul_variant().name()
-        );
+        let name = common::gpu_name(&gpu);
         bench_backend(c, &name, &mut gpu, slow);
     }
     if common::cpu_enabled() {

@@ -56,8 +56,7 @@ struct LinearParams {
     // the K length of each (a multiple of its slices' K steps).
     chunks: u32,
     chunk_len: u32,
-    // Backward: A's buffer already holds dz (linear_*_dz wrote it), read as is.
-    a_is_dz: u32,
+    pad0: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -110,15 +109,9 @@ fn load_a(mode: u32, m: u32, k: u32) -> f32 {
             return buf_a[p.a_off + m * p.a_stride + k];
         }
         case 1u: {
-            if p.a_is_dz != 0u {
-                return buf_a[p.a_off + m * p.a_stride + k];
-            }
             return dz(m, k);
         }
         default: {
-            if p.a_is_dz != 0u {
-                return buf_a[p.a_off + k * p.a_stride + m];
-            }
             return dz(k, m);
         }
     }
@@ -183,7 +176,7 @@ fn tile_load(is_a: bool, mode: u32, m0: u32, k0: u32, k_end: u32, slot: vec2<u32
 }
 
 // tile_load for operands that are plain loads in every mode: A is x
-// forward and a dz written beforehand backward (a_is_dz), never computed on
+// forward and a dz written beforehand backward (linear_*_dz), never computed on
 // the fly. Branch-free: the element at the clamped position is always
 // loaded and discarded if outside. The blocked kernels use it; the host runs
 // a dz pass before every blocked backward product.
@@ -223,7 +216,7 @@ fn store_output(mode: u32, gm: u32, gn: u32, v: f32) {
 }
 
 // dz of a backward op, written once into buf_s ([rows][out_cols], dense)
-// before a large backward product reads it with a_is_dz (the product would
+// before a large (blocked) backward product reads it as A (the product would
 // otherwise recompute it in every tile that loads it); rows is the batch:
 // p.m backward-input, p.k backward-params. One thread per element.
 fn write_dz(rows: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {

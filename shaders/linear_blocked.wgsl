@@ -5,7 +5,7 @@
 // LinearParams, bindings, tile_slot, tile_load_plain and store_output it
 // uses. Its operands are plain loads in every mode: backward, A is the dz
 // that linear_*_dz wrote beforehand (the host always runs that pass before
-// a blocked backward product and sets a_is_dz).
+// a blocked backward product and binds that dz as A).
 //
 // The host prefixes two constants, one module per tile size:
 //   BM: the output tile, BM x BM (64 or 128);

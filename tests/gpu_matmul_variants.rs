@@ -130,16 +130,9 @@ fn variant_matches_cpu(variant: MatmulVariant) {
         // backward op on a blocked kernel adds its dz pass before it.
         let dispatches = |m: usize, n: usize, k: usize, backward: bool| {
             let (m, n, k) = (m as u32, n as u32, k as u32);
-            let kernel = match variant {
-                MatmulVariant::Auto => MatmulKernel::for_product(m, n, k),
-                MatmulVariant::Split => MatmulKernel::Split,
-                MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
-                MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
-                _ => MatmulKernel::Tiled,
-            };
+            let kernel = variant.kernel_for(m, n, k);
             let reduce = kernel == MatmulKernel::Split && MatmulKernel::split_chunks(m, n, k).0 > 1;
-            let dz =
-                backward && matches!(kernel, MatmulKernel::Blocked64 | MatmulKernel::Blocked128);
+            let dz = backward && kernel.is_blocked();
             1 + u64::from(reduce) + u64::from(dz)
         };
         let before = pair.gpu.dispatches();

@@ -33,6 +33,15 @@ pub fn large_enabled() -> bool {
     flag("GAN_GPU_BENCH_LARGE")
 }
 
+/// A GPU backend's name in benchmark ids: `gpu-<api>-<matmul variant>`.
+pub fn gpu_name(gpu: &GpuBackend) -> String {
+    format!(
+        "gpu-{}-{}",
+        gpu.adapter_info().backend.to_str(),
+        gpu.matmul_variant().name()
+    )
+}
+
 /// The GPU backend to bench, or None (with a notice) when there is none.
 pub fn gpu() -> Option<GpuBackend> {
     if flag("GAN_GPU_BENCH_NO_GPU") {

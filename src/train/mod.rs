@@ -281,14 +281,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 }
                 executed = Some(done);
             }
-            self.backend.sync()?;
+            summary.interrupted = done < steps;
+            // Reading the stats waits for every step recorded.
+            let stats = self.backend.read(self.state.stats)?;
             if executed.is_some() {
                 observer.on_progress(&progress(done));
             }
-            summary.interrupted = done < steps;
             let steps = done;
             global_step += steps;
-            let stats = self.backend.read(self.state.stats)?;
             // A diverged run stops here, before anything of it is saved.
             health::check_stats(&stats, epoch, global_step - steps, global_step)
                 .map_err(|d| d.into_error(self.checkpoints.last_good.clone()))?;

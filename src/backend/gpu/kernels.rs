@@ -336,7 +336,8 @@ impl Kernels {
                 pipelines.push(Pipeline { pipeline, layout });
                 continue;
             }
-            if kernel != Kernel::LinearForward {
+            if kernel != Kernel::LinearForward && matmul.kernels().iter().any(|mk| mk.is_blocked())
+            {
                 let entry = format!("{}_dz", kernel.entry_point());
                 dz.push((kernel, pipeline(device, &layout, module, &entry, file)?));
             }
@@ -409,14 +410,7 @@ impl Kernels {
 
     /// The matmul kernel a linear op with an M x N output runs.
     pub fn matmul_kernel(&self, m: u32, n: u32, k: u32) -> MatmulKernel {
-        match self.matmul {
-            MatmulVariant::Auto => MatmulKernel::for_product(m, n, k),
-            MatmulVariant::Tiled => MatmulKernel::Tiled,
-            MatmulVariant::Split => MatmulKernel::Split,
-            MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
-            MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
-            MatmulVariant::Direct => MatmulKernel::Direct,
-        }
+        self.matmul.kernel_for(m, n, k)
     }
 
     /// How many pipelines were built.

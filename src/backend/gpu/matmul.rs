@@ -74,6 +74,19 @@ impl MatmulVariant {
         }
     }
 
+    /// The kernel this variant runs for a product with an M x N output and
+    /// inner dimension K.
+    pub fn kernel_for(self, m: u32, n: u32, k: u32) -> MatmulKernel {
+        match self {
+            MatmulVariant::Auto => MatmulKernel::for_product(m, n, k),
+            MatmulVariant::Tiled => MatmulKernel::Tiled,
+            MatmulVariant::Split => MatmulKernel::Split,
+            MatmulVariant::Blocked64 => MatmulKernel::Blocked64,
+            MatmulVariant::Blocked128 => MatmulKernel::Blocked128,
+            MatmulVariant::Direct => MatmulKernel::Direct,
+        }
+    }
+
     /// The kernels this variant dispatches, so the ones to build.
     pub fn kernels(self) -> &'static [MatmulKernel] {
         match self {
@@ -112,6 +125,12 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
+    /// Whether this is a register-blocked kernel (its backward products read
+    /// a dz written by a dz pass beforehand).
+    pub fn is_blocked(self) -> bool {
+        matches!(self, MatmulKernel::Blocked64 | MatmulKernel::Blocked128)
+    }
+
     /// The side of the square output tile one workgroup computes.
     pub fn tile(self) -> u32 {
         match self {

@@ -743,8 +743,7 @@ impl GpuBackend {
         }
         let mut bindings = buffers.to_vec();
         bindings.push(Buf::Scratch);
-        let blocked = matches!(mk, MatmulKernel::Blocked64 | MatmulKernel::Blocked128);
-        if kernel != Kernel::LinearForward && blocked {
+        if kernel != Kernel::LinearForward && mk.is_blocked() {
             // A large backward product: dz once into the scratch buffer, then
             // the product reads it as A instead of recomputing it per tile.
             let rows = if kernel == Kernel::LinearBackwardInput {
@@ -759,7 +758,6 @@ impl GpuBackend {
                 self.ctx.limits.max_compute_workgroups_per_dimension,
             );
             self.dispatch_on(kernel, Entry::Dz, Some(&p), &bindings, (x, y, 1));
-            p.a_is_dz = 1;
             p.a_off = 0;
             p.a_stride = p.out_cols;
             bindings[1] = Buf::Scratch;

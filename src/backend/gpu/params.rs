@@ -31,9 +31,7 @@ pub struct LinearParams {
     /// length of each.
     pub chunks: u32,
     pub chunk_len: u32,
-    /// Backward: A's buffer already holds dz (1), not dy (0).
-    pub a_is_dz: u32,
-    pub pad: [u32; 2],
+    pub pad: [u32; 3],
 }
 
 /// `BceParams` of `shaders/loss.wgsl`.
