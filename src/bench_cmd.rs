@@ -102,17 +102,17 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             match GpuBackend::new(&options) {
                 Ok(mut gpu) => {
                     let name = gpu.adapter_info().backend.to_str().to_string();
-                    println!("matmul kernels: {}", gpu.matmul_variant().name());
+                    gan_gpu::outln!("matmul kernels: {}", gpu.matmul_variant().name())?;
                     let report = run(&mut gpu, &name, &spec, &dataset, &args)?;
-                    print_report(&report);
+                    print_report(&report)?;
                     if let Some(steps) = args.profile {
                         let profile = bench::profile_steps(&mut gpu, &spec, &dataset, 5, steps)?;
-                        print_profile(&profile);
+                        print_profile(&profile)?;
                     }
                     return Ok(());
                 }
                 Err(error) if args.backend == BackendChoice::Auto && args.profile.is_none() => {
-                    eprintln!("notice: no usable GPU adapter ({error}); timing the CPU path");
+                    gan_gpu::errln!("notice: no usable GPU adapter ({error}); timing the CPU path");
                     run(&mut CpuBackend::new(), "cpu", &spec, &dataset, &args)?
                 }
                 Err(error) => {
@@ -122,7 +122,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             }
         }
     };
-    print_report(&report);
+    print_report(&report)?;
     Ok(())
 }
 
@@ -133,7 +133,7 @@ fn run<B: Backend>(
     dataset: &data::Dataset,
     args: &BenchArgs,
 ) -> Result<BenchReport> {
-    println!(
+    gan_gpu::outln!(
         "bench {} on {} (batch {}, {} warm-up + {} timed steps, {:.3} GFLOP of matmuls per step)",
         spec.kind.name(),
         backend.describe(),
@@ -141,7 +141,7 @@ fn run<B: Backend>(
         args.warmup,
         args.steps,
         bench::matmul_flops_per_step(spec) as f64 / 1e9
-    );
+    )?;
     let plan = bench::BenchPlan {
         warmup: args.warmup,
         steps: args.steps,
@@ -150,46 +150,51 @@ fn run<B: Backend>(
     Ok(bench::time_steps(backend, spec, dataset, plan, name)?)
 }
 
-fn print_report(r: &BenchReport) {
-    println!(
+fn print_report(r: &BenchReport) -> std::io::Result<()> {
+    gan_gpu::outln!(
         "{:.3} ms/step  {:.1} steps/s  {:.2} GFLOP/s (matmul)",
         r.ms_per_step(),
         r.steps_per_sec(),
         r.gflops()
-    );
+    )?;
     if let (Some(d), Some(s)) = (r.dispatches_per_step, r.submits_per_step) {
-        println!("GPU work per step: {d:.1} dispatches, {s:.4} submits");
-        println!(
+        gan_gpu::outln!("GPU work per step: {d:.1} dispatches, {s:.4} submits")?;
+        gan_gpu::outln!(
             "host: {:.3} ms/step recording and submitting ({:.0}% of the time; near 100%: \
              the host, not the GPU, sets the pace)",
             r.host_ms_per_step(),
             100.0 * r.host_seconds / r.seconds.max(1e-12)
-        );
+        )?;
     }
-    println!("{}", r.summary_line());
+    gan_gpu::outln!("{}", r.summary_line())
 }
 
-fn print_profile(p: &bench::StepProfile) {
-    println!(
+fn print_profile(p: &bench::StepProfile) -> std::io::Result<()> {
+    gan_gpu::outln!(
         "profile: {} steps, GPU timestamps around each dispatch (medians per position)",
         p.steps
-    );
-    println!(
+    )?;
+    gan_gpu::outln!(
         "{:>4}  {:<48} {:>10} {:>10}",
-        "#", "dispatch", "kernel us", "gap us"
-    );
+        "#",
+        "dispatch",
+        "kernel us",
+        "gap us"
+    )?;
     for (i, row) in p.rows.iter().enumerate() {
-        println!(
+        gan_gpu::outln!(
             "{i:>4}  {:<48} {:>10.2} {:>10.2}",
-            row.label, row.kernel_us, row.gap_us
-        );
+            row.label,
+            row.kernel_us,
+            row.gap_us
+        )?;
     }
     let kernels: f64 = p.rows.iter().map(|r| r.kernel_us).sum();
     let gaps: f64 = p.rows.iter().map(|r| r.gap_us).sum();
-    println!(
+    gan_gpu::outln!(
         "profile summary: step {:.1} us on the GPU = kernels {kernels:.1} us + gaps {gaps:.1} us \
          ({} dispatches)",
         p.step_us,
         p.rows.len()
-    );
+    )
 }

@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,12 +15,11 @@ use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
 use gan_gpu::data;
 use gan_gpu::eval::{ClassifierConfig, TrainingEvaluator};
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
-use gan_gpu::output::{Console, ConsoleMode, RunRecord};
+use gan_gpu::output::{Console, ConsoleMode, OutputLock, RunRecord};
 use gan_gpu::sample::{self, SampleRequest};
+use gan_gpu::stop::StopSignals;
 use gan_gpu::train::{EvalSchedule, TrainConfig, Trainer};
-
-/// The exit code of a run stopped by Ctrl-C (128 + SIGINT), after its checkpoint is saved.
-pub const EXIT_INTERRUPTED: u8 = 130;
+use gan_gpu::{errln, outln};
 
 /// Train the GANs of the classic MNIST tutorials on any GPU through wgpu.
 #[derive(Parser, Debug)]
@@ -80,7 +77,7 @@ struct TrainArgs {
     /// Write a sample grid every N epochs [default: 10; on --resume: the checkpoint's].
     #[arg(long, value_name = "N")]
     sample_every: Option<usize>,
-    /// Write checkpoint.safetensors every N epochs (and at the end, and on Ctrl-C)
+    /// Write checkpoint.safetensors every N epochs (and at the end, and on Ctrl-C, SIGTERM or SIGHUP)
     /// [default: 10; on --resume: the checkpoint's].
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<usize>,
@@ -177,7 +174,8 @@ struct EvalArgs {
 }
 
 /// Parses the command line and runs the subcommand; the exit code is
-/// [`EXIT_INTERRUPTED`] when Ctrl-C stopped a training run.
+/// 128 + the signal's number when a signal stopped a training run (after
+/// its checkpoint is saved).
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
@@ -194,8 +192,8 @@ struct RunPlan {
     checkpoint_every: usize,
     /// The checkpoint to continue, and where it was read from.
     resume: Option<(Checkpoint, PathBuf)>,
-    /// Raised by Ctrl-C.
-    stop: Arc<AtomicBool>,
+    /// Raised by SIGINT, SIGTERM or SIGHUP.
+    stop: StopSignals,
     /// No progress bar and no start line.
     quiet: bool,
     /// Measuring the generator every few epochs (`--eval-every`).
@@ -222,9 +220,9 @@ fn training_evaluator(
         &config,
         train,
         &test,
-        |line| eprintln!("notice: {line}"),
+        |line| errln!("notice: {line}"),
         |r| {
-            eprintln!(
+            errln!(
                 "classifier epoch {}/{}: train accuracy {:.2}%",
                 r.epoch,
                 r.epochs,
@@ -233,19 +231,6 @@ fn training_evaluator(
         },
     )?;
     Ok(TrainingEvaluator::new(classifier, &test)?)
-}
-
-/// Ctrl-C raises `stop`: the run finishes its step, saves a checkpoint and
-/// exits with [`EXIT_INTERRUPTED`]. A second Ctrl-C quits at once.
-fn install_ctrl_c(stop: Arc<AtomicBool>) -> Result<()> {
-    ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: quitting without a checkpoint");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-        eprintln!("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
-    })
-    .context("installing the Ctrl-C handler")
 }
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
@@ -319,8 +304,9 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         }),
         None => None,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(stop.clone())?;
+    // One run per output folder, held until the process ends.
+    let _lock = OutputLock::acquire(&config.out_dir)?;
+    let stop = StopSignals::install()?;
     let plan = RunPlan {
         checkpoint_every,
         resume,
@@ -464,14 +450,14 @@ fn train_on<B: Backend>(
     };
     let resume = match &last_good {
         Some(path) => {
-            eprintln!(
+            errln!(
                 "notice: {error:#}; recreating the backend and resuming from {}",
                 path.display()
             );
             Some((Checkpoint::load(path)?, path.clone()))
         }
         None => {
-            eprintln!(
+            errln!(
                 "notice: {error:#}; recreating the backend and starting again (no checkpoint yet)"
             );
             None
@@ -505,8 +491,10 @@ fn run_training<B: Backend>(
     last_good: &mut Option<PathBuf>,
     eval: &mut Option<EvalSchedule>,
 ) -> Result<ExitCode> {
+    // A reader of stdout that goes away does not end the run: what is
+    // printed to it is dropped and training goes on.
     if !plan.quiet {
-        println!(
+        let _ = outln!(
             "training {} on {} ({} images, batch {}, {} epochs) -> {}",
             config.spec.kind.name(),
             backend.describe(),
@@ -529,7 +517,7 @@ fn run_training<B: Backend>(
     let mut console = Console::new(ConsoleMode::detect(plan.quiet));
     let mut trainer = match &plan.resume {
         Some((saved, path)) => {
-            println!(
+            let _ = outln!(
                 "resuming from {} (epoch {}, step {})",
                 path.display(),
                 saved.epoch + 1,
@@ -540,7 +528,7 @@ fn run_training<B: Backend>(
         None => Trainer::new(&mut backend, config, dataset)?,
     };
     trainer.set_checkpoint_every(plan.checkpoint_every)?;
-    trainer.set_stop_flag(plan.stop);
+    trainer.set_stop_flag(plan.stop.flag());
     if let Some(schedule) = eval.take() {
         trainer.set_evaluation(schedule)?;
     }
@@ -556,27 +544,30 @@ fn run_training<B: Backend>(
     let summary = result?;
     pictures?;
     let last = summary.samples.last().context("no samples written")?;
-    println!("{} steps; samples in {}", summary.steps, last.display());
+    let _ = outln!("{} steps; samples in {}", summary.steps, last.display());
     let files: Vec<String> = record
         .files()
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    println!("metrics and pictures: {}", files.join(", "));
+    let _ = outln!("metrics and pictures: {}", files.join(", "));
     if let Some((dispatches, submits)) = summary.work_per_step() {
-        println!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
+        let _ = outln!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }
     let checkpoint = summary.checkpoint.context("no checkpoint written")?;
     if summary.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint saved to {}\nresume with: gan-gpu train --resume {}",
+        let signal = plan.stop.received();
+        errln!(
+            "{}: stopped at step {}; checkpoint saved to {}\nresume with: gan-gpu train --resume {}",
+            signal.map_or_else(|| "stopped".to_string(), |s| s.name()),
             summary.steps,
             checkpoint.display(),
             checkpoint.display()
         );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        // 128 + the signal's number, as a shell reports a process ended by it.
+        return Ok(ExitCode::from(signal.map_or(130, |s| s.exit_code())));
     }
-    println!("checkpoint: {}", checkpoint.display());
+    let _ = outln!("checkpoint: {}", checkpoint.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -596,7 +587,7 @@ fn sample_command(args: SampleArgs) -> Result<()> {
         Some(api) => match GpuBackend::new(&GpuOptions::with_api(api)) {
             Ok(gpu) => Some(gpu),
             Err(error) if args.backend == BackendChoice::Auto => {
-                eprintln!("notice: no usable GPU adapter ({error}); sampling on the CPU path");
+                errln!("notice: no usable GPU adapter ({error}); sampling on the CPU path");
                 None
             }
             Err(error) => {
@@ -611,7 +602,7 @@ fn sample_command(args: SampleArgs) -> Result<()> {
         None => sample::generate(&mut CpuBackend::new(), &saved, path, &request)?,
     };
     sample::write(&args.out, &images, &spec, &request)?;
-    println!("{} images -> {}", request.count, args.out.display());
+    outln!("{} images -> {}", request.count, args.out.display())?;
     Ok(())
 }
 
@@ -637,7 +628,7 @@ pub fn auto_gpu(options: &GpuOptions, purpose: &str) -> Option<GpuBackend> {
     match GpuBackend::new(options) {
         Ok(gpu) if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu => Some(gpu),
         Ok(gpu) => {
-            eprintln!(
+            errln!(
                 "notice: the only GPU adapter, {}, is a software renderer; {purpose} on the CPU \
                  path, which is much faster (pass --backend vulkan or gl to use it anyway)",
                 gpu.adapter_info().name
@@ -645,7 +636,7 @@ pub fn auto_gpu(options: &GpuOptions, purpose: &str) -> Option<GpuBackend> {
             None
         }
         Err(error) => {
-            eprintln!(
+            errln!(
                 "notice: no usable GPU adapter ({error}); {purpose} on the CPU path. \
                  Install a GPU driver to use the GPU, e.g. `apt-get install mesa-vulkan-drivers` \
                  for Vulkan on Debian/Ubuntu, and check with `gan-gpu info`."
@@ -670,14 +661,14 @@ pub fn gpu_api(choice: BackendChoice) -> Option<GpuApi> {
 fn info() -> Result<()> {
     let adapters = list_adapters();
     if adapters.is_empty() {
-        println!(
+        outln!(
             "no GPU adapter found; `--backend cpu` (and `auto`) train on the CPU. \
              Install a driver for one of wgpu's APIs, e.g. `apt-get install mesa-vulkan-drivers` \
              for Vulkan (lavapipe runs it on the CPU where there is no GPU)."
-        );
+        )?;
     }
     for (i, adapter) in adapters.iter().enumerate() {
-        println!("adapter {i}: {adapter}");
+        outln!("adapter {i}: {adapter}")?;
     }
     Ok(())
 }

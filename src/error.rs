@@ -14,8 +14,8 @@ pub enum Error {
     #[error("invalid {name}: {problem}")]
     Config { name: String, problem: String },
 
-    /// Reading or writing a file failed.
-    #[error("{path}: {error}")]
+    /// Reading or writing a file failed. A full disk says so in words.
+    #[error("{path}: {}", describe_io(error))]
     Io {
         path: PathBuf,
         /// Not a `#[source]`: the message already holds it, and `{:#}` at the
@@ -65,6 +65,28 @@ pub enum Error {
     /// An image could not be encoded or written.
     #[error("{path}: {problem}")]
     Image { path: PathBuf, problem: String },
+
+    /// Another live run holds the output folder's lock (see
+    /// [`crate::output::lock`]).
+    #[error("--out {}: another gan-gpu run ({}) is writing into this folder; wait for it to end, or pass another --out", .dir.display(), match .pid {
+        Some(pid) => format!("process {pid}"),
+        None => "process id unknown".to_string(),
+    })]
+    OutputInUse { dir: PathBuf, pid: Option<u32> },
+
+    /// The stop-signal handlers could not be installed (see [`crate::stop`]).
+    #[error("installing the SIGINT/SIGTERM/SIGHUP handlers: {0}")]
+    Signal(String),
+}
+
+/// An I/O error in words; a full disk (or quota) is named as such, so the
+/// one-line message says what to do about it.
+pub fn describe_io(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull => format!("the disk is full ({error})"),
+        std::io::ErrorKind::QuotaExceeded => format!("the disk quota is used up ({error})"),
+        _ => error.to_string(),
+    }
 }
 
 impl Error {

@@ -205,9 +205,9 @@ impl Job {
             &self.config,
             &self.split.train,
             &self.split.test,
-            |line| eprintln!("notice: {line}"),
+            |line| gan_gpu::errln!("notice: {line}"),
             |r| {
-                eprintln!(
+                gan_gpu::errln!(
                     "classifier epoch {}/{}: loss {:.4}, train accuracy {:.2}%, {:.1} s",
                     r.epoch,
                     r.epochs,
@@ -217,13 +217,13 @@ impl Job {
                 )
             },
         )?;
-        println!(
+        gan_gpu::outln!(
             "classifier {} (test accuracy {:.2}%) from {}; running on {}",
             classifier.config.architecture(),
             100.0 * classifier.test_accuracy,
             self.cache_path.display(),
             backend.describe()
-        );
+        )?;
         let evaluator = Evaluator::new(&mut backend, &classifier, &self.split.test)?;
         let generated =
             evaluator.evaluate_images(&mut backend, &self.images, self.labels.as_deref())?;
@@ -231,39 +231,41 @@ impl Job {
         // many training images as there are images, up to FLOOR_IMAGES.
         let floor_count = generated.count.min(eval::FLOOR_IMAGES);
         let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
-        print_report(&self.source, &generated, &floor);
-        eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+        print_report(&self.source, &generated, &floor)?;
+        gan_gpu::errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
     }
 }
 
-fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) {
-    println!("{:<22} {:>14} {:>14}", "", "images", "real floor");
-    println!(
+fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> std::io::Result<()> {
+    gan_gpu::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
+    gan_gpu::outln!(
         "{:<22} {:>14} {:>14}",
         "(vs MNIST test set)",
         "",
         format!("({} train)", floor.count)
-    );
-    println!("{:<22} {:>14} {:>14}", "count", g.count, floor.count);
-    println!("{:<22} {:>14.3} {:>14.3}", "FID", g.fid, floor.fid);
-    println!(
+    )?;
+    gan_gpu::outln!("{:<22} {:>14} {:>14}", "count", g.count, floor.count)?;
+    gan_gpu::outln!("{:<22} {:>14.3} {:>14.3}", "FID", g.fid, floor.fid)?;
+    gan_gpu::outln!(
         "{:<22} {:>14.3} {:>14.3}",
-        "classifier score", g.score, floor.score
-    );
-    println!(
+        "classifier score",
+        g.score,
+        floor.score
+    )?;
+    gan_gpu::outln!(
         "{:<22} {:>14} {:>14}",
         format!("coverage (>= {:.0}%)", 100.0 * COVERAGE_MIN_SHARE),
         format!("{}/{NUM_CLASSES}", g.coverage.covered),
         format!("{}/{NUM_CLASSES}", floor.coverage.covered)
-    );
+    )?;
     let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
-    println!(
+    gan_gpu::outln!(
         "{:<22} {:>14} {:>14}",
         "label accuracy",
         pct(g.label_accuracy),
         pct(floor.label_accuracy)
-    );
+    )?;
     let hist = |m: &SetMetrics| {
         m.coverage
             .shares()
@@ -273,6 +275,7 @@ fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    println!("histogram % ({source}): {}", hist(g));
-    println!("histogram % (real floor): {}", hist(floor));
+    gan_gpu::outln!("histogram % ({source}): {}", hist(g))?;
+    gan_gpu::outln!("histogram % (real floor): {}", hist(floor))?;
+    Ok(())
 }

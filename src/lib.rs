@@ -15,8 +15,10 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod output;
+pub mod print;
 pub mod rng;
 pub mod sample;
+pub mod stop;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! The `gan-gpu` binary: runs the command line and turns any error into one
-//! line on stderr and a non-zero exit.
+//! line on stderr and a non-zero exit. A reader of stdout that went away (a
+//! `head` that has read enough) ends a command quietly, as Unix tools do.
 
 mod bench_cmd;
 mod cli;
@@ -11,8 +12,9 @@ fn main() -> ExitCode {
     quiet_wayland_probe();
     match cli::run() {
         Ok(code) => code,
+        Err(error) if error.chain().any(gan_gpu::print::is_broken_pipe) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            gan_gpu::errln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

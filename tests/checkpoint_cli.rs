@@ -179,9 +179,11 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    // Where it saved and how to resume go to stderr.
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut rest).unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
     let ckpt = dir.join("checkpoint.safetensors");
-    assert!(rest.contains("interrupted at step"), "{rest}");
+    assert!(rest.contains("Ctrl-C: stopped at step"), "{rest}");
     assert!(
         rest.contains(&format!("gan-gpu train --resume {}", ckpt.display())),
         "{rest}"

@@ -108,7 +108,10 @@ impl Observer for Console {
         self.last = Some((report.d_loss, report.g_loss));
         match &self.bar {
             Some(bar) => bar.println(report.to_string()),
-            None => println!("{report}"),
+            // A closed stdout does not stop training: the line is dropped.
+            None => {
+                let _ = crate::outln!("{report}");
+            }
         }
         Ok(())
     }

@@ -60,48 +60,19 @@ impl MetricsCsv {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io(path, e)),
         };
+        // Rows end with a newline; a last row without one was cut short (a
+        // full disk, or a run killed mid-write) and is dropped, as if never
+        // written.
+        let whole = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => "",
+        };
         let mut reports = Vec::new();
-        for (n, line) in text.lines().enumerate().skip(1) {
+        for (n, line) in whole.lines().enumerate().skip(1) {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = || Error::data(path, format!("line {}: not a metrics row: {line:?}", n + 1));
-            let fields: Vec<&str> = line.split(',').collect();
-            // Rows without the evaluation columns come from runs started
-            // before `--eval-every` existed.
-            let with_eval = match fields.len() {
-                12 => true,
-                8 => false,
-                _ => return Err(bad()),
-            };
-            let int = |i: usize| fields[i].trim().parse::<usize>().map_err(|_| bad());
-            let float = |i: usize| fields[i].trim().parse::<f64>().map_err(|_| bad());
-            let eval = if !with_eval || fields[8].trim().is_empty() {
-                None
-            } else {
-                Some(EvalFigures {
-                    count: 0,
-                    fid: float(8)?,
-                    score: float(9)?,
-                    covered: int(10)?,
-                    label_accuracy: if fields[11].trim().is_empty() {
-                        None
-                    } else {
-                        Some(float(11)?)
-                    },
-                })
-            };
-            reports.push(EpochReport {
-                epoch: int(0)?,
-                epochs: 0,
-                steps: int(1)?,
-                d_loss: float(2)? as f32,
-                g_loss: float(3)? as f32,
-                d_real: float(4)? as f32,
-                d_fake: float(5)? as f32,
-                seconds: float(6)?,
-                eval,
-            });
+            reports.push(parse_row(path, n, line)?);
         }
         Ok(reports)
     }
@@ -118,10 +89,52 @@ impl MetricsCsv {
 
     fn write_line(&mut self, line: &str) -> Result<()> {
         let io = |e| Error::io(&self.path, e);
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.write_all(b"\n").map_err(io)?;
+        // One write per row, so a run killed mid-row leaves whole rows.
+        super::disk_full_injection::write(&mut self.file, format!("{line}\n").as_bytes())
+            .map_err(io)?;
         self.file.flush().map_err(io)
     }
+}
+
+/// Line `n` (0-based) of `metrics.csv` as a report; an error names the file and line.
+fn parse_row(path: &Path, n: usize, line: &str) -> Result<EpochReport> {
+    let bad = || Error::data(path, format!("line {}: not a metrics row: {line:?}", n + 1));
+    let fields: Vec<&str> = line.split(',').collect();
+    // Rows without the evaluation columns come from runs started
+    // before `--eval-every` existed.
+    let with_eval = match fields.len() {
+        12 => true,
+        8 => false,
+        _ => return Err(bad()),
+    };
+    let int = |i: usize| fields[i].trim().parse::<usize>().map_err(|_| bad());
+    let float = |i: usize| fields[i].trim().parse::<f64>().map_err(|_| bad());
+    let eval = if !with_eval || fields[8].trim().is_empty() {
+        None
+    } else {
+        Some(EvalFigures {
+            count: 0,
+            fid: float(8)?,
+            score: float(9)?,
+            covered: int(10)?,
+            label_accuracy: if fields[11].trim().is_empty() {
+                None
+            } else {
+                Some(float(11)?)
+            },
+        })
+    };
+    Ok(EpochReport {
+        epoch: int(0)?,
+        epochs: 0,
+        steps: int(1)?,
+        d_loss: float(2)? as f32,
+        g_loss: float(3)? as f32,
+        d_real: float(4)? as f32,
+        d_fake: float(5)? as f32,
+        seconds: float(6)?,
+        eval,
+    })
 }
 
 /// One epoch's row (no newline). Floats are written in Rust's shortest
@@ -182,6 +195,26 @@ mod tests {
             (4.5, 8.25, 10, Some(0.96875))
         );
         std::fs::write(&path, format!("{HEADER}\n1,600,0.5\n")).unwrap();
+        let err = MetricsCsv::read_reports(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn a_row_cut_short_at_the_end_is_dropped() {
+        let path =
+            std::env::temp_dir().join(format!("gan-gpu-metrics-torn-{}.csv", std::process::id()));
+        let whole = "1,600,0.5,2.25,0.75,0.125,2.000,300.00,,,,";
+        // A full disk or kill -9 in the middle of the second row.
+        std::fs::write(&path, format!("{HEADER}\n{whole}\n2,600,0.5,2.")).unwrap();
+        let reports = MetricsCsv::read_reports(&path).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].epoch, 1);
+        // Cut inside the header: no rows.
+        std::fs::write(&path, &HEADER[..10]).unwrap();
+        assert!(MetricsCsv::read_reports(&path).unwrap().is_empty());
+        // A bad row that is not the last is still an error.
+        std::fs::write(&path, format!("{HEADER}\n1,600,0.5\n{whole}\n")).unwrap();
         let err = MetricsCsv::read_reports(&path).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         std::fs::remove_file(path).ok();

@@ -1,0 +1,44 @@
+//! Printing that never panics. `println!` and `eprintln!` panic when the
+//! other end of stdout or stderr is gone (a `head` that has read enough, a
+//! closed terminal, a killed `tee`); these macros return or drop the error
+//! instead.
+//!
+//! - [`outln!`] writes a line to stdout and returns its `io::Result`: the short
+//!   commands pass it up with `?`, and the binary ends them quietly on a
+//!   broken pipe ([`is_broken_pipe`]); a training run ignores it and keeps
+//!   training.
+//! - [`errln!`] writes a line to stderr and drops any error: where stderr is
+//!   gone, nothing is printed.
+
+/// `println!` that returns the write's `std::io::Result<()>` instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        writeln!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that prints nothing, and does not panic, where stderr is gone.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// Whether `error` is, or was caused by, a write to a pipe whose reader has
+/// gone away: normal use for a command piped into `head`, not a failure.
+pub fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
