@@ -11,93 +11,17 @@ use std::time::Instant;
 use crate::backend::{Backend, Clock};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{ModelSpec, NetworkSpec};
+use crate::model::spec::StepPlan;
+use crate::model::ModelSpec;
 use crate::rng;
 use crate::train::GanState;
 
-/// FLOPs of one matrix product `[m, k] x [k, n]`: a multiply and an add each.
-pub fn matmul_flops(m: usize, k: usize, n: usize) -> u64 {
-    2 * m as u64 * k as u64 * n as u64
-}
-
-/// Which passes a network makes over `rows` rows.
-struct Pass {
-    rows: usize,
-    /// Parameter gradients (`linear_backward_params` on every layer).
-    param_grads: bool,
-    /// Columns of the input gradient the first layer writes (0: none).
-    first_input_grad_cols: usize,
-}
-
-/// FLOPs of a forward pass and the chosen backward passes of `net`.
-fn network_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
-    let mut flops = 0;
-    for (i, l) in net.layers.iter().enumerate() {
-        // Forward: y [rows, out] = x [rows, in] W^T.
-        flops += matmul_flops(pass.rows, l.in_dim, l.out_dim);
-        if !backward {
-            continue;
-        }
-        // Backward params: dW [out, in] = dz^T [out, rows] x [rows, in].
-        if pass.param_grads {
-            flops += matmul_flops(l.out_dim, pass.rows, l.in_dim);
-        }
-        // Backward input: dx [rows, cols] = dz [rows, out] W[:, ..cols].
-        let cols = if i == 0 {
-            pass.first_input_grad_cols
-        } else {
-            l.in_dim
-        };
-        flops += matmul_flops(pass.rows, l.out_dim, cols);
-    }
-    flops
-}
+pub use crate::model::spec::plan::matmul_flops;
 
 /// The matrix-product FLOPs of one training step as
-/// [`GanState::train_step`] records it (bias, activation, loss and Adam work
-/// are not counted). With batch B:
-///
-/// - D step: G forward on B rows (the fakes); D forward, backward-params and
-///   backward-input (all layers but the first) on 2B rows.
-/// - G step: G forward on B rows; D forward and backward-input on B rows,
-///   the first layer included (down to the image columns), no D gradients;
-///   G backward-params and backward-input (all layers but the first).
+/// [`GanState::train_step`] records it: [`StepPlan::matmul_flops`].
 pub fn matmul_flops_per_step(spec: &ModelSpec) -> u64 {
-    let b = spec.batch_size;
-    let (g, d) = (&spec.generator, &spec.discriminator);
-    let forward_only = |rows| Pass {
-        rows,
-        param_grads: false,
-        first_input_grad_cols: 0,
-    };
-    let d_step = network_flops(g, forward_only(b), false)
-        + network_flops(
-            d,
-            Pass {
-                rows: 2 * b,
-                param_grads: true,
-                first_input_grad_cols: 0,
-            },
-            true,
-        );
-    let g_step = network_flops(
-        d,
-        Pass {
-            rows: b,
-            param_grads: false,
-            first_input_grad_cols: spec.image_pixels,
-        },
-        true,
-    ) + network_flops(
-        g,
-        Pass {
-            rows: b,
-            param_grads: true,
-            first_input_grad_cols: 0,
-        },
-        true,
-    );
-    d_step + g_step
+    StepPlan::new(spec).matmul_flops
 }
 
 /// A made-up training set of `count` images for benches that need no real

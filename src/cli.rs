@@ -14,6 +14,7 @@ use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::{Checkpoint, ResumeFlags};
 use gan_gpu::data;
 use gan_gpu::eval::{ClassifierConfig, TrainingEvaluator};
+use gan_gpu::model::spec::StepPlan;
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
 use gan_gpu::output::{Console, ConsoleMode, OutputLock, RunRecord};
 use gan_gpu::sample::{self, SampleRequest};
@@ -359,40 +360,29 @@ fn reusing(first: GpuBackend, options: GpuOptions) -> impl FnMut() -> Result<Gpu
 
 /// Rejects a model whose buffers the adapter cannot hold, naming the flag:
 /// each network's flat parameter buffer and the largest activation buffer
-/// must fit max_storage_buffer_binding_size and max_buffer_size.
+/// ([`StepPlan`]) must fit max_storage_buffer_binding_size and max_buffer_size.
 fn check_gpu_fit(gpu: &GpuBackend, spec: &ModelSpec) -> Result<()> {
     let limits = gpu.limits();
     let max = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);
     let info = gpu.adapter_info();
-    let widest = |net: &gan_gpu::model::NetworkSpec| {
-        net.layers
-            .iter()
-            .map(|l| l.out_dim)
-            .chain([net.in_dim()])
-            .max()
-            .unwrap_or(0) as u64
-    };
-    let g_rows = spec
-        .batch_size
-        .max(gan_gpu::train::GRID_SIDE * gan_gpu::train::GRID_SIDE) as u64;
-    let d_rows = 2 * spec.batch_size as u64;
+    let plan = StepPlan::new(spec);
     let needs = [
         (
             "--g-hidden",
             "the generator's parameters",
-            gan_gpu::model::NetworkLayout::new(&spec.generator).len as u64 * 4,
+            plan.generator_param_bytes(),
         ),
         (
             "--d-hidden",
             "the discriminator's parameters",
-            gan_gpu::model::NetworkLayout::new(&spec.discriminator).len as u64 * 4,
+            plan.discriminator_param_bytes(),
         ),
         (
             "--batch-size",
             "the largest activation buffer",
-            (g_rows * widest(&spec.generator)).max(d_rows * widest(&spec.discriminator)) * 4,
+            plan.largest_activation_bytes(),
         ),
     ];
     for (flag, what, bytes) in needs {

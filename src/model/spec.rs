@@ -4,6 +4,10 @@
 
 use crate::error::{Error, Result};
 
+#[path = "plan.rs"]
+pub mod plan;
+pub use plan::{MemoryEstimate, StepPlan};
+
 /// Which tutorial GAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelKind {
@@ -449,30 +453,12 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// Bytes a training run holds for this model: each network's parameters,
-    /// gradients and two Adam moments (4 f32 per parameter), and the step's
-    /// activations and their gradients (2 f32 per unit per row, on the
-    /// generator's `max(batch, 100)` rows and the discriminator's `2 batch`).
+    /// Bytes a training run holds for this model (see
+    /// [`StepPlan::memory`]): each network's parameters, gradients and two
+    /// Adam moments, and the step's activations and their gradients on the
+    /// generator's `max(batch, 100)` rows and the discriminator's `2 batch`.
     pub fn memory_bytes(&self) -> MemoryEstimate {
-        let net_bytes = |net: &NetworkSpec| -> u128 {
-            let params: u128 = net
-                .layers
-                .iter()
-                .map(|l| l.in_dim as u128 * l.out_dim as u128 + l.out_dim as u128)
-                .sum();
-            16 * params
-        };
-        let units = |net: &NetworkSpec| -> u128 {
-            net.in_dim() as u128 + net.layers.iter().map(|l| l.out_dim as u128).sum::<u128>()
-        };
-        let g_rows = self.batch_size.max(100) as u128;
-        let d_rows = 2 * self.batch_size as u128;
-        MemoryEstimate {
-            generator: net_bytes(&self.generator),
-            discriminator: net_bytes(&self.discriminator),
-            activations: 8
-                * (g_rows * units(&self.generator) + d_rows * units(&self.discriminator)),
-        }
+        StepPlan::new(self).memory()
     }
 
     /// Rejects a model whose [`memory_bytes`](Self::memory_bytes) exceed
@@ -519,22 +505,6 @@ impl ModelSpec {
 /// 1 GiB, about 40 times the `deep` model's parameters and Adam state, so a
 /// mistyped width is a clear error instead of an allocation failure.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
-
-/// What a model needs, in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemoryEstimate {
-    /// Parameters, gradients and Adam moments of the generator.
-    pub generator: u128,
-    pub discriminator: u128,
-    /// Both networks' activations and activation gradients for one step.
-    pub activations: u128,
-}
-
-impl MemoryEstimate {
-    pub fn total(&self) -> u128 {
-        self.generator + self.discriminator + self.activations
-    }
-}
 
 fn gib(bytes: u128) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)

@@ -6,6 +6,7 @@
 use super::network::Network;
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
+use crate::model::spec::StepPlan;
 use crate::model::ModelSpec;
 use crate::rng::stream;
 
@@ -39,17 +40,18 @@ impl GanState {
         seed: u32,
         sample_rows: usize,
     ) -> Result<Self> {
-        let batch = spec.batch_size;
-        let generator = Network::new(backend, &spec.generator, batch.max(sample_rows), seed, 0)?;
-        let discriminator = Network::new(backend, &spec.discriminator, 2 * batch, seed, 1)?;
+        let plan = StepPlan::with_sample_rows(spec, sample_rows);
+        let (g_rows, d_rows) = (plan.generator_rows, plan.discriminator_rows);
+        let generator = Network::new(backend, &spec.generator, g_rows, seed, 0)?;
+        let discriminator = Network::new(backend, &spec.discriminator, d_rows, seed, 1)?;
         Ok(GanState {
             spec: spec.clone(),
             generator,
             discriminator,
-            noise: backend.alloc(batch.max(sample_rows) * spec.generator_input())?,
-            d_input: backend.alloc(2 * batch * spec.discriminator_input())?,
-            d_logits_grad: backend.alloc(2 * batch)?,
-            fake_grad: backend.alloc(batch * spec.image_pixels)?,
+            noise: backend.alloc(g_rows * spec.generator_input())?,
+            d_input: backend.alloc(d_rows * spec.discriminator_input())?,
+            d_logits_grad: backend.alloc(d_rows)?,
+            fake_grad: backend.alloc(plan.batch * spec.image_pixels)?,
             stats: backend.alloc(stat::SLOTS)?,
         })
     }

@@ -1,0 +1,210 @@
+//! The step plan: how many rows each buffer of a training step holds and
+//! what that costs. It is the one account of a step's sizes that the step
+//! itself (`train::GanState`), the memory limit of
+//! [`ModelSpec::validate`](super::ModelSpec::validate), the GPU fit check of
+//! `gan-gpu train` and the bench's FLOP count all read.
+
+use super::{ModelSpec, NetworkSpec};
+
+/// The most generator rows run at once between steps when no other number is
+/// given: the sample grid's images.
+pub const SAMPLE_GRID_ROWS: usize = crate::report::GRID_SIDE * crate::report::GRID_SIDE;
+
+/// FLOPs of one matrix product `[m, k] x [k, n]`: a multiply and an add each.
+pub fn matmul_flops(m: usize, k: usize, n: usize) -> u64 {
+    2 * m as u64 * k as u64 * n as u64
+}
+
+/// The rows, sizes and matrix-product work of one training step of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Images per batch.
+    pub batch: usize,
+    /// Rows of the generator's buffers (its input and every layer's output):
+    /// a batch, or the most rows generated at once between steps if more.
+    pub generator_rows: usize,
+    /// Rows of the discriminator's buffers: the real rows, then the fake ones.
+    pub discriminator_rows: usize,
+    /// Parameters of each network: its flat buffer's length.
+    pub generator_params: usize,
+    pub discriminator_params: usize,
+    /// Units of one row through each network: its input and every layer's output.
+    pub generator_units: usize,
+    pub discriminator_units: usize,
+    /// The widest activation of each network: its input or a layer's output.
+    pub generator_widest: usize,
+    pub discriminator_widest: usize,
+    /// The matrix-product FLOPs of one step (see [`StepPlan::new`]).
+    pub matmul_flops: u64,
+}
+
+/// Which passes a network makes over `rows` rows.
+struct Pass {
+    rows: usize,
+    /// Parameter gradients (`linear_backward_params` on every layer).
+    param_grads: bool,
+    /// Columns of the input gradient the first layer writes (0: none).
+    first_input_grad_cols: usize,
+}
+
+/// FLOPs of a forward pass and the chosen backward passes of `net`.
+fn network_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
+    let mut flops = 0;
+    for (i, l) in net.layers.iter().enumerate() {
+        // Forward: y [rows, out] = x [rows, in] W^T.
+        flops += matmul_flops(pass.rows, l.in_dim, l.out_dim);
+        if !backward {
+            continue;
+        }
+        // Backward params: dW [out, in] = dz^T [out, rows] x [rows, in].
+        if pass.param_grads {
+            flops += matmul_flops(l.out_dim, pass.rows, l.in_dim);
+        }
+        // Backward input: dx [rows, cols] = dz [rows, out] W[:, ..cols].
+        let cols = if i == 0 {
+            pass.first_input_grad_cols
+        } else {
+            l.in_dim
+        };
+        flops += matmul_flops(pass.rows, l.out_dim, cols);
+    }
+    flops
+}
+
+fn params(net: &NetworkSpec) -> usize {
+    net.layers
+        .iter()
+        .map(|l| l.in_dim * l.out_dim + l.out_dim)
+        .sum()
+}
+
+fn units(net: &NetworkSpec) -> usize {
+    net.in_dim() + net.layers.iter().map(|l| l.out_dim).sum::<usize>()
+}
+
+fn widest(net: &NetworkSpec) -> usize {
+    net.layers
+        .iter()
+        .map(|l| l.out_dim)
+        .chain([net.in_dim()])
+        .max()
+        .unwrap_or(0)
+}
+
+impl StepPlan {
+    /// The plan of a training run: the generator also draws the sample grid
+    /// ([`SAMPLE_GRID_ROWS`] rows) between steps.
+    ///
+    /// The matrix-product FLOPs count one step as `train::GanState::train_step`
+    /// records it (bias, activation, loss and Adam work are not counted).
+    /// With batch B:
+    ///
+    /// - D step: G forward on B rows (the fakes); D forward, backward-params
+    ///   and backward-input (all layers but the first) on 2B rows.
+    /// - G step: G forward on B rows; D forward and backward-input on B rows,
+    ///   the first layer included (down to the image columns), no D
+    ///   gradients; G backward-params and backward-input (all layers but the
+    ///   first).
+    pub fn new(spec: &ModelSpec) -> Self {
+        Self::with_sample_rows(spec, SAMPLE_GRID_ROWS)
+    }
+
+    /// The plan where the generator runs at most `sample_rows` rows at once
+    /// between steps.
+    pub fn with_sample_rows(spec: &ModelSpec, sample_rows: usize) -> Self {
+        let b = spec.batch_size;
+        let (g, d) = (&spec.generator, &spec.discriminator);
+        let forward_only = |rows| Pass {
+            rows,
+            param_grads: false,
+            first_input_grad_cols: 0,
+        };
+        let d_step = network_flops(g, forward_only(b), false)
+            + network_flops(
+                d,
+                Pass {
+                    rows: 2 * b,
+                    param_grads: true,
+                    first_input_grad_cols: 0,
+                },
+                true,
+            );
+        let g_step = network_flops(
+            d,
+            Pass {
+                rows: b,
+                param_grads: false,
+                first_input_grad_cols: spec.image_pixels,
+            },
+            true,
+        ) + network_flops(
+            g,
+            Pass {
+                rows: b,
+                param_grads: true,
+                first_input_grad_cols: 0,
+            },
+            true,
+        );
+        StepPlan {
+            batch: b,
+            generator_rows: b.max(sample_rows),
+            discriminator_rows: 2 * b,
+            generator_params: params(g),
+            discriminator_params: params(d),
+            generator_units: units(g),
+            discriminator_units: units(d),
+            generator_widest: widest(g),
+            discriminator_widest: widest(d),
+            matmul_flops: d_step + g_step,
+        }
+    }
+
+    /// Bytes of the generator's flat parameter buffer (f32).
+    pub fn generator_param_bytes(&self) -> u64 {
+        self.generator_params as u64 * 4
+    }
+
+    /// Bytes of the discriminator's flat parameter buffer (f32).
+    pub fn discriminator_param_bytes(&self) -> u64 {
+        self.discriminator_params as u64 * 4
+    }
+
+    /// Bytes of the largest activation buffer (f32): the widest layer of
+    /// either network over that network's rows.
+    pub fn largest_activation_bytes(&self) -> u64 {
+        let g = self.generator_rows as u64 * self.generator_widest as u64;
+        let d = self.discriminator_rows as u64 * self.discriminator_widest as u64;
+        g.max(d) * 4
+    }
+
+    /// Bytes a training run holds: each network's parameters, gradients and
+    /// two Adam moments (4 f32 per parameter), and the step's activations and
+    /// their gradients (2 f32 per unit per row).
+    pub fn memory(&self) -> MemoryEstimate {
+        let rows_units = |rows: usize, units: usize| rows as u128 * units as u128;
+        MemoryEstimate {
+            generator: 16 * self.generator_params as u128,
+            discriminator: 16 * self.discriminator_params as u128,
+            activations: 8
+                * (rows_units(self.generator_rows, self.generator_units)
+                    + rows_units(self.discriminator_rows, self.discriminator_units)),
+        }
+    }
+}
+
+/// What a model needs, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Parameters, gradients and Adam moments of the generator.
+    pub generator: u128,
+    pub discriminator: u128,
+    /// Both networks' activations and activation gradients for one step.
+    pub activations: u128,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> u128 {
+        self.generator + self.discriminator + self.activations
+    }
+}
