@@ -1,8 +1,7 @@
 // linear.wgsl: the fully connected layer, forward and backward, as one tiled
-// matrix product C[M, N] = sum_k A(m, k) B(k, n) with workgroup-memory tiles.
-// Operands are read in place through offsets and strides (A, A^T, B, B^T: no
-// transposed copies). Each entry point differs only in how it loads A and B
-// and in its epilogue:
+// matrix product C[M, N] = sum_k A(m, k) B(k, n). Operands are read in place
+// through offsets and strides (A, A^T, B, B^T: no transposed copies). Each
+// entry point differs only in how it loads A and B and in its epilogue:
 //
 //   linear_forward          A = x [B, in], B = W^T (W [out, in]), C = y [B, out];
 //                           epilogue: + bias, activation, dropout.
@@ -10,20 +9,42 @@
 //   linear_backward_params  A = dz^T [out, B], B = x [B, in], C = dW [out, in];
 //                           db [out] = row sums of A, in the same dispatch.
 //
-// dz = dy * act'(y) (with the dropout mask regenerated from the random
-// generator) is computed while loading A, so it is never stored.
+// dz = dy * act'(y), with the dropout mask regenerated from the random
+// generator (fn dz). The tiled, direct and split kernels compute it while
+// loading A and never store it. Before a blocked backward product the host
+// runs a dz pass instead, linear_backward_input_dz or
+// linear_backward_params_dz (one thread per element, fn write_dz), which
+// writes dz densely into buf_s; the blocked kernel then reads it as a plain
+// A (tile_load_plain). Those two entry points are built only for variants
+// that include a blocked kernel.
 //
-// Two variants of the same product, chosen per adapter by the host
-// (`MatmulVariant` in src/backend/gpu/kernels.rs):
+// The matmul kernels, chosen per product by the host's MatmulVariant
+// (src/backend/gpu/matmul.rs: direct on CPU adapters; on GPUs `auto` picks
+// per product shape among tiled, split, blocked 64 and blocked 128):
 //
-//   tiled (GPUs): a workgroup is 16 x 16 threads computing a 32 x 32 tile of
-//   C, 2 x 2 elements per thread; K advances 32 at a time through 2 x 4 KiB
-//   of workgroup memory. Every load and store is bounds-checked, so any M, N,
-//   K work. Entry points linear_forward, linear_backward_input, ..._params.
+//   tiled (this file): a workgroup is 16 x 16 threads computing a 32 x 32
+//   tile of C, 2 x 2 elements per thread; K advances 32 at a time through
+//   2 x 4 KiB of workgroup memory. Every load and store is bounds-checked,
+//   so any M, N, K work. Entry points linear_forward, linear_backward_input,
+//   linear_backward_params.
 //
-//   direct (CPU adapters): the same 32 x 32 output tile per workgroup, 8 x 8
-//   threads of 4 x 4 elements, no workgroup memory and no barriers (see
-//   gemm_direct). Entry points with the suffix _direct.
+//   direct (this file, CPU adapters): the same 32 x 32 output tile per
+//   workgroup, 8 x 8 threads of 4 x 4 elements, no workgroup memory and no
+//   barriers (see gemm_direct). Entry points with the suffix _direct.
+//
+//   split-K (linear_split.wgsl, appended to this file): 32 x 32 output
+//   tiles with K split over 4 slices of a workgroup and, for long K, also
+//   chunked over workgroups; the chunks' partial sums go to buf_s and a
+//   second dispatch, linear_*_split_reduce, adds them and runs the epilogue.
+//   Suffix _split.
+//
+//   blocked (linear_blocked.wgsl, appended after its BM/BK constants, plus a
+//   gemm_blocked body generated in src/backend/gpu/blocked.rs): register-
+//   blocked 64 x 64 or 128 x 128 output tiles, one module per tile size.
+//   Suffix _blocked.
+//
+// The shared pieces below (LinearParams, the bindings, dz, load_a/load_b,
+// tile_slot, tile_load, tile_load_plain, store_output) serve every kernel.
 
 struct LinearParams {
     m: u32,

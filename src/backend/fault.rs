@@ -70,16 +70,6 @@ impl<B: Backend> FaultyBackend<B> {
         }
     }
 
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    /// Whether the injected fault has fired.
-    pub fn is_lost(&self) -> bool {
-        self.lost
-    }
-
     fn check(&self, doing: &str) -> Result<()> {
         if self.lost {
             return Err(Error::DeviceLost {

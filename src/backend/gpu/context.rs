@@ -48,7 +48,8 @@ impl GpuApi {
         }
     }
 
-    /// Parses "best", "vulkan", "metal", "dx12" or "gl" (any case).
+    /// Parses a GPU API name as `--backend` spells it, any case: "auto" (or
+    /// "best"), "vulkan", "metal", "dx12" or "gl", plus the aliases below.
     pub fn parse(s: &str) -> Result<GpuApi> {
         match s.trim().to_ascii_lowercase().as_str() {
             "best" | "auto" => Ok(GpuApi::Best),
@@ -57,8 +58,11 @@ impl GpuApi {
             "dx12" | "d3d12" => Ok(GpuApi::Dx12),
             "gl" | "gles" | "opengl" => Ok(GpuApi::Gl),
             other => Err(Error::config(
-                "--gpu-api",
-                format!("unknown API {other:?} (expected best, vulkan, metal, dx12 or gl)"),
+                "--backend",
+                format!(
+                    "unknown GPU API {other:?} (expected auto, vulkan, metal, dx12 or gl; \
+                     `--backend cpu` is the CPU path, not a GPU API)"
+                ),
             )),
         }
     }

@@ -371,14 +371,21 @@ impl Kernels {
         })
     }
 
-    /// The pipeline of `kernel`.
-    pub fn get(&self, kernel: Kernel) -> &Pipeline {
-        // `pipelines` is built in the order of `Kernel::ALL`, which lists every variant.
-        let index = Kernel::ALL
+    /// The pipeline of `kernel`. `pipelines` is built in the order of
+    /// [`Kernel::ALL`], one per kernel (`new` fails otherwise), so this
+    /// fails only for a kernel missing from `Kernel::ALL`: an
+    /// [`Error::Gpu`] naming it.
+    pub fn get(&self, kernel: Kernel) -> Result<&Pipeline> {
+        Kernel::ALL
             .iter()
             .position(|k| *k == kernel)
-            .unwrap_or_default();
-        &self.pipelines[index]
+            .and_then(|index| self.pipelines.get(index))
+            .ok_or_else(|| {
+                Error::Gpu(format!(
+                    "kernel {} ({kernel:?}) has no pipeline: it is missing from Kernel::ALL",
+                    kernel.entry_point()
+                ))
+            })
     }
 
     /// The pipeline of a linear op's `kernel` built from matmul kernel `mk`,
@@ -413,13 +420,33 @@ impl Kernels {
         self.matmul.kernel_for(m, n, k)
     }
 
-    /// How many pipelines were built.
+    /// How many pipelines were built. A linear op's entry in `pipelines` is
+    /// a clone of its first matmul kernel's pipeline, which `linear` holds
+    /// too, so those entries are counted once, in `linear`.
     pub fn len(&self) -> usize {
-        self.pipelines.len() + self.linear.len() + self.split_reduce.len() + self.dz.len() - 3
+        let linear_ops = Kernel::ALL.iter().filter(|k| k.is_linear()).count();
+        self.pipelines.len() - linear_ops
+            + self.linear.len()
+            + self.split_reduce.len()
+            + self.dz.len()
     }
 
     /// Whether no pipeline was built (never, once `new` succeeded).
     pub fn is_empty(&self) -> bool {
         self.pipelines.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kernel;
+
+    /// `Kernels::get` finds a kernel's pipeline by its place in `Kernel::ALL`:
+    /// each kernel must be listed once.
+    #[test]
+    fn all_lists_each_kernel_once() {
+        for (i, k) in Kernel::ALL.iter().enumerate() {
+            assert_eq!(Kernel::ALL.iter().position(|o| o == k), Some(i), "{k:?}");
+        }
     }
 }

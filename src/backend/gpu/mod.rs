@@ -401,7 +401,8 @@ impl GpuBackend {
 
     /// [`dispatch`](Self::dispatch) of one of the kernel's pipelines: for a
     /// linear op, a matmul kernel or the split kernel's reduce (they share
-    /// the op's bind group layout).
+    /// the op's bind group layout). An error (a pipeline that was not
+    /// built, too many workgroups) becomes the backend's pending error.
     fn dispatch_on<P: Pod>(
         &mut self,
         kernel: Kernel,
@@ -410,29 +411,43 @@ impl GpuBackend {
         buffers: &[Buf],
         groups: (u32, u32, u32),
     ) {
+        if let Err(e) = self.try_dispatch_on(kernel, entry, uniform, buffers, groups) {
+            if self.pending_error.is_none() {
+                self.pending_error = Some(e);
+            }
+        }
+    }
+
+    /// The body of [`dispatch_on`](Self::dispatch_on).
+    fn try_dispatch_on<P: Pod>(
+        &mut self,
+        kernel: Kernel,
+        entry: Entry,
+        uniform: Option<&P>,
+        buffers: &[Buf],
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
         let pipeline = match entry {
-            Entry::Plain => Some(self.kernels.get(kernel).pipeline.clone()),
+            Entry::Plain => Some(self.kernels.get(kernel)?.pipeline.clone()),
             Entry::Matmul(mk) => self.kernels.linear(kernel, mk).cloned(),
             Entry::SplitReduce => self.kernels.split_reduce(kernel).cloned(),
             Entry::Dz => self.kernels.dz(kernel).cloned(),
         };
         let Some(pipeline) = pipeline else {
-            self.fail(format!(
+            return Err(Error::Gpu(format!(
                 "{}: pipeline {entry:?} was not built",
                 kernel.entry_point(),
-            ));
-            return;
+            )));
         };
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
-            return;
+            return Ok(());
         }
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         if groups.0 > max || groups.1 > max || groups.2 > max {
-            self.fail(format!(
+            return Err(Error::Gpu(format!(
                 "{}: {groups:?} workgroups exceed the adapter's limit of {max} per dimension",
                 kernel.entry_point()
-            ));
-            return;
+            )));
         }
         let bytes: Vec<u8> = uniform
             .map(|u| bytemuck::bytes_of(u).to_vec())
@@ -467,7 +482,7 @@ impl GpuBackend {
                 .device
                 .create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(kernel.entry_point()),
-                    layout: &self.kernels.get(kernel).layout,
+                    layout: &self.kernels.get(kernel)?.layout,
                     entries: &entries,
                 });
             self.bind_groups_created += 1;
@@ -496,7 +511,7 @@ impl GpuBackend {
             self.pass = Some(pass);
         }
         let (Some(pass), Some(cached)) = (self.pass.as_mut(), self.cache.get(&key)) else {
-            return;
+            return Ok(());
         };
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &cached.bind_group, &[]);
@@ -527,6 +542,7 @@ impl GpuBackend {
             None => pass.dispatch_workgroups(groups.0, groups.1, groups.2),
         }
         self.dispatches += 1;
+        Ok(())
     }
 
     /// Starts timing every dispatch on the GPU (the backend must have been
@@ -718,11 +734,10 @@ impl GpuBackend {
             .collect()
     }
 
-    /// Records a linear op: the matmul kernel for its M x N output (per the
-    /// variant), one workgroup per output tile.
-    /// Records a linear op: its matmul kernel over the M x N output tiles,
-    /// and for the split kernel with K chunked over workgroups, the second
-    /// dispatch that adds the chunks' partial sums and runs the epilogue.
+    /// Records a linear op: the matmul kernel the variant picks for its M x N
+    /// output, one workgroup per output tile (and per K chunk when the split
+    /// kernel chunks K over workgroups, followed by the second dispatch that
+    /// adds the chunks' partial sums and runs the epilogue).
     /// `buffers` are the op's bindings 1..=5 (A second); the scratch buffer
     /// is binding 6. A backward op on a blocked kernel first writes dz into
     /// the scratch buffer (one element-wise dispatch) and the product reads

@@ -52,7 +52,7 @@ pub struct BceParams {
     pub second_slot: u32,
 }
 
-/// `CeParams` of `shaders/loss.wgsl`.
+/// `CeParams` of `shaders/classifier.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct CeParams {
