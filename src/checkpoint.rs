@@ -121,7 +121,7 @@ impl RunSettings {
 
     /// The model kind named by `model`.
     pub fn kind(&self) -> Option<ModelKind> {
-        <ModelKind as clap::ValueEnum>::from_str(&self.model, false).ok()
+        self.model.parse().ok()
     }
 
     /// The overrides that rebuild this run's spec from its model's preset.

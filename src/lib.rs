@@ -17,6 +17,7 @@ pub mod model;
 pub mod output;
 pub mod print;
 pub mod rng;
+pub mod run;
 pub mod sample;
 pub mod stop;
 pub mod train;

@@ -2,15 +2,13 @@
 //! line on stderr and a non-zero exit. A reader of stdout that went away (a
 //! `head` that has read enough) ends a command quietly, as Unix tools do.
 
-mod bench_cmd;
-mod cli;
-mod eval_cmd;
+mod cmd;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     quiet_wayland_probe();
-    match cli::run() {
+    match cmd::run() {
         Ok(code) => code,
         Err(error) if error.chain().any(gan_gpu::print::is_broken_pipe) => ExitCode::SUCCESS,
         Err(error) => {

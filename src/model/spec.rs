@@ -11,7 +11,7 @@ pub mod plan;
 pub use plan::{MemoryEstimate, StepPlan};
 
 /// Which tutorial GAN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelKind {
     /// The vanilla MLP GAN: z(128) -> 256 ReLU -> 784 sigmoid.
     Vanilla,
@@ -22,6 +22,9 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// Every model, in the order the command line lists them.
+    pub const ALL: [ModelKind; 3] = [ModelKind::Vanilla, ModelKind::Deep, ModelKind::Conditional];
+
     /// The name used on the command line and in file names.
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +32,36 @@ impl ModelKind {
             ModelKind::Deep => "deep",
             ModelKind::Conditional => "conditional",
         }
+    }
+
+    /// One line about the model, for `--help`.
+    pub fn about(self) -> &'static str {
+        match self {
+            ModelKind::Vanilla => "The vanilla MLP GAN: z(128) -> 256 ReLU -> 784 sigmoid",
+            ModelKind::Deep => {
+                "The deeper Keras-style GAN with LeakyReLU, dropout and label smoothing"
+            }
+            ModelKind::Conditional => {
+                "The conditional GAN: generator and discriminator see a one-hot label"
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = Error;
+
+    /// The model of a [`name`](ModelKind::name), exactly as written there.
+    fn from_str(name: &str) -> Result<Self> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| {
+                Error::config(
+                    "--model",
+                    format!("{name:?} is not a model (expected vanilla, deep or conditional)"),
+                )
+            })
     }
 }
 

@@ -4,30 +4,39 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::cli::{auto_gpu, gpu_api, BackendChoice};
-use gan_gpu::backend::cpu::CpuBackend;
-use gan_gpu::backend::gpu::{GpuBackend, GpuOptions};
-use gan_gpu::backend::Backend;
-use gan_gpu::checkpoint::Checkpoint;
-use gan_gpu::data::{self, idx, npy, NUM_CLASSES};
-use gan_gpu::eval::{self, cache, ClassifierConfig, Evaluator, SetMetrics, COVERAGE_MIN_SHARE};
-use gan_gpu::sample::{self, SampleRequest};
+use super::choice::{self, BackendChoice, Chosen};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::GpuOptions;
+use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, idx, npy, NUM_CLASSES};
+use crate::eval::{self, cache, ClassifierConfig, Evaluator, SetMetrics, COVERAGE_MIN_SHARE};
+use crate::sample::{self, SampleRequest};
 
-/// The flags of `gan-gpu eval`.
-#[derive(Debug)]
-pub struct EvalOptions {
+/// The settings of `gan-gpu eval`.
+#[derive(Clone, Debug)]
+pub struct EvalSettings {
+    /// A generator checkpoint whose images are measured.
     pub checkpoint: Option<PathBuf>,
+    /// Images to measure (IDX or `.npy`), when no checkpoint is given.
     pub images: Option<PathBuf>,
+    /// The digit requested for each of `images`, for label accuracy.
     pub labels: Option<PathBuf>,
+    /// Measure the first N images.
     pub n: Option<usize>,
+    /// Where the classifier runs.
     pub backend: BackendChoice,
+    /// The classifier cache file (None: the default cache path).
     pub classifier: Option<PathBuf>,
+    /// The MNIST directory (None: the bundled MNIST).
     pub data: Option<PathBuf>,
 }
 
-pub fn eval(opts: EvalOptions) -> Result<()> {
+/// Measures the images of `opts`: every input is read and checked before
+/// any classifier work.
+pub fn eval(opts: &EvalSettings) -> Result<()> {
     if opts.n == Some(0) {
         bail!("invalid --n: must be at least 2 (a covariance needs two images)");
     }
@@ -89,21 +98,10 @@ pub fn eval(opts: EvalOptions) -> Result<()> {
         labels,
         source,
     };
-    match opts.backend {
-        BackendChoice::Cpu => job.run(CpuBackend::new()),
-        BackendChoice::Auto => match auto_gpu(
-            &GpuOptions::with_api(gan_gpu::backend::gpu::GpuApi::Best),
-            "running the classifier",
-        ) {
-            Some(gpu) => job.run(gpu),
-            None => job.run(CpuBackend::new()),
-        },
-        choice => {
-            let api = gpu_api(choice).context("no GPU API")?;
-            let gpu = GpuBackend::new(&GpuOptions::with_api(api))
-                .with_context(|| format!("--backend {}", api.name().to_lowercase()))?;
-            job.run(gpu)
-        }
+    let options = GpuOptions::with_api;
+    match choice::open(opts.backend, options, "running the classifier")? {
+        Chosen::Cpu => job.run(CpuBackend::new()),
+        Chosen::Gpu(gpu, _) => job.run(*gpu),
     }
 }
 
@@ -205,9 +203,9 @@ impl Job {
             &self.config,
             &self.split.train,
             &self.split.test,
-            |line| gan_gpu::errln!("notice: {line}"),
+            |line| crate::errln!("notice: {line}"),
             |r| {
-                gan_gpu::errln!(
+                crate::errln!(
                     "classifier epoch {}/{}: loss {:.4}, train accuracy {:.2}%, {:.1} s",
                     r.epoch,
                     r.epochs,
@@ -217,7 +215,7 @@ impl Job {
                 )
             },
         )?;
-        gan_gpu::outln!(
+        crate::outln!(
             "classifier {} (test accuracy {:.2}%) from {}; running on {}",
             classifier.config.architecture(),
             100.0 * classifier.test_accuracy,
@@ -232,35 +230,35 @@ impl Job {
         let floor_count = generated.count.min(eval::FLOOR_IMAGES);
         let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
         print_report(&self.source, &generated, &floor)?;
-        gan_gpu::errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+        crate::errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
     }
 }
 
 fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> std::io::Result<()> {
-    gan_gpu::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
-    gan_gpu::outln!(
+    crate::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
+    crate::outln!(
         "{:<22} {:>14} {:>14}",
         "(vs MNIST test set)",
         "",
         format!("({} train)", floor.count)
     )?;
-    gan_gpu::outln!("{:<22} {:>14} {:>14}", "count", g.count, floor.count)?;
-    gan_gpu::outln!("{:<22} {:>14.3} {:>14.3}", "FID", g.fid, floor.fid)?;
-    gan_gpu::outln!(
+    crate::outln!("{:<22} {:>14} {:>14}", "count", g.count, floor.count)?;
+    crate::outln!("{:<22} {:>14.3} {:>14.3}", "FID", g.fid, floor.fid)?;
+    crate::outln!(
         "{:<22} {:>14.3} {:>14.3}",
         "classifier score",
         g.score,
         floor.score
     )?;
-    gan_gpu::outln!(
+    crate::outln!(
         "{:<22} {:>14} {:>14}",
         format!("coverage (>= {:.0}%)", 100.0 * COVERAGE_MIN_SHARE),
         format!("{}/{NUM_CLASSES}", g.coverage.covered),
         format!("{}/{NUM_CLASSES}", floor.coverage.covered)
     )?;
     let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
-    gan_gpu::outln!(
+    crate::outln!(
         "{:<22} {:>14} {:>14}",
         "label accuracy",
         pct(g.label_accuracy),
@@ -275,7 +273,7 @@ fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> std::io::Re
             .collect::<Vec<_>>()
             .join(" ")
     };
-    gan_gpu::outln!("histogram % ({source}): {}", hist(g))?;
-    gan_gpu::outln!("histogram % (real floor): {}", hist(floor))?;
+    crate::outln!("histogram % ({source}): {}", hist(g))?;
+    crate::outln!("histogram % (real floor): {}", hist(floor))?;
     Ok(())
 }

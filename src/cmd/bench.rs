@@ -1,0 +1,67 @@
+//! `gan-gpu bench`: the flags, read into [`gan_gpu::run::bench::BenchSettings`].
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use gan_gpu::backend::gpu::MatmulVariant;
+use gan_gpu::model::ModelKind;
+use gan_gpu::run::bench::BenchSettings;
+use gan_gpu::run::BackendChoice;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Where the tensor ops run (auto: the best GPU adapter, else the CPU).
+    #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
+    backend: BackendChoice,
+    /// Which tutorial GAN.
+    #[arg(long, value_parser = super::model_parser(), default_value = "vanilla")]
+    model: ModelKind,
+    /// Images per batch [model default].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Timed training steps.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    steps: usize,
+    /// Untimed steps first (pipeline warm-up, bind group creation, caches).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    warmup: usize,
+    /// Directory with the MNIST IDX files [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR", conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Use 6000 made-up images instead of MNIST (no data loading; same work per step).
+    #[arg(long)]
+    synthetic: bool,
+    /// Wait for the device every N timed steps, as training does every 128
+    /// for its progress display [default: only at the end].
+    #[arg(long, value_name = "N")]
+    sync_every: Option<usize>,
+    /// GPU only: submit the recorded work every N steps [default: 32].
+    #[arg(long, value_name = "N")]
+    steps_per_submit: Option<u32>,
+    /// GPU only: after the timed steps, time every dispatch of N more steps
+    /// on the GPU (timestamp queries) and print where a step's time goes
+    #[arg(long, value_name = "N")]
+    profile: Option<usize>,
+    /// GPU only: the matmul kernels: auto, tiled, blocked64, blocked128 or
+    /// direct [default: direct on CPU adapters, else auto (per product)]
+    #[arg(long, value_name = "VARIANT", value_parser = MatmulVariant::parse)]
+    matmul: Option<MatmulVariant>,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    gan_gpu::run::bench::bench(&BenchSettings {
+        backend: args.backend,
+        model: args.model,
+        batch_size: args.batch_size,
+        steps: args.steps,
+        warmup: args.warmup,
+        data: args.data,
+        synthetic: args.synthetic,
+        sync_every: args.sync_every,
+        steps_per_submit: args.steps_per_submit,
+        profile: args.profile,
+        matmul: args.matmul,
+    })
+}

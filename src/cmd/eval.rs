@@ -1,0 +1,47 @@
+//! `gan-gpu eval`: the flags, read into [`gan_gpu::run::eval::EvalSettings`].
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use gan_gpu::run::eval::EvalSettings;
+use gan_gpu::run::BackendChoice;
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "images"])))]
+pub struct EvalArgs {
+    /// A generator checkpoint: --n images (default 10000) from its generator are measured.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, N x 28 x 28.
+    #[arg(long, value_name = "FILE")]
+    images: Option<PathBuf>,
+    /// The digit requested for each image (IDX labels or .npy uint8 of length N), for label accuracy.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Evaluate the first N images [default: all].
+    #[arg(long, value_name = "N")]
+    n: Option<usize>,
+    /// Where the classifier runs [default: auto = a hardware GPU, else the CPU].
+    #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
+    backend: BackendChoice,
+    /// The classifier cache file [default: ~/.cache/gan-gpu/mnist-classifier-784-512-256-10-seed1.bin].
+    #[arg(long, value_name = "PATH")]
+    classifier: Option<PathBuf>,
+    /// Directory with the four MNIST IDX files [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    gan_gpu::run::eval::eval(&EvalSettings {
+        checkpoint: args.checkpoint,
+        images: args.images,
+        labels: args.labels,
+        n: args.n,
+        backend: args.backend,
+        classifier: args.classifier,
+        data: args.data,
+    })
+}

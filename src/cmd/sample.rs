@@ -1,0 +1,43 @@
+//! `gan-gpu sample`: the flags, read into [`gan_gpu::run::sample::SampleSettings`].
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use gan_gpu::run::sample::SampleSettings;
+use gan_gpu::run::BackendChoice;
+use gan_gpu::sample;
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// The checkpoint whose generator draws the images.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: PathBuf,
+    /// Number of images.
+    #[arg(long, value_name = "N", default_value_t = sample::DEFAULT_COUNT)]
+    n: usize,
+    /// Digit (0-9) of every image, for conditional models [default: rows of ten cycle through 0-9].
+    #[arg(long, value_name = "D")]
+    label: Option<usize>,
+    /// Noise seed [default: the checkpoint's training seed, so 100 samples are its final.png].
+    #[arg(long, value_name = "S")]
+    seed: Option<u32>,
+    /// Where the generator runs.
+    #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
+    backend: BackendChoice,
+    /// Output file: .png (grid), .idx or .idx3-ubyte (IDX [N, 28, 28]) or .npy (uint8 (N, 28, 28)).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+pub fn sample(args: SampleArgs) -> Result<()> {
+    gan_gpu::run::sample::sample(&SampleSettings {
+        checkpoint: args.checkpoint,
+        count: args.n,
+        label: args.label,
+        seed: args.seed,
+        backend: args.backend,
+        out: args.out,
+    })
+}

@@ -1,0 +1,112 @@
+//! `gan-gpu train`: the flags of a training run, read into
+//! [`gan_gpu::run::TrainSettings`]; the run is [`gan_gpu::run::train`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use gan_gpu::model::{ModelKind, Overrides};
+use gan_gpu::run::{self, BackendChoice, RunEnd, TrainSettings};
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Which tutorial GAN to train [default: vanilla; on --resume: the checkpoint's].
+    #[arg(long, value_parser = super::model_parser())]
+    model: Option<ModelKind>,
+    /// Continue the run saved in this checkpoint (flags that shape the model must agree with it).
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
+    /// Where the tensor ops run.
+    #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
+    backend: BackendChoice,
+    /// Directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Output directory [default: samples/<model>; on --resume: the checkpoint's directory].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write a sample grid every N epochs [default: 10; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    sample_every: Option<usize>,
+    /// Write checkpoint.safetensors every N epochs (and at the end, and on Ctrl-C, SIGTERM or SIGHUP)
+    /// [default: 10; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Stop after N training steps in total (smoke tests).
+    #[arg(long, value_name = "N")]
+    max_steps: Option<usize>,
+    /// Epochs to train [model default: 100].
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Images per batch [model default].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Adam learning rate [model default: 2e-4].
+    #[arg(long, value_name = "F")]
+    lr: Option<f32>,
+    /// Adam beta1 [model default].
+    #[arg(long, value_name = "F")]
+    beta1: Option<f32>,
+    /// Adam beta2 [default: 0.999].
+    #[arg(long, value_name = "F")]
+    beta2: Option<f32>,
+    /// Width of the noise vector z [model default].
+    #[arg(long, value_name = "N")]
+    noise_dim: Option<usize>,
+    /// Generator hidden widths, comma-separated, e.g. 256,512,1024 [model default].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    g_hidden: Option<Vec<usize>>,
+    /// Discriminator hidden widths, comma-separated [model default].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    d_hidden: Option<Vec<usize>>,
+    /// Random seed: the same seed gives the same images [default: 1; on --resume: the checkpoint's].
+    #[arg(long, value_name = "N")]
+    seed: Option<u32>,
+    /// No progress bar and no start line: only one line per epoch and the summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Measure the generator (FID, classifier score, coverage, label accuracy) every N epochs and after the last.
+    #[arg(long, value_name = "N")]
+    eval_every: Option<usize>,
+    /// Images generated for each measurement.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    eval_count: usize,
+    /// The classifier cache file for --eval-every [default: as `gan-gpu eval`].
+    #[arg(long, value_name = "PATH")]
+    classifier: Option<PathBuf>,
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let settings = TrainSettings {
+        model: args.model,
+        resume: args.resume,
+        backend: args.backend,
+        data: args.data,
+        out: args.out,
+        sample_every: args.sample_every,
+        checkpoint_every: args.checkpoint_every,
+        max_steps: args.max_steps,
+        overrides: Overrides {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            beta1: args.beta1,
+            beta2: args.beta2,
+            noise_dim: args.noise_dim,
+            g_hidden: args.g_hidden,
+            d_hidden: args.d_hidden,
+        },
+        seed: args.seed,
+        quiet: args.quiet,
+        eval_every: args.eval_every,
+        eval_count: args.eval_count,
+        classifier: args.classifier,
+    };
+    Ok(match run::train(settings)? {
+        RunEnd::Finished => ExitCode::SUCCESS,
+        RunEnd::Stopped { exit_code } => ExitCode::from(exit_code),
+    })
+}

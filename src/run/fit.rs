@@ -1,0 +1,50 @@
+//! Whether a model's buffers fit a GPU adapter's limits.
+
+use anyhow::Result;
+
+use crate::backend::gpu::GpuBackend;
+use crate::model::spec::StepPlan;
+use crate::model::ModelSpec;
+
+/// Rejects a model whose buffers the adapter cannot hold, naming the flag:
+/// each network's flat parameter buffer and the largest activation buffer
+/// ([`StepPlan`]) must fit max_storage_buffer_binding_size and max_buffer_size.
+pub fn check_gpu_fit(gpu: &GpuBackend, spec: &ModelSpec) -> Result<()> {
+    let limits = gpu.limits();
+    let max = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let info = gpu.adapter_info();
+    let plan = StepPlan::new(spec);
+    let needs = [
+        (
+            "--g-hidden",
+            "the generator's parameters",
+            plan.generator_param_bytes(),
+        ),
+        (
+            "--d-hidden",
+            "the discriminator's parameters",
+            plan.discriminator_param_bytes(),
+        ),
+        (
+            "--batch-size",
+            "the largest activation buffer",
+            plan.largest_activation_bytes(),
+        ),
+    ];
+    for (flag, what, bytes) in needs {
+        if bytes > max {
+            anyhow::bail!(
+                "invalid {flag}: {what} need {bytes} bytes, over the {max}-byte buffer limit of \
+                 adapter {} ({}; max_storage_buffer_binding_size {}, max_buffer_size {}); \
+                 use smaller widths or --backend cpu",
+                info.name,
+                info.backend.to_str(),
+                limits.max_storage_buffer_binding_size,
+                limits.max_buffer_size
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Running the commands: what `gan-gpu train`, `sample`, `eval` and `bench`
+//! do once their flags are read, so the binary only parses flags and tests
+//! can call the same policy. A training run ([`train`]) checks every flag
+//! before any work starts, picks its backend ([`choice`]), checks that the
+//! model fits the GPU ([`fit`]) and recovers from a lost device
+//! ([`recover`]).
+//!
+//! Messages go to stdout and stderr through [`crate::outln`] and
+//! [`crate::errln`], as the command line prints them.
+
+pub mod bench;
+pub mod choice;
+pub mod eval;
+pub mod fit;
+pub mod recover;
+pub mod sample;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::fault::Fault;
+use crate::backend::gpu::GpuOptions;
+use crate::checkpoint::{Checkpoint, ResumeFlags};
+use crate::data;
+use crate::errln;
+use crate::eval::{ClassifierConfig, TrainingEvaluator};
+use crate::model::{ModelKind, ModelSpec, Overrides};
+use crate::output::OutputLock;
+use crate::stop::StopSignals;
+use crate::train::{EvalSchedule, TrainConfig};
+pub use choice::{auto_gpu, gpu_api, new_gpu, BackendChoice, Chosen};
+pub use fit::check_gpu_fit;
+pub use recover::{is_device_lost, run_training, train_on, RunPlan};
+
+/// How a training run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// It ran all its epochs (or its `--max-steps`).
+    Finished,
+    /// A stop signal ended it once its checkpoint was saved.
+    Stopped {
+        /// 128 + the signal's number, as a shell reports a process ended by it.
+        exit_code: u8,
+    },
+}
+
+/// The settings of `gan-gpu train`, one per flag; None where a flag was not
+/// given (the model's or the checkpoint's value is used).
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    pub model: Option<ModelKind>,
+    /// The checkpoint to continue.
+    pub resume: Option<PathBuf>,
+    pub backend: BackendChoice,
+    /// The MNIST directory (None: the bundled MNIST).
+    pub data: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub sample_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+    pub max_steps: Option<usize>,
+    /// `--epochs`, `--batch-size`, `--lr`, ...
+    pub overrides: Overrides,
+    pub seed: Option<u32>,
+    pub quiet: bool,
+    pub eval_every: Option<usize>,
+    pub eval_count: usize,
+    /// The classifier cache file of `--eval-every`.
+    pub classifier: Option<PathBuf>,
+}
+
+/// A training run from its settings: reads the checkpoint to resume and the
+/// data, rejects impossible flags before any work starts, takes the output
+/// folder's lock and the stop signals, picks the backend and trains
+/// ([`train_on`]).
+pub fn train(settings: TrainSettings) -> Result<RunEnd> {
+    let mut overrides = settings.overrides.clone();
+    let mut kind = settings.model.unwrap_or(ModelKind::Vanilla);
+    let mut seed = settings.seed.unwrap_or(1);
+    let mut sample_every = settings.sample_every.unwrap_or(10);
+    let mut checkpoint_every = settings.checkpoint_every.unwrap_or(10);
+    let mut default_out = PathBuf::from("samples").join(kind.name());
+    let mut resume = None;
+    if let Some(path) = &settings.resume {
+        let saved = Checkpoint::load(path)?;
+        let resumed = saved.settings.resume_with(&ResumeFlags {
+            model: settings.model,
+            seed: settings.seed,
+            overrides: overrides.clone(),
+            sample_every: settings.sample_every,
+            checkpoint_every: settings.checkpoint_every,
+        })?;
+        // A loaded checkpoint names a known model.
+        kind = saved.spec(path)?.kind;
+        overrides = resumed.overrides();
+        (seed, sample_every, checkpoint_every) =
+            (resumed.seed, resumed.sample_every, resumed.checkpoint_every);
+        default_out = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        resume = Some((saved, path.clone()));
+    }
+    let spec = ModelSpec::build(kind, &overrides);
+    let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
+    let dataset = data::load_split(&data_dir, data::Split::Train)?;
+    let config = TrainConfig {
+        out_dir: settings.out.clone().unwrap_or(default_out),
+        spec,
+        seed,
+        sample_every,
+        max_steps: settings.max_steps,
+    };
+    // Reject impossible flags before any work starts (the trainer checks
+    // them again, for callers of the library that come without this).
+    config.validate(dataset.count)?;
+    if checkpoint_every == 0 {
+        anyhow::bail!("invalid --checkpoint-every: must be at least 1");
+    }
+    let eval = match settings.eval_every {
+        Some(every) => {
+            EvalSchedule::validate(every, settings.eval_count)?;
+            Some(EvalSchedule {
+                every,
+                count: settings.eval_count,
+                evaluator: Box::new(training_evaluator(
+                    &data_dir,
+                    &dataset,
+                    settings.classifier.as_deref(),
+                )?),
+            })
+        }
+        None => None,
+    };
+    // One run per output folder, held until the process ends.
+    let _lock = OutputLock::acquire(&config.out_dir)?;
+    let stop = StopSignals::install()?;
+    let plan = RunPlan {
+        checkpoint_every,
+        resume,
+        stop,
+        quiet: settings.quiet,
+        eval,
+    };
+    let fault = Fault::from_env()?;
+    let gpu_options = |api| GpuOptions {
+        storage_binding_bytes: dataset.images.len() as u64,
+        ..GpuOptions::with_api(api)
+    };
+    match choice::open(settings.backend, gpu_options, "training")? {
+        Chosen::Cpu => train_on(|| Ok(CpuBackend::new()), fault, config, &dataset, plan),
+        Chosen::Gpu(gpu, options) => {
+            check_gpu_fit(&gpu, &config.spec)?;
+            train_on(
+                choice::reusing(*gpu, options),
+                fault,
+                config,
+                &dataset,
+                plan,
+            )
+        }
+    }
+}
+
+/// The classifier-based evaluator of `--eval-every`: the cached MNIST
+/// classifier (trained on the CPU on first use, as `gan-gpu eval` does) and
+/// the test set's feature statistics.
+pub fn training_evaluator(
+    data_dir: &Path,
+    train: &data::Dataset,
+    cache: Option<&Path>,
+) -> Result<TrainingEvaluator> {
+    let test = data::load_split(data_dir, data::Split::Test)?;
+    let config = ClassifierConfig::standard();
+    let cache_path = match cache {
+        Some(path) => path.to_path_buf(),
+        None => crate::eval::cache::default_path(&config)?,
+    };
+    let classifier = crate::eval::load_or_train(
+        &mut CpuBackend::new(),
+        &cache_path,
+        &config,
+        train,
+        &test,
+        |line| errln!("notice: {line}"),
+        |r| {
+            errln!(
+                "classifier epoch {}/{}: train accuracy {:.2}%",
+                r.epoch,
+                r.epochs,
+                100.0 * r.train_accuracy
+            )
+        },
+    )?;
+    Ok(TrainingEvaluator::new(classifier, &test)?)
+}
