@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 
 #[path = "plan.rs"]
 pub mod plan;
+#[path = "validate.rs"]
+mod validate;
 pub use plan::{MemoryEstimate, StepPlan};
+pub use validate::MAX_MODEL_BYTES;
 
 /// Which tutorial GAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -432,112 +435,6 @@ impl ModelSpec {
         }
     }
 
-    /// Rejects settings no run can use, naming the flag. `dataset_len` is the
-    /// number of training images (a batch may not exceed it).
-    pub fn validate(&self, dataset_len: usize) -> Result<()> {
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(Error::config(name, "must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
-        positive("--epochs", self.epochs)?;
-        positive("--batch-size", self.batch_size)?;
-        positive("--noise-dim", self.noise_dim)?;
-        if self.batch_size > dataset_len {
-            return Err(Error::config(
-                "--batch-size",
-                format!(
-                    "{} is larger than the data set ({} images)",
-                    self.batch_size, dataset_len
-                ),
-            ));
-        }
-        // Sizes are u32 on the GPU; keep every tensor and every index well inside that.
-        const MAX_WIDTH: usize = 1 << 16;
-        const MAX_BATCH: usize = 1 << 16;
-        if self.batch_size > MAX_BATCH {
-            return Err(Error::config(
-                "--batch-size",
-                format!("{} is above the limit of {MAX_BATCH}", self.batch_size),
-            ));
-        }
-        if self.noise_dim > MAX_WIDTH {
-            return Err(Error::config(
-                "--noise-dim",
-                format!("{} is above the limit of {MAX_WIDTH}", self.noise_dim),
-            ));
-        }
-        for (flag, net) in [
-            ("--g-hidden", &self.generator),
-            ("--d-hidden", &self.discriminator),
-        ] {
-            for l in &net.layers {
-                if l.out_dim == 0 {
-                    return Err(Error::config(flag, "layer widths must be at least 1"));
-                }
-                if l.out_dim > MAX_WIDTH {
-                    return Err(Error::config(
-                        flag,
-                        format!("width {} is above the limit of {MAX_WIDTH}", l.out_dim),
-                    ));
-                }
-            }
-        }
-        self.check_memory()?;
-        let a = self.adam;
-        if !(a.lr.is_finite() && a.lr > 0.0) {
-            return Err(Error::config(
-                "--lr",
-                format!("{} must be a finite number above 0", a.lr),
-            ));
-        }
-        for (flag, b) in [("--beta1", a.beta1), ("--beta2", a.beta2)] {
-            if !(b.is_finite() && (0.0..1.0).contains(&b)) {
-                return Err(Error::config(flag, format!("{b} must be in [0, 1)")));
-            }
-        }
-        Ok(())
-    }
-
-    /// Bytes a training run holds for this model (see
-    /// [`StepPlan::memory`]): each network's parameters, gradients and two
-    /// Adam moments, and the step's activations and their gradients on the
-    /// generator's `max(batch, 100)` rows and the discriminator's `2 batch`.
-    pub fn memory_bytes(&self) -> MemoryEstimate {
-        StepPlan::new(self).memory()
-    }
-
-    /// Rejects a model whose [`memory_bytes`](Self::memory_bytes) exceed
-    /// [`MAX_MODEL_BYTES`], naming the flag that contributes most.
-    fn check_memory(&self) -> Result<()> {
-        let m = self.memory_bytes();
-        if m.total() <= MAX_MODEL_BYTES as u128 {
-            return Ok(());
-        }
-        let flag = if m.activations >= m.generator.max(m.discriminator) {
-            "--batch-size"
-        } else if m.generator >= m.discriminator {
-            "--g-hidden"
-        } else {
-            "--d-hidden"
-        };
-        Err(Error::config(
-            flag,
-            format!(
-                "the model needs about {} of memory (generator {}, discriminator {} for \
-                 parameters, gradients and Adam moments; activations {}), over the {} limit; \
-                 use smaller widths or batches",
-                gib(m.total()),
-                gib(m.generator),
-                gib(m.discriminator),
-                gib(m.activations),
-                gib(MAX_MODEL_BYTES as u128)
-            ),
-        ))
-    }
-
     /// Width of the generator's input (noise plus one-hot label).
     pub fn generator_input(&self) -> usize {
         self.noise_dim + self.classes
@@ -547,15 +444,6 @@ impl ModelSpec {
     pub fn discriminator_input(&self) -> usize {
         self.image_pixels + self.classes
     }
-}
-
-/// The most memory a model may need (see [`ModelSpec::memory_bytes`]):
-/// 1 GiB, about 40 times the `deep` model's parameters and Adam state, so a
-/// mistyped width is a clear error instead of an allocation failure.
-pub const MAX_MODEL_BYTES: u64 = 1 << 30;
-
-fn gib(bytes: u128) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 #[cfg(test)]
@@ -580,24 +468,5 @@ mod tests {
         let c = ModelSpec::preset(ModelKind::Conditional);
         assert_eq!(c.generator.in_dim(), 138);
         assert_eq!(c.discriminator.in_dim(), 794);
-    }
-
-    #[test]
-    fn validation_names_the_flag() {
-        let mut s = ModelSpec::preset(ModelKind::Vanilla);
-        s.adam.lr = f32::NAN;
-        assert!(s.validate(60000).unwrap_err().to_string().contains("--lr"));
-        let s = ModelSpec::build(
-            ModelKind::Vanilla,
-            &Overrides {
-                batch_size: Some(70000),
-                ..Default::default()
-            },
-        );
-        assert!(s
-            .validate(60000)
-            .unwrap_err()
-            .to_string()
-            .contains("--batch-size"));
     }
 }
