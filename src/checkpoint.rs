@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{stat, Clock};
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelKind, ModelSpec, NetworkLayout, NetworkSpec, Overrides};
-use crate::output::write_atomic;
+use crate::util::{fnv1a, write_atomic, FNV_OFFSET};
 
 /// The format version this program writes; it reads this one and older.
 pub const FORMAT_VERSION: u32 = 1;
@@ -56,14 +56,11 @@ pub mod key {
 
 /// The [`key::CHECKSUM`] of tensors given as (name, little-endian data).
 pub fn tensors_checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
-    use crate::eval::cache::fnv1a;
     let mut sorted: Vec<(&str, &[u8])> = tensors.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let hash = sorted
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, (name, data)| {
-            fnv1a(fnv1a(h, name.as_bytes()), data)
-        });
+    let hash = sorted.iter().fold(FNV_OFFSET, |h, (name, data)| {
+        fnv1a(fnv1a(h, name.as_bytes()), data)
+    });
     format!("{hash:016x}")
 }
 

@@ -14,12 +14,15 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod model;
+pub mod nn;
 pub mod output;
 pub mod print;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sample;
 pub mod stop;
 pub mod train;
+pub mod util;
 
 pub use error::{Error, Result};

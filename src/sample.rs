@@ -11,10 +11,9 @@ use std::path::Path;
 use crate::backend::{Backend, Mat};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::model::ModelSpec;
+use crate::model::{self, ModelSpec};
+use crate::nn::Network;
 use crate::output::{export, grid};
-use crate::rng;
-use crate::train::network::Network;
 
 /// Images generated when `--n` is not given.
 pub const DEFAULT_COUNT: usize = 100;
@@ -23,7 +22,7 @@ pub const MAX_COUNT: usize = 1_000_000;
 /// Rows the generator runs at once.
 const CHUNK_ROWS: usize = 256;
 /// Image side in pixels.
-const SIDE: usize = 28;
+const SIDE: usize = crate::data::MNIST_SIDE;
 
 /// The output file formats, chosen by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,31 +113,21 @@ impl SampleRequest {
     }
 }
 
-/// Generator inputs `[rows, noise + classes]` for images `first..first + rows`.
+/// The generator inputs of images `first .. first + rows` of `request`.
 pub fn generator_inputs(
     spec: &ModelSpec,
     request: &SampleRequest,
     first: usize,
     rows: usize,
 ) -> Vec<f32> {
-    let width = spec.generator_input();
-    let mut inputs = vec![0.0f32; rows * width];
-    for (r, row) in inputs.chunks_mut(width).enumerate() {
-        let i = first + r;
-        for (c, v) in row[..spec.noise_dim].iter_mut().enumerate() {
-            let index = (i as u64) * spec.noise_dim as u64 + c as u64;
-            *v = rng::normal(
-                request.seed,
-                rng::stream::SAMPLE_NOISE,
-                (index >> 32) as u32,
-                index as u32,
-            );
-        }
-        if spec.classes > 0 {
-            row[spec.noise_dim + request.label_of(i, spec.classes)] = 1.0;
-        }
-    }
-    inputs
+    model::generator_inputs(
+        spec,
+        request.seed,
+        model::SAMPLE_NOISE_STEP,
+        first,
+        rows,
+        |i| request.label_of(i, spec.classes),
+    )
 }
 
 /// Runs the checkpoint's generator on `backend` and returns `count` images
@@ -177,7 +166,7 @@ pub fn generate<B: Backend>(
             Mat::dense(output, n, spec.image_pixels),
         );
         let out = backend.read(output)?;
-        images.extend(grid::images_from_outputs(
+        images.extend(model::images_from_outputs(
             &out[..n * spec.image_pixels],
             spec.scaling,
         ));

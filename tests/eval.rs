@@ -16,12 +16,12 @@ use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::Backend;
 use gan_gpu::data::{self, Dataset, MnistSplit};
 use gan_gpu::eval::{
-    cache, frechet_distance, generate_images, load_or_train, train_classifier, Classifier,
-    ClassifierConfig, Evaluator, Gaussian,
+    cache, frechet_distance, load_or_train, train_classifier, Classifier, ClassifierConfig,
+    Evaluator, Gaussian,
 };
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
 use gan_gpu::rng;
-use gan_gpu::train::GanState;
+use gan_gpu::train::{generate_images, GanState};
 
 fn tiny_config() -> ClassifierConfig {
     ClassifierConfig {

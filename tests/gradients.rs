@@ -19,8 +19,8 @@ use gan_gpu::model::{
     Activation, Init, LayerSlot, LayerSpec, ModelKind, ModelSpec, NetworkLayout, NetworkSpec,
     Overrides,
 };
+use gan_gpu::nn::Network;
 use gan_gpu::rng;
-use gan_gpu::train::network::Network;
 
 const H: f32 = 1e-2;
 const ATOL: f32 = 1e-3;

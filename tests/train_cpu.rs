@@ -5,7 +5,8 @@ use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::Backend;
 use gan_gpu::data::{self, Dataset, Split};
 use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
-use gan_gpu::train::{TrainConfig, Trainer};
+use gan_gpu::output::RunRecord;
+use gan_gpu::train::{EpochReport, OnEpoch, TrainConfig, Trainer};
 
 /// The first `n` images of the bundled MNIST training set.
 fn small_mnist(n: usize) -> Dataset {
@@ -87,14 +88,20 @@ fn a_short_run_writes_sample_grids() {
     cfg.spec.epochs = 3;
     cfg.sample_every = 2;
     let dir = cfg.out_dir.clone();
+    // The trainer says when a grid is due; the run record writes it.
+    let mut record = RunRecord::new(&dir, &cfg.spec, &data, cfg.seed).unwrap();
     let mut reports = Vec::new();
-    let summary = Trainer::new(&mut backend, cfg, &data)
+    Trainer::new(&mut backend, cfg, &data)
         .unwrap()
-        .run(|r| reports.push(r.clone()))
+        .run_observed(&mut (
+            &mut OnEpoch(|r: &EpochReport| reports.push(r.clone())),
+            &mut record,
+        ))
         .unwrap();
+    record.finish().unwrap();
     assert_eq!(reports.len(), 3);
-    let names: Vec<String> = summary
-        .samples
+    let names: Vec<String> = record
+        .grids()
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();

@@ -27,21 +27,12 @@ use super::classifier::{Classifier, ClassifierConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::NetworkLayout;
+use crate::util::{fnv1a, FNV_OFFSET};
 
 /// The file's first 8 bytes.
 pub const MAGIC: &[u8; 8] = b"GGPUCLSF";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
-
-/// FNV-1a, 64-bit: a cheap checksum that catches any flipped or lost byte.
-pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// FNV-1a's starting value.
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The checksum of the training data a classifier is trained on (the images
 /// and labels it uses, per `config.train_limit`).
@@ -275,5 +266,5 @@ pub fn save(path: &Path, classifier: &Classifier, data: u64) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    crate::output::write_atomic(path, &encode(classifier, data))
+    crate::util::write_atomic(path, &encode(classifier, data))
 }

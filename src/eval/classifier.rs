@@ -9,14 +9,14 @@
 //! the ReLU). [`super::cache`] keeps a trained one in a file.
 
 use crate::backend::{Backend, CeSlots, Clock, Mat};
-use crate::data::{Dataset, NUM_CLASSES};
+use crate::data::{Dataset, MNIST_SIDE, NUM_CLASSES};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, Init, LayerSpec, NetworkSpec};
+use crate::nn::Network;
 use crate::rng;
-use crate::train::network::Network;
 
 /// Pixels per image (28 x 28).
-pub const PIXELS: usize = 784;
+pub const PIXELS: usize = MNIST_SIDE * MNIST_SIDE;
 
 /// Rows per forward pass when classifying.
 const EVAL_BATCH: usize = 500;
@@ -124,7 +124,7 @@ pub struct Classifier {
 
 /// One epoch of classifier training.
 #[derive(Clone, Copy, Debug)]
-pub struct EpochReport {
+pub struct ClassifierEpoch {
     pub epoch: u32,
     pub epochs: u32,
     pub mean_loss: f32,
@@ -155,11 +155,11 @@ pub fn train_classifier<B: Backend>(
     config: &ClassifierConfig,
     train: &Dataset,
     test: &Dataset,
-    mut progress: impl FnMut(&EpochReport),
+    mut progress: impl FnMut(&ClassifierEpoch),
 ) -> Result<Classifier> {
     config.validate()?;
-    train.require_image_size(28, 28)?;
-    test.require_image_size(28, 28)?;
+    train.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
+    test.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
     let count = config
         .train_limit
         .map_or(train.count, |l| (l as usize).min(train.count));
@@ -220,7 +220,7 @@ pub fn train_classifier<B: Backend>(
             step += 1;
         }
         let s = backend.read(stats)?;
-        let report = EpochReport {
+        let report = ClassifierEpoch {
             epoch: epoch + 1,
             epochs: config.epochs,
             mean_loss: s[0] / steps_per_epoch as f32,

@@ -11,7 +11,7 @@
 //!   assigns the requested digit.
 //!
 //! [`Evaluator::evaluate_images`] takes images as bytes, so the images can come
-//! from a file or straight from a generator ([`generate_images`] samples a
+//! from a file or straight from a generator (`crate::train::generate_images` samples a
 //! [`crate::train::GanState`]); [`Evaluator::real_floor`] gives
 //! the same figures for training images against the test set, the best a
 //! generator can hope for at that sample size.
@@ -19,7 +19,6 @@
 pub mod cache;
 pub mod classifier;
 pub mod fid;
-pub mod generate;
 pub mod linalg;
 pub mod scores;
 
@@ -27,13 +26,12 @@ use std::path::Path;
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
-use crate::data::{Dataset, NUM_CLASSES};
+use crate::data::{Dataset, MNIST_SIDE, NUM_CLASSES};
 use crate::error::{Error, Result};
-use crate::train::{EvalFigures, ImageEvaluator};
+use crate::report::{EvalFigures, ImageEvaluator};
 pub use cache::Cached;
-pub use classifier::{train_classifier, Classifier, ClassifierConfig, EpochReport, Outputs};
+pub use classifier::{train_classifier, Classifier, ClassifierConfig, ClassifierEpoch, Outputs};
 pub use fid::{frechet_distance, Gaussian};
-pub use generate::generate_images;
 pub use scores::{classifier_score, label_accuracy, Coverage, COVERAGE_MIN_SHARE};
 
 /// The classifier's figures as a training run's [`ImageEvaluator`]
@@ -89,7 +87,7 @@ pub fn load_or_train<B: Backend>(
     train: &Dataset,
     test: &Dataset,
     mut notice: impl FnMut(&str),
-    progress: impl FnMut(&EpochReport),
+    progress: impl FnMut(&ClassifierEpoch),
 ) -> Result<Classifier> {
     let data = cache::data_checksum(train, config);
     match cache::load(path, config, data)? {
@@ -136,7 +134,7 @@ impl<'a> Evaluator<'a> {
         classifier: &'a Classifier,
         test: &Dataset,
     ) -> Result<Self> {
-        test.require_image_size(28, 28)?;
+        test.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
         let outputs = classifier.run(backend, &test.images)?;
         let reference = Gaussian::fit(&outputs.features, classifier.config.feature_dim())?;
         Ok(Evaluator {

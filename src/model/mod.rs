@@ -1,10 +1,13 @@
 //! A model is data: the three tutorial GANs as layer lists plus loss, optimiser
 //! and data settings ([`spec`]), and the flat parameter layout of a network
-//! ([`layout`]) that both backends index into.
+//! ([`layout`]) that both backends index into, and the generator's inputs
+//! and outputs ([`inputs`]).
 
+pub mod inputs;
 pub mod layout;
 pub mod spec;
 
+pub use inputs::{generator_inputs, images_from_outputs, EVAL_NOISE_STEP, SAMPLE_NOISE_STEP};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use spec::{
     Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetworkSpec, Overrides,

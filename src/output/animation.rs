@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::canvas::{Align, Canvas, BLACK};
 use super::grid::render_grid;
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::util::write_atomic;
 
 /// The most frames a GIF gets; longer runs are sub-sampled.
 pub const MAX_FRAMES: usize = 100;

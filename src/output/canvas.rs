@@ -11,7 +11,7 @@ use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::{codecs::png::PngEncoder, ExtendedColorType, ImageEncoder};
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::util::write_atomic;
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];

@@ -18,7 +18,7 @@ use crate::rng;
 const SIDE: usize = MNIST_SIDE;
 const PIXELS: usize = SIDE * SIDE;
 /// The sample grid's side (10 x 10 images).
-const GRID: usize = crate::train::GRID_SIDE;
+const GRID: usize = crate::report::GRID_SIDE;
 const SCALE: u32 = 2;
 const MARGIN: u32 = 12;
 const GAP: u32 = 24;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::error::Result;
-use crate::train::{EpochReport, Observer, Progress};
+use crate::report::{EpochReport, Observer, Progress};
 
 /// How the console shows a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::util::write_atomic;
 
 /// IDX magic for unsigned bytes in three dimensions.
 pub const IDX3_UBYTE_MAGIC: u32 = 0x0000_0803;

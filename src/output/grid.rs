@@ -9,8 +9,7 @@ use std::path::Path;
 use image::{codecs::png::PngEncoder, ExtendedColorType, ImageEncoder};
 
 use crate::error::{Error, Result};
-use crate::model::PixelScaling;
-use crate::output::write_atomic;
+use crate::util::write_atomic;
 
 /// Width in output pixels of the gutter between cells (not scaled).
 pub const GUTTER: u32 = 2;
@@ -18,11 +17,7 @@ pub const GUTTER: u32 = 2;
 /// The gutter's gray level: visibly different from both background and ink.
 pub const GUTTER_GRAY: u8 = 64;
 
-/// Converts network outputs back to pixels (MNIST polarity) through the
-/// model's data scaling.
-pub fn images_from_outputs(values: &[f32], scaling: PixelScaling) -> Vec<u8> {
-    values.iter().map(|&v| scaling.to_pixel(v)).collect()
-}
+pub use crate::model::images_from_outputs;
 
 /// Writes `images` (each `image_rows * image_cols` bytes, 0 = background,
 /// 255 = ink) as a `grid_rows` x `grid_cols` PNG grid, filled row by row, each

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::train::{EpochReport, EvalFigures};
+use crate::report::{EpochReport, EvalFigures};
 
 /// The header row.
 pub const HEADER: &str =
@@ -90,7 +90,7 @@ impl MetricsCsv {
     fn write_line(&mut self, line: &str) -> Result<()> {
         let io = |e| Error::io(&self.path, e);
         // One write per row, so a run killed mid-row leaves whole rows.
-        super::disk_full_injection::write(&mut self.file, format!("{line}\n").as_bytes())
+        crate::util::disk_full_injection::write(&mut self.file, format!("{line}\n").as_bytes())
             .map_err(io)?;
         self.file.flush().map_err(io)
     }

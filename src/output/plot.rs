@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::canvas::{Align, Canvas, Rgb, WHITE};
 use crate::error::Result;
-use crate::train::EpochReport;
+use crate::report::EpochReport;
 
 const BLUE: Rgb = [31, 119, 180];
 const ORANGE: Rgb = [255, 127, 14];

@@ -1,6 +1,7 @@
 //! The run record: an [`Observer`] of a training run that leaves behind, in
-//! the output directory, `metrics.csv` (a row per epoch, flushed as it goes),
-//! `losses.png`, `progress.gif` and `real.png`. The pictures are redrawn
+//! the output directory, the sample grids the trainer says are due
+//! (`epoch_NNN.png`, `final.png`), `metrics.csv` (a row per epoch, flushed as
+//! it goes), `losses.png`, `progress.gif` and `real.png`. The pictures are redrawn
 //! after every epoch and written atomically, so a run that stops early (an
 //! error, Ctrl-C, a crash) still leaves valid pictures up to its last
 //! finished epoch.
@@ -20,21 +21,26 @@ use std::thread::JoinHandle;
 
 use super::animation::Animation;
 use super::compare::{write_real_vs_generated, RealSamples};
+use super::grid::write_grid;
 use super::metrics::MetricsCsv;
 use super::plot::write_losses;
 use crate::data::{Dataset, MNIST_SIDE};
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
-use crate::train::{EpochReport, Observer, GRID_SIDE};
+use crate::report::{EpochReport, Observer, SampleGrid, GRID_SIDE};
 
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const LOSSES_FILE: &str = "losses.png";
 pub const PROGRESS_FILE: &str = "progress.gif";
 pub const REAL_FILE: &str = "real.png";
+/// The run's last sample grid.
+pub const FINAL_FILE: &str = "final.png";
 
 /// What a run leaves besides its sample grids; see the module doc.
 pub struct RunRecord {
     out_dir: PathBuf,
+    /// The sample grids written, in order.
+    grids: Vec<PathBuf>,
     metrics: MetricsCsv,
     reports: Vec<EpochReport>,
     pictures: PictureWriter,
@@ -48,6 +54,7 @@ impl RunRecord {
         let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
+            grids: Vec::new(),
             metrics: MetricsCsv::create(&out_dir.join(METRICS_FILE))?,
             reports: Vec::new(),
             pictures: PictureWriter::start(out_dir, real, Vec::new())?,
@@ -75,10 +82,11 @@ impl RunRecord {
             text.push_str(&super::metrics::row(r));
             text.push('\n');
         }
-        super::write_atomic(&path, text.as_bytes())?;
+        crate::util::write_atomic(&path, text.as_bytes())?;
         let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
+            grids: Vec::new(),
             metrics: MetricsCsv::append(&path)?,
             pictures: PictureWriter::start(out_dir, real, reports.clone())?,
             reports,
@@ -93,6 +101,11 @@ impl RunRecord {
             .iter()
             .map(|name| self.out_dir.join(name))
             .collect()
+    }
+
+    /// The sample grids written so far (`epoch_NNN.png`, and `final.png` last).
+    pub fn grids(&self) -> &[PathBuf] {
+        &self.grids
     }
 
     /// The reports seen so far.
@@ -117,6 +130,22 @@ impl Observer for RunRecord {
 
     fn on_samples(&mut self, epoch: usize, images: &[u8]) -> Result<()> {
         self.pictures.send(Picture::Samples(epoch, images.to_vec()))
+    }
+
+    /// Writes the grid at once (a failure ends the run there), 10 x 10
+    /// digits at scale 2.
+    fn on_grid(&mut self, grid: &SampleGrid) -> Result<()> {
+        let mut names = vec![format!("epoch_{:03}.png", grid.epoch)];
+        if grid.last {
+            names.push(FINAL_FILE.to_string());
+        }
+        for name in names {
+            let path = self.out_dir.join(name);
+            let side = MNIST_SIDE;
+            write_grid(&path, grid.images, side, side, GRID_SIDE, GRID_SIDE, 2)?;
+            self.grids.push(path);
+        }
+        Ok(())
     }
 }
 

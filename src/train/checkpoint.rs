@@ -13,7 +13,7 @@ use crate::backend::{stat, Backend, Clock};
 use crate::checkpoint::{self, Checkpoint, NetworkState, RunSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::train::network::Network;
+use crate::nn::Network;
 
 /// Where a run starts: epoch `epoch` (0-based) after `cursor` of its
 /// batches, `step` steps into the run, with the epoch's partial stats.

@@ -7,40 +7,7 @@
 use super::Trainer;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-
-/// The figures of one evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EvalFigures {
-    /// Images measured.
-    pub count: usize,
-    pub fid: f64,
-    /// The classifier score (Inception Score with the MNIST classifier).
-    pub score: f64,
-    /// Classes holding at least 2% of the images.
-    pub covered: usize,
-    /// Conditional models: the share drawn as the digit asked for.
-    pub label_accuracy: Option<f64>,
-}
-
-impl std::fmt::Display for EvalFigures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "FID {:.2}  score {:.2}  classes {}/10",
-            self.fid, self.score, self.covered
-        )?;
-        if let Some(accuracy) = self.label_accuracy {
-            write!(f, "  labels {:.1}%", 100.0 * accuracy)?;
-        }
-        Ok(())
-    }
-}
-
-/// Measures a set of images (28 x 28 bytes each, MNIST polarity), with the
-/// digit asked of each for conditional models.
-pub trait ImageEvaluator {
-    fn evaluate(&mut self, images: &[u8], labels: Option<&[u8]>) -> Result<EvalFigures>;
-}
+use crate::report::{EvalFigures, ImageEvaluator};
 
 /// When and how much to evaluate.
 pub struct EvalSchedule {
@@ -103,7 +70,7 @@ impl<B: Backend> Trainer<'_, B> {
         if !last && !epochs_done.is_multiple_of(schedule.every) {
             return Ok(None);
         }
-        let (images, labels) = crate::eval::generate_images(
+        let (images, labels) = super::generate_images(
             self.backend,
             &self.state,
             self.sample_output,

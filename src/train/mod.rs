@@ -1,11 +1,11 @@
 //! The epoch loop: shuffle, record steps, read the statistics once per epoch,
-//! report, and write sample grids. Written once against [`Backend`].
+//! report, and hand the observer the sample grids when they are due (the run
+//! record writes them). Written once against [`Backend`].
 
 pub mod checkpoint;
 pub mod evaluation;
+pub mod generate;
 pub mod health;
-pub mod network;
-pub mod observer;
 pub mod step;
 
 use std::path::{Path, PathBuf};
@@ -14,16 +14,16 @@ use std::time::Instant;
 use crate::backend::{stat, Backend, Clock, Tensor, WorkCounts};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::ModelSpec;
-use crate::output::grid;
+use crate::model::{self, ModelSpec};
+pub use crate::report::{
+    EpochReport, EvalFigures, ImageEvaluator, Observer, OnEpoch, Progress, SampleGrid, GRID_SIDE,
+};
 use crate::rng;
 pub use checkpoint::{CheckpointOptions, Start};
-pub use evaluation::{EvalFigures, EvalSchedule, ImageEvaluator};
-pub use observer::{Observer, OnEpoch, Progress};
+pub use evaluation::EvalSchedule;
+pub use generate::generate_images;
 pub use step::GanState;
 
-/// Sample grids are 10 x 10; the conditional model's rows are digits 0..9.
-pub const GRID_SIDE: usize = 10;
 const SAMPLE_COUNT: usize = GRID_SIDE * GRID_SIDE;
 
 /// Steps recorded between progress reports; the backend is synced (no
@@ -36,9 +36,9 @@ pub const PROGRESS_CHUNK: usize = 128;
 pub struct TrainConfig {
     pub spec: ModelSpec,
     pub seed: u32,
-    /// Where sample grids go.
+    /// The run's output folder (the checkpoint goes here).
     pub out_dir: PathBuf,
-    /// Write a sample grid every this many epochs (and at epoch 0 and the end).
+    /// A sample grid is due every this many epochs (and at epoch 0 and the end).
     pub sample_every: usize,
     /// Stop after this many steps in total (for smoke tests).
     pub max_steps: Option<usize>,
@@ -59,50 +59,10 @@ impl TrainConfig {
     }
 }
 
-/// What one epoch did: averages over its steps.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochReport {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    pub epochs: usize,
-    pub steps: usize,
-    pub d_loss: f32,
-    pub g_loss: f32,
-    /// Mean D(x) over real images.
-    pub d_real: f32,
-    /// Mean D(G(z)) over generated images.
-    pub d_fake: f32,
-    pub seconds: f64,
-    /// The generator's figures, on epochs with an evaluation (`--eval-every`).
-    pub eval: Option<EvalFigures>,
-}
-
-impl std::fmt::Display for EpochReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "epoch {:>3}/{}  D loss {:.4}  G loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} s ({:.1} steps/s)",
-            self.epoch,
-            self.epochs,
-            self.d_loss,
-            self.g_loss,
-            self.d_real,
-            self.d_fake,
-            self.seconds,
-            self.steps as f64 / self.seconds.max(1e-9)
-        )?;
-        if let Some(eval) = &self.eval {
-            write!(f, "  {eval}")?;
-        }
-        Ok(())
-    }
-}
-
 /// What a finished run leaves: the reports and the sample files written.
 #[derive(Clone, Debug, Default)]
 pub struct TrainSummary {
     pub reports: Vec<EpochReport>,
-    pub samples: Vec<PathBuf>,
     pub steps: usize,
     /// GPU work issued by the training steps and the once-per-epoch stats
     /// read (not the sample grids); None on the CPU.
@@ -125,22 +85,10 @@ impl TrainSummary {
 /// The fixed generator inputs of the sample grids: one noise set for the
 /// whole run, and for conditional models row r of the grid asks for digit r.
 pub fn sample_inputs(spec: &ModelSpec, seed: u32) -> Vec<f32> {
-    let width = spec.generator_input();
-    let mut inputs = vec![0.0f32; SAMPLE_COUNT * width];
-    for (i, row) in inputs.chunks_mut(width).enumerate() {
-        for (c, v) in row[..spec.noise_dim].iter_mut().enumerate() {
-            *v = rng::normal(
-                seed,
-                rng::stream::SAMPLE_NOISE,
-                0,
-                (i * spec.noise_dim + c) as u32,
-            );
-        }
-        if spec.classes > 0 {
-            row[spec.noise_dim + (i / GRID_SIDE) % spec.classes] = 1.0;
-        }
-    }
-    inputs
+    let classes = spec.classes.max(1);
+    model::generator_inputs(spec, seed, model::SAMPLE_NOISE_STEP, 0, SAMPLE_COUNT, |i| {
+        (i / GRID_SIDE) % classes
+    })
 }
 
 /// A training run in progress on one backend.
@@ -192,17 +140,15 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let values = self
             .state
             .generate(self.backend, &self.sample_inputs, self.sample_output)?;
-        Ok(grid::images_from_outputs(&values, self.config.spec.scaling))
+        Ok(model::images_from_outputs(
+            &values,
+            self.config.spec.scaling,
+        ))
     }
 
-    fn write_samples(&self, name: &str, images: &[u8]) -> Result<PathBuf> {
-        let path = self.config.out_dir.join(name);
-        grid::write_grid(&path, images, 28, 28, GRID_SIDE, GRID_SIDE, 2)?;
-        Ok(path)
-    }
-
-    /// Trains epoch after epoch, calling `on_epoch` after each, writing sample
-    /// grids at epoch 0, every `sample_every` epochs and at the end.
+    /// Trains epoch after epoch, calling `on_epoch` after each (no files but
+    /// the checkpoint: [`run_observed`](Self::run_observed) with a
+    /// [`crate::output::RunRecord`] writes the grids and pictures).
     pub fn run(&mut self, on_epoch: impl FnMut(&EpochReport)) -> Result<TrainSummary> {
         self.run_observed(&mut OnEpoch(on_epoch))
     }
@@ -220,9 +166,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let mut images = self.sample_images()?;
         observer.on_samples(start.epoch, &images)?;
         if start.is_beginning() {
-            summary
-                .samples
-                .push(self.write_samples("epoch_000.png", &images)?);
+            observer.on_grid(&SampleGrid {
+                epoch: 0,
+                images: &images,
+                last: false,
+            })?;
         }
         let mut global_step = start.step;
         let mut current_epoch = start.epoch;
@@ -322,8 +270,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
             images = self.sample_images()?;
             observer.on_samples(epoch + 1, &images)?;
             if !finished && (epoch + 1) % self.config.sample_every == 0 {
-                let name = format!("epoch_{:03}.png", epoch + 1);
-                summary.samples.push(self.write_samples(&name, &images)?);
+                observer.on_grid(&SampleGrid {
+                    epoch: epoch + 1,
+                    images: &images,
+                    last: false,
+                })?;
             }
             if !finished && (epoch + 1) % self.checkpoints.every == 0 {
                 self.save_checkpoint(epoch)?;
@@ -335,9 +286,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
         summary.checkpoint = Some(self.save_checkpoint(current_epoch)?);
         // The last epoch's grid, also kept as final.png.
         let last = summary.reports.last().map_or(0, |r| r.epoch);
-        for name in [format!("epoch_{last:03}.png"), "final.png".to_string()] {
-            summary.samples.push(self.write_samples(&name, &images)?);
-        }
+        observer.on_grid(&SampleGrid {
+            epoch: last,
+            images: &images,
+            last: true,
+        })?;
         summary.steps = global_step;
         Ok(summary)
     }

@@ -3,11 +3,11 @@
 //! from a fresh noise batch through the discriminator. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
 
-use super::network::Network;
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
 use crate::model::spec::StepPlan;
 use crate::model::ModelSpec;
+use crate::nn::Network;
 use crate::rng::stream;
 
 /// Dropout pass numbers (they select the mask streams).

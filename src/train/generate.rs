@@ -1,16 +1,12 @@
 //! Images from a generator for evaluation: `count` images from fresh noise
-//! (the counter generator, stream `SAMPLE_NOISE`, step 1; the sample grids
-//! use step 0), and for conditional models the digit asked of each image
-//! (`i % 10`), which [`super::Evaluator::evaluate_images`] takes as labels.
+//! ([`model::generator_inputs`] at [`model::EVAL_NOISE_STEP`]; the sample
+//! grids use step 0), and for conditional models the digit asked of each image
+//! (`i % 10`), which `crate::eval::Evaluator::evaluate_images` takes as labels.
 
+use super::step::GanState;
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
-use crate::output::grid::images_from_outputs;
-use crate::rng;
-use crate::train::step::GanState;
-
-/// The noise step of evaluation images (the sample grids use step 0).
-const EVAL_NOISE_STEP: u32 = 1;
+use crate::model;
 
 /// `count` generated images (MNIST-polarity bytes) and, for conditional
 /// models, the digit requested of each.
@@ -24,7 +20,7 @@ pub fn generate_images<B: Backend>(
     seed: u32,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let spec = &state.spec;
-    let (width, noise) = (spec.generator_input(), spec.noise_dim);
+    let noise = spec.noise_dim;
     if u32::try_from(count.saturating_mul(noise.max(1))).is_err() {
         return Err(Error::config("--n", format!("{count} images is too many")));
     }
@@ -40,25 +36,15 @@ pub fn generate_images<B: Backend>(
     let mut start = 0;
     while start < count {
         let rows = chunk.min(count - start);
-        let mut inputs = vec![0.0f32; rows * width];
-        for (r, row) in inputs.chunks_mut(width).enumerate() {
-            let i = start + r;
-            for (c, v) in row[..noise].iter_mut().enumerate() {
-                *v = rng::normal(
-                    seed,
-                    rng::stream::SAMPLE_NOISE,
-                    EVAL_NOISE_STEP,
-                    (i * noise + c) as u32,
-                );
-            }
-            if let Some(labels) = &mut labels {
-                let digit = i % spec.classes;
-                row[noise + digit] = 1.0;
-                labels.push(digit as u8);
-            }
+        let inputs =
+            model::generator_inputs(spec, seed, model::EVAL_NOISE_STEP, start, rows, |i| {
+                i % spec.classes
+            });
+        if let Some(labels) = &mut labels {
+            labels.extend((start..start + rows).map(|i| (i % spec.classes) as u8));
         }
         let values = state.generate(backend, &inputs, output)?;
-        images.extend(images_from_outputs(&values, spec.scaling));
+        images.extend(model::images_from_outputs(&values, spec.scaling));
         start += rows;
     }
     Ok((images, labels))
