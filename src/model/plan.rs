@@ -208,3 +208,51 @@ impl MemoryEstimate {
         self.generator + self.discriminator + self.activations
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelKind, NetworkLayout, Overrides};
+
+    #[test]
+    fn vanilla_rows_and_sizes_by_hand() {
+        let spec = ModelSpec::preset(ModelKind::Vanilla);
+        let plan = StepPlan::new(&spec);
+        assert_eq!((plan.batch, plan.generator_rows), (100, 100));
+        assert_eq!(plan.discriminator_rows, 200);
+        assert_eq!(
+            plan.generator_params,
+            NetworkLayout::new(&spec.generator).len
+        );
+        assert_eq!(
+            plan.discriminator_params,
+            NetworkLayout::new(&spec.discriminator).len
+        );
+        assert_eq!(
+            (plan.generator_widest, plan.discriminator_widest),
+            (784, 784)
+        );
+        // D's 200 rows of 784 pixels outweigh G's 100 rows of 784.
+        assert_eq!(plan.largest_activation_bytes(), 200 * 784 * 4);
+        let m = plan.memory();
+        assert_eq!(m.generator, 16 * (128 * 256 + 256 + 256 * 784 + 784));
+        assert_eq!(
+            m.activations,
+            8 * (100 * (128 + 256 + 784) + 200 * (784 + 256 + 1))
+        );
+    }
+
+    #[test]
+    fn small_batches_still_hold_the_sample_grid() {
+        let spec = ModelSpec::build(
+            ModelKind::Deep,
+            &Overrides {
+                batch_size: Some(8),
+                ..Default::default()
+            },
+        );
+        assert_eq!(StepPlan::new(&spec).generator_rows, SAMPLE_GRID_ROWS);
+        let plan = StepPlan::with_sample_rows(&spec, 3);
+        assert_eq!((plan.generator_rows, plan.discriminator_rows), (8, 16));
+    }
+}

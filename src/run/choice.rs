@@ -189,3 +189,23 @@ pub fn open_any(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelKind;
+
+    #[test]
+    fn names_parse_back_exactly() {
+        for choice in BackendChoice::ALL {
+            assert_eq!(choice.name().parse::<BackendChoice>().unwrap(), choice);
+        }
+        for kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>().unwrap(), kind);
+        }
+        assert!("Vulkan".parse::<BackendChoice>().is_err());
+        assert!("Deep".parse::<ModelKind>().is_err());
+        assert_eq!(gpu_api(BackendChoice::Cpu), None);
+        assert_eq!(gpu_api(BackendChoice::Auto), Some(GpuApi::Best));
+    }
+}
