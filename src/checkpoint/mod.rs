@@ -19,12 +19,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use serde::{Deserialize, Serialize};
 
 use crate::backend::{stat, Clock};
 use crate::error::{Error, Result};
-use crate::model::{Activation, ModelKind, ModelSpec, NetworkLayout, NetworkSpec, Overrides};
+use crate::model::{ModelSpec, NetworkLayout, NetworkSpec};
 use crate::util::{fnv1a, write_atomic, FNV_OFFSET};
+
+mod names;
+mod settings;
+
+use names::{architecture, groups, slots};
+pub use names::{module_indices, tensor_shapes};
+pub use settings::{ResumeFlags, RunSettings};
 
 /// The format version this program writes; it reads this one and older.
 pub const FORMAT_VERSION: u32 = 1;
@@ -70,133 +76,6 @@ pub const FORMAT_NAME: &str = "gan-gpu checkpoint";
 /// Name of the partial epoch's statistics tensor ([`stat`] slots).
 pub const STATS_TENSOR: &str = "train.epoch_stats";
 
-/// Every flag of a run, as stored in the checkpoint (`settings` metadata).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSettings {
-    /// `vanilla`, `deep` or `conditional`.
-    pub model: String,
-    pub noise_dim: usize,
-    pub g_hidden: Vec<usize>,
-    pub d_hidden: Vec<usize>,
-    pub batch_size: usize,
-    pub epochs: usize,
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub seed: u32,
-    pub sample_every: usize,
-    pub checkpoint_every: usize,
-    /// Images in the training set (the epoch order depends on it).
-    pub train_images: usize,
-}
-
-impl RunSettings {
-    /// The settings of a run of `spec`.
-    pub fn new(
-        spec: &ModelSpec,
-        seed: u32,
-        sample_every: usize,
-        checkpoint_every: usize,
-        train_images: usize,
-    ) -> Self {
-        RunSettings {
-            model: spec.kind.name().to_string(),
-            noise_dim: spec.noise_dim,
-            g_hidden: spec.generator.hidden(),
-            d_hidden: spec.discriminator.hidden(),
-            batch_size: spec.batch_size,
-            epochs: spec.epochs,
-            lr: spec.adam.lr,
-            beta1: spec.adam.beta1,
-            beta2: spec.adam.beta2,
-            seed,
-            sample_every,
-            checkpoint_every,
-            train_images,
-        }
-    }
-
-    /// The model kind named by `model`.
-    pub fn kind(&self) -> Option<ModelKind> {
-        self.model.parse().ok()
-    }
-
-    /// The overrides that rebuild this run's spec from its model's preset.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            epochs: Some(self.epochs),
-            batch_size: Some(self.batch_size),
-            lr: Some(self.lr),
-            beta1: Some(self.beta1),
-            beta2: Some(self.beta2),
-            noise_dim: Some(self.noise_dim),
-            g_hidden: Some(self.g_hidden.clone()),
-            d_hidden: Some(self.d_hidden.clone()),
-        }
-    }
-
-    /// The model spec of the run, or None if `model` names no model.
-    pub fn spec(&self) -> Option<ModelSpec> {
-        Some(ModelSpec::build(self.kind()?, &self.overrides()))
-    }
-}
-
-/// The flags given to `train --resume`: None where not given. Flags that
-/// shape the model or its optimiser must agree with the checkpoint; the
-/// others may change (see [`RunSettings::resume_with`]).
-#[derive(Clone, Debug, Default)]
-pub struct ResumeFlags {
-    pub model: Option<ModelKind>,
-    pub seed: Option<u32>,
-    pub overrides: Overrides,
-    pub sample_every: Option<usize>,
-    pub checkpoint_every: Option<usize>,
-}
-
-impl RunSettings {
-    /// The settings of the resumed run: the checkpoint's, with the flags that
-    /// may change on resume (`--epochs`, `--sample-every`, `--checkpoint-every`)
-    /// taken from `given`. A given flag that contradicts the checkpoint
-    /// (`--model`, `--seed`, `--noise-dim`, `--g-hidden`, `--d-hidden`,
-    /// `--batch-size`, `--lr`, `--beta1`, `--beta2`) is an error naming the
-    /// flag and both values.
-    pub fn resume_with(&self, given: &ResumeFlags) -> Result<RunSettings> {
-        fn same<T: PartialEq + std::fmt::Debug>(
-            flag: &str,
-            saved: &T,
-            given: &Option<T>,
-        ) -> Result<()> {
-            match given {
-                Some(g) if g != saved => Err(Error::config(
-                    flag,
-                    format!("the checkpoint has {saved:?}, but {g:?} was given (this flag cannot change on resume)"),
-                )),
-                _ => Ok(()),
-            }
-        }
-        let o = &given.overrides;
-        same(
-            "--model",
-            &self.model,
-            &given.model.map(|k| k.name().to_string()),
-        )?;
-        same("--seed", &self.seed, &given.seed)?;
-        same("--noise-dim", &self.noise_dim, &o.noise_dim)?;
-        same("--g-hidden", &self.g_hidden, &o.g_hidden)?;
-        same("--d-hidden", &self.d_hidden, &o.d_hidden)?;
-        same("--batch-size", &self.batch_size, &o.batch_size)?;
-        same("--lr", &self.lr, &o.lr)?;
-        same("--beta1", &self.beta1, &o.beta1)?;
-        same("--beta2", &self.beta2, &o.beta2)?;
-        Ok(RunSettings {
-            epochs: o.epochs.unwrap_or(self.epochs),
-            sample_every: given.sample_every.unwrap_or(self.sample_every),
-            checkpoint_every: given.checkpoint_every.unwrap_or(self.checkpoint_every),
-            ..self.clone()
-        })
-    }
-}
-
 /// One network's trainable state, in its flat [`NetworkLayout`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkState {
@@ -221,106 +100,6 @@ pub struct Checkpoint {
     pub stats: Vec<f32>,
     pub generator: NetworkState,
     pub discriminator: NetworkState,
-}
-
-/// The `nn.Sequential` index of each Linear layer of `net`: a Linear, then
-/// its activation module unless the identity, then a Dropout if p > 0.
-pub fn module_indices(net: &NetworkSpec) -> Vec<usize> {
-    let mut next = 0;
-    net.layers
-        .iter()
-        .map(|l| {
-            let index = next;
-            next += 1;
-            if l.activation != Activation::Identity {
-                next += 1;
-            }
-            if l.dropout > 0.0 {
-                next += 1;
-            }
-            index
-        })
-        .collect()
-}
-
-/// A named tensor inside a network's flat buffer.
-struct Slot {
-    /// `<index>.weight` or `<index>.bias`.
-    suffix: String,
-    shape: Vec<usize>,
-    start: usize,
-    len: usize,
-}
-
-fn slots(net: &NetworkSpec) -> Vec<Slot> {
-    let layout = NetworkLayout::new(net);
-    let mut out = Vec::new();
-    for (slot, index) in layout.layers.iter().zip(module_indices(net)) {
-        out.push(Slot {
-            suffix: format!("{index}.weight"),
-            shape: vec![slot.out_dim, slot.in_dim],
-            start: slot.weight,
-            len: slot.out_dim * slot.in_dim,
-        });
-        out.push(Slot {
-            suffix: format!("{index}.bias"),
-            shape: vec![slot.out_dim],
-            start: slot.bias,
-            len: slot.out_dim,
-        });
-    }
-    out
-}
-
-/// Every tensor name and shape a checkpoint of `spec` holds, in file order.
-pub fn tensor_shapes(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
-    let mut names = Vec::new();
-    for (net_name, net) in [
-        ("generator", &spec.generator),
-        ("discriminator", &spec.discriminator),
-    ] {
-        for (prefix, _) in groups(net_name) {
-            for s in slots(net) {
-                names.push((format!("{prefix}{}", s.suffix), s.shape));
-            }
-        }
-    }
-    names.push((STATS_TENSOR.to_string(), vec![stat::COUNT]));
-    names
-}
-
-/// The tensor-name prefixes of a network: parameters, then Adam's moments.
-fn groups(net_name: &str) -> [(String, usize); 3] {
-    [
-        (format!("{net_name}."), 0),
-        (format!("optimizer.{net_name}.exp_avg."), 1),
-        (format!("optimizer.{net_name}.exp_avg_sq."), 2),
-    ]
-}
-
-fn architecture(spec: &ModelSpec) -> serde_json::Value {
-    let layers = |net: &NetworkSpec| {
-        net.layers
-            .iter()
-            .zip(module_indices(net))
-            .map(|(l, index)| {
-                serde_json::json!({
-                    "module": index,
-                    "in": l.in_dim,
-                    "out": l.out_dim,
-                    "activation": format!("{:?}", l.activation),
-                    "dropout": l.dropout,
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    serde_json::json!({
-        "generator": layers(&spec.generator),
-        "discriminator": layers(&spec.discriminator),
-        "classes": spec.classes,
-        "pixel_scale": spec.scaling.scale,
-        "pixel_shift": spec.scaling.shift,
-    })
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {

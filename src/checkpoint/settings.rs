@@ -1,0 +1,135 @@
+//! Every flag of a run as the checkpoint stores it ([`RunSettings`], the
+//! `settings` metadata), and the rules for `--resume`: which flags may
+//! change and which must agree with the checkpoint ([`ResumeFlags`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{ModelKind, ModelSpec, Overrides};
+
+/// Every flag of a run, as stored in the checkpoint (`settings` metadata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// `vanilla`, `deep` or `conditional`.
+    pub model: String,
+    pub noise_dim: usize,
+    pub g_hidden: Vec<usize>,
+    pub d_hidden: Vec<usize>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub seed: u32,
+    pub sample_every: usize,
+    pub checkpoint_every: usize,
+    /// Images in the training set (the epoch order depends on it).
+    pub train_images: usize,
+}
+
+impl RunSettings {
+    /// The settings of a run of `spec`.
+    pub fn new(
+        spec: &ModelSpec,
+        seed: u32,
+        sample_every: usize,
+        checkpoint_every: usize,
+        train_images: usize,
+    ) -> Self {
+        RunSettings {
+            model: spec.kind.name().to_string(),
+            noise_dim: spec.noise_dim,
+            g_hidden: spec.generator.hidden(),
+            d_hidden: spec.discriminator.hidden(),
+            batch_size: spec.batch_size,
+            epochs: spec.epochs,
+            lr: spec.adam.lr,
+            beta1: spec.adam.beta1,
+            beta2: spec.adam.beta2,
+            seed,
+            sample_every,
+            checkpoint_every,
+            train_images,
+        }
+    }
+
+    /// The model kind named by `model`.
+    pub fn kind(&self) -> Option<ModelKind> {
+        self.model.parse().ok()
+    }
+
+    /// The overrides that rebuild this run's spec from its model's preset.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: Some(self.epochs),
+            batch_size: Some(self.batch_size),
+            lr: Some(self.lr),
+            beta1: Some(self.beta1),
+            beta2: Some(self.beta2),
+            noise_dim: Some(self.noise_dim),
+            g_hidden: Some(self.g_hidden.clone()),
+            d_hidden: Some(self.d_hidden.clone()),
+        }
+    }
+
+    /// The model spec of the run, or None if `model` names no model.
+    pub fn spec(&self) -> Option<ModelSpec> {
+        Some(ModelSpec::build(self.kind()?, &self.overrides()))
+    }
+}
+
+/// The flags given to `train --resume`: None where not given. Flags that
+/// shape the model or its optimiser must agree with the checkpoint; the
+/// others may change (see [`RunSettings::resume_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct ResumeFlags {
+    pub model: Option<ModelKind>,
+    pub seed: Option<u32>,
+    pub overrides: Overrides,
+    pub sample_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+}
+
+impl RunSettings {
+    /// The settings of the resumed run: the checkpoint's, with the flags that
+    /// may change on resume (`--epochs`, `--sample-every`, `--checkpoint-every`)
+    /// taken from `given`. A given flag that contradicts the checkpoint
+    /// (`--model`, `--seed`, `--noise-dim`, `--g-hidden`, `--d-hidden`,
+    /// `--batch-size`, `--lr`, `--beta1`, `--beta2`) is an error naming the
+    /// flag and both values.
+    pub fn resume_with(&self, given: &ResumeFlags) -> Result<RunSettings> {
+        fn same<T: PartialEq + std::fmt::Debug>(
+            flag: &str,
+            saved: &T,
+            given: &Option<T>,
+        ) -> Result<()> {
+            match given {
+                Some(g) if g != saved => Err(Error::config(
+                    flag,
+                    format!("the checkpoint has {saved:?}, but {g:?} was given (this flag cannot change on resume)"),
+                )),
+                _ => Ok(()),
+            }
+        }
+        let o = &given.overrides;
+        same(
+            "--model",
+            &self.model,
+            &given.model.map(|k| k.name().to_string()),
+        )?;
+        same("--seed", &self.seed, &given.seed)?;
+        same("--noise-dim", &self.noise_dim, &o.noise_dim)?;
+        same("--g-hidden", &self.g_hidden, &o.g_hidden)?;
+        same("--d-hidden", &self.d_hidden, &o.d_hidden)?;
+        same("--batch-size", &self.batch_size, &o.batch_size)?;
+        same("--lr", &self.lr, &o.lr)?;
+        same("--beta1", &self.beta1, &o.beta1)?;
+        same("--beta2", &self.beta2, &o.beta2)?;
+        Ok(RunSettings {
+            epochs: o.epochs.unwrap_or(self.epochs),
+            sample_every: given.sample_every.unwrap_or(self.sample_every),
+            checkpoint_every: given.checkpoint_every.unwrap_or(self.checkpoint_every),
+            ..self.clone()
+        })
+    }
+}
