@@ -11,12 +11,12 @@ use std::time::Instant;
 use crate::backend::{Backend, Clock};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::spec::StepPlan;
+use crate::model::StepPlan;
 use crate::model::ModelSpec;
 use crate::rng;
 use crate::train::GanState;
 
-pub use crate::model::spec::plan::matmul_flops;
+pub use crate::model::plan::matmul_flops;
 
 /// The matrix-product FLOPs of one training step as
 /// [`GanState::train_step`] records it: [`StepPlan::matmul_flops`].

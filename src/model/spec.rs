@@ -6,12 +6,8 @@
 
 use crate::error::{Error, Result};
 
-#[path = "plan.rs"]
-pub mod plan;
-#[path = "validate.rs"]
-mod validate;
-pub use plan::{MemoryEstimate, StepPlan};
-pub use validate::MAX_MODEL_BYTES;
+pub use super::plan::{MemoryEstimate, StepPlan};
+pub use super::validate::MAX_MODEL_BYTES;
 
 /// Which tutorial GAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use crate::backend::gpu::GpuBackend;
-use crate::model::spec::StepPlan;
 use crate::model::ModelSpec;
+use crate::model::StepPlan;
 
 /// Rejects a model whose buffers the adapter cannot hold, naming the flag:
 /// each network's flat parameter buffer and the largest activation buffer

@@ -29,7 +29,7 @@ use crate::eval::{ClassifierConfig, TrainingEvaluator};
 use crate::model::{ModelKind, ModelSpec, Overrides};
 use crate::output::OutputLock;
 use crate::stop::StopSignals;
-use crate::train::{EvalSchedule, TrainConfig};
+use crate::train::{CheckpointOptions, EvalSchedule, TrainConfig};
 pub use choice::{auto_gpu, gpu_api, new_gpu, BackendChoice, Chosen};
 pub use fit::check_gpu_fit;
 pub use recover::{is_device_lost, run_training, train_on, RunPlan};
@@ -112,12 +112,11 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
         sample_every,
         max_steps: settings.max_steps,
     };
-    // Reject impossible flags before any work starts (the trainer checks
-    // them again, for callers of the library that come without this).
+    // Reject impossible flags before any work starts, with the trainer's
+    // own checks (it runs them again for library callers that come without
+    // this).
     config.validate(dataset.count)?;
-    if checkpoint_every == 0 {
-        anyhow::bail!("invalid --checkpoint-every: must be at least 1");
-    }
+    CheckpointOptions::check_every(checkpoint_every)?;
     let eval = match settings.eval_every {
         Some(every) => {
             EvalSchedule::validate(every, settings.eval_count)?;

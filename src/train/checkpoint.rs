@@ -66,6 +66,14 @@ impl Default for CheckpointOptions {
 }
 
 impl CheckpointOptions {
+    /// Rejects a checkpoint interval no run can use (`--checkpoint-every 0`).
+    pub fn check_every(every: usize) -> Result<()> {
+        if every == 0 {
+            return Err(Error::config("--checkpoint-every", "must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// Whether the stop flag has been raised.
     pub fn stop_requested(&self) -> bool {
         self.stop
@@ -91,9 +99,7 @@ fn restore_network<B: Backend>(backend: &mut B, net: &Network, state: &NetworkSt
 impl<'a, B: Backend> Trainer<'a, B> {
     /// Writes a checkpoint every `every` epochs (at least 1; default 10).
     pub fn set_checkpoint_every(&mut self, every: usize) -> Result<()> {
-        if every == 0 {
-            return Err(Error::config("--checkpoint-every", "must be at least 1"));
-        }
+        CheckpointOptions::check_every(every)?;
         self.checkpoints.every = every;
         Ok(())
     }

@@ -5,7 +5,7 @@
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
-use crate::model::spec::StepPlan;
+use crate::model::StepPlan;
 use crate::model::ModelSpec;
 use crate::nn::Network;
 use crate::rng::stream;
