@@ -22,7 +22,6 @@ pub const MAX_COUNT: usize = 1_000_000;
 /// Rows the generator runs at once.
 const CHUNK_ROWS: usize = 256;
 /// Image side in pixels.
-const SIDE: usize = crate::data::MNIST_SIDE;
 
 /// The output file formats, chosen by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,13 +183,14 @@ pub fn write(
 ) -> Result<Format> {
     let format = Format::from_path(out)?;
     let n = request.count;
+    let (h, w) = (spec.image_rows, spec.image_cols);
     match format {
         Format::Png => {
             let (rows, cols) = request.grid_shape(spec);
-            grid::write_grid(out, images, SIDE, SIDE, rows, cols, 2)?
+            grid::write_grid(out, images, h, w, rows, cols, 2)?
         }
-        Format::Idx => export::write_idx(out, images, n, SIDE, SIDE)?,
-        Format::Npy => export::write_npy(out, images, n, SIDE, SIDE)?,
+        Format::Idx => export::write_idx(out, images, n, h, w)?,
+        Format::Npy => export::write_npy(out, images, n, h, w)?,
     }
     Ok(format)
 }

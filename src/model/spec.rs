@@ -4,6 +4,7 @@
 //! settings); flags override them via [`Overrides`] and
 //! [`ModelSpec::validate`] rejects impossible values.
 
+use crate::data::MNIST_SIDE;
 use crate::error::{Error, Result};
 
 pub use super::plan::{MemoryEstimate, StepPlan};
@@ -267,7 +268,10 @@ pub struct ModelSpec {
     pub noise_dim: usize,
     /// Number of classes fed as a one-hot label (0 for unconditional models).
     pub classes: usize,
-    /// Pixels per image (784 for 28x28).
+    /// The images' rows and columns (28 x 28 MNIST digits for every preset).
+    pub image_rows: usize,
+    pub image_cols: usize,
+    /// Pixels per image: `image_rows * image_cols`.
     pub image_pixels: usize,
     pub generator: NetworkSpec,
     pub discriminator: NetworkSpec,
@@ -296,7 +300,7 @@ pub struct Overrides {
     pub d_hidden: Option<Vec<usize>>,
 }
 
-const IMAGE_PIXELS: usize = 784;
+const IMAGE_PIXELS: usize = MNIST_SIDE * MNIST_SIDE;
 const DIGIT_CLASSES: usize = 10;
 
 impl ModelSpec {
@@ -413,6 +417,8 @@ impl ModelSpec {
             kind,
             noise_dim,
             classes,
+            image_rows: MNIST_SIDE,
+            image_cols: MNIST_SIDE,
             image_pixels: IMAGE_PIXELS,
             generator,
             discriminator,

@@ -24,7 +24,7 @@ use super::compare::{write_real_vs_generated, RealSamples};
 use super::grid::write_grid;
 use super::metrics::MetricsCsv;
 use super::plot::write_losses;
-use crate::data::{Dataset, MNIST_SIDE};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 use crate::report::{EpochReport, Observer, SampleGrid, GRID_SIDE};
@@ -39,6 +39,8 @@ pub const FINAL_FILE: &str = "final.png";
 /// What a run leaves besides its sample grids; see the module doc.
 pub struct RunRecord {
     out_dir: PathBuf,
+    /// The images' (rows, columns), from the model.
+    image_shape: (usize, usize),
     /// The sample grids written, in order.
     grids: Vec<PathBuf>,
     metrics: MetricsCsv,
@@ -54,10 +56,11 @@ impl RunRecord {
         let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
+            image_shape: (spec.image_rows, spec.image_cols),
             grids: Vec::new(),
             metrics: MetricsCsv::create(&out_dir.join(METRICS_FILE))?,
             reports: Vec::new(),
-            pictures: PictureWriter::start(out_dir, real, Vec::new())?,
+            pictures: PictureWriter::start(out_dir, spec, real, Vec::new())?,
         })
     }
 
@@ -86,9 +89,10 @@ impl RunRecord {
         let real = RealSamples::pick(data, spec.classes, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
+            image_shape: (spec.image_rows, spec.image_cols),
             grids: Vec::new(),
             metrics: MetricsCsv::append(&path)?,
-            pictures: PictureWriter::start(out_dir, real, reports.clone())?,
+            pictures: PictureWriter::start(out_dir, spec, real, reports.clone())?,
             reports,
         })
     }
@@ -141,8 +145,8 @@ impl Observer for RunRecord {
         }
         for name in names {
             let path = self.out_dir.join(name);
-            let side = MNIST_SIDE;
-            write_grid(&path, grid.images, side, side, GRID_SIDE, GRID_SIDE, 2)?;
+            let (rows, cols) = self.image_shape;
+            write_grid(&path, grid.images, rows, cols, GRID_SIDE, GRID_SIDE, 2)?;
             self.grids.push(path);
         }
         Ok(())
@@ -205,14 +209,19 @@ struct PictureWriter {
 }
 
 impl PictureWriter {
-    fn start(out_dir: &Path, real: RealSamples, reports: Vec<EpochReport>) -> Result<Self> {
+    fn start(
+        out_dir: &Path,
+        spec: &ModelSpec,
+        real: RealSamples,
+        reports: Vec<EpochReport>,
+    ) -> Result<Self> {
         let mut writer = PictureWriter {
             queue: None,
             thread: None,
             state: Some(Pictures {
                 out_dir: out_dir.to_path_buf(),
                 reports,
-                animation: Animation::new(MNIST_SIDE, GRID_SIDE),
+                animation: Animation::new(spec.image_rows, GRID_SIDE),
                 real,
             }),
             error: Arc::new(Mutex::new(None)),
