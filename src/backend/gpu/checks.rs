@@ -1,0 +1,92 @@
+//! Host-side checks of an op's arguments: a handle of another backend, a view
+//! outside its tensor, shapes that disagree. A failed check records the first
+//! misuse as the pending error (returned by the next flush, read or clock) and
+//! the op records nothing.
+
+use super::GpuBackend;
+use crate::backend::{Mat, Tensor};
+use crate::error::Error;
+use crate::model::LayerSlot;
+
+impl GpuBackend {
+    /// Records the first misuse; the op that found it records nothing.
+    pub(super) fn fail(&mut self, message: String) {
+        if self.pending_error.is_none() {
+            self.pending_error = Some(Error::Gpu(message));
+        }
+    }
+
+    /// Checks that a tensor handle belongs to this backend.
+    pub(super) fn check_tensor(&mut self, t: Tensor, op: &str, what: &str) -> bool {
+        match self.tensors.get(t.id as usize) {
+            Some(_) => true,
+            None => {
+                self.fail(format!("{op}: {what} is not a tensor of this backend"));
+                false
+            }
+        }
+    }
+
+    /// Checks that every element of the view lies inside its tensor.
+    pub(super) fn check_mat(&mut self, m: Mat, op: &str, what: &str) -> bool {
+        if !self.check_tensor(m.tensor, op, what) {
+            return false;
+        }
+        if m.rows == 0 || m.cols == 0 {
+            return true;
+        }
+        let last =
+            u64::from(m.offset) + u64::from(m.rows - 1) * u64::from(m.stride) + u64::from(m.cols);
+        if (m.rows > 1 && m.cols > m.stride) || last > u64::from(m.tensor.len) {
+            self.fail(format!(
+                "{op}: {what} ({} x {} at offset {}, stride {}) does not fit its tensor of {} elements",
+                m.rows, m.cols, m.offset, m.stride, m.tensor.len
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Checks a shape condition of an op.
+    pub(super) fn check(&mut self, ok: bool, op: &str, message: impl FnOnce() -> String) -> bool {
+        if !ok {
+            self.fail(format!("{op}: {}", message()));
+        }
+        ok
+    }
+
+    /// Checks a layer slot against its parameter tensor.
+    pub(super) fn check_layer(&mut self, params: Tensor, layer: LayerSlot, op: &str) -> bool {
+        if !self.check_tensor(params, op, "the parameter tensor") {
+            return false;
+        }
+        let end_w = layer.weight + layer.in_dim * layer.out_dim;
+        let end_b = layer.bias + layer.out_dim;
+        self.check(
+            end_w <= params.len as usize && end_b <= params.len as usize,
+            op,
+            || {
+                format!(
+                    "layer ({} -> {}, weight at {}, bias at {}) does not fit the {} parameters",
+                    layer.in_dim, layer.out_dim, layer.weight, layer.bias, params.len
+                )
+            },
+        )
+    }
+
+    /// Checks the (dy, y) pair of a backward op.
+    pub(super) fn check_backward(&mut self, dy: Mat, y: Mat, layer: LayerSlot, op: &str) -> bool {
+        self.check_mat(dy, op, "dy")
+            && self.check_mat(y, op, "y")
+            && self.check(
+                dy.rows == y.rows && dy.cols == y.cols && y.cols as usize == layer.out_dim,
+                op,
+                || {
+                    format!(
+                        "dy is {} x {} and y is {} x {}, the layer has {} outputs",
+                        dy.rows, dy.cols, y.rows, y.cols, layer.out_dim
+                    )
+                },
+            )
+    }
+}

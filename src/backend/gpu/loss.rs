@@ -1,0 +1,213 @@
+//! The ops at the end of a step's math: the losses (binary cross-entropy from
+//! logits, softmax cross-entropy), the Adam update, and the finite check that
+//! flags NaN or infinite values in a stats slot.
+
+use super::kernels::Kernel;
+use super::params::*;
+use super::record::Buf;
+use super::GpuBackend;
+use crate::backend::{CeSlots, LossSlots, Mat, Tensor};
+use crate::model::AdamSettings;
+
+impl GpuBackend {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_bce_with_logits(
+        &mut self,
+        logits: Mat,
+        dlogits: Mat,
+        split: u32,
+        target_first: f32,
+        target_second: f32,
+        weight: f32,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        let op = "bce_with_logits";
+        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
+        if !self.check_mat(logits, op, "logits")
+            || !self.check_mat(dlogits, op, "dlogits")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(
+                dlogits.rows == logits.rows && logits.cols >= 1 && dlogits.cols >= 1,
+                op,
+                || {
+                    format!(
+                        "logits are {} x {}, dlogits {} x {}",
+                        logits.rows, logits.cols, dlogits.rows, dlogits.cols
+                    )
+                },
+            )
+            || !self.check(
+                slot_ok(Some(slots.loss))
+                    && slot_ok(slots.prob_first)
+                    && slot_ok(slots.prob_second)
+                    && split <= logits.rows,
+                op,
+                || format!("stats slots {slots:?} or split {split} out of range"),
+            )
+        {
+            return;
+        }
+        let p = BceParams {
+            n: logits.rows,
+            split,
+            target_first,
+            target_second,
+            weight,
+            l_off: logits.offset,
+            l_stride: logits.stride,
+            d_off: dlogits.offset,
+            d_stride: dlogits.stride,
+            loss_slot: slots.loss,
+            first_slot: slots.prob_first.unwrap_or(NONE),
+            second_slot: slots.prob_second.unwrap_or(NONE),
+        };
+        self.dispatch(
+            Kernel::BceWithLogits,
+            Some(&p),
+            &[
+                Buf::Tensor(logits.tensor),
+                Buf::Tensor(dlogits.tensor),
+                Buf::Tensor(stats),
+            ],
+            (1, 1, 1),
+        );
+    }
+
+    pub(super) fn record_softmax_cross_entropy(
+        &mut self,
+        logits: Mat,
+        targets: Mat,
+        dlogits: Mat,
+        weight: f32,
+        stats: Tensor,
+        slots: CeSlots,
+    ) {
+        let op = "softmax_cross_entropy";
+        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
+        if !self.check_mat(logits, op, "logits")
+            || !self.check_mat(targets, op, "targets")
+            || !self.check_mat(dlogits, op, "dlogits")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(
+                (targets.rows, targets.cols) == (logits.rows, logits.cols)
+                    && (dlogits.rows, dlogits.cols) == (logits.rows, logits.cols),
+                op,
+                || {
+                    format!(
+                        "logits are {} x {}, targets {} x {}, dlogits {} x {}",
+                        logits.rows,
+                        logits.cols,
+                        targets.rows,
+                        targets.cols,
+                        dlogits.rows,
+                        dlogits.cols
+                    )
+                },
+            )
+            || !self.check(
+                slot_ok(Some(slots.loss)) && slot_ok(slots.correct),
+                op,
+                || format!("stats slots {slots:?} out of range"),
+            )
+        {
+            return;
+        }
+        let p = CeParams {
+            n: logits.rows,
+            classes: logits.cols,
+            l_off: logits.offset,
+            l_stride: logits.stride,
+            t_off: targets.offset,
+            t_stride: targets.stride,
+            d_off: dlogits.offset,
+            d_stride: dlogits.stride,
+            weight,
+            loss_slot: slots.loss,
+            correct_slot: slots.correct.unwrap_or(NONE),
+            pad: 0,
+        };
+        self.dispatch(
+            Kernel::SoftmaxCrossEntropy,
+            Some(&p),
+            &[
+                Buf::Tensor(logits.tensor),
+                Buf::Tensor(targets.tensor),
+                Buf::Tensor(dlogits.tensor),
+                Buf::Tensor(stats),
+            ],
+            (1, 1, 1),
+        );
+    }
+
+    pub(super) fn record_adam_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        m: Tensor,
+        v: Tensor,
+        adam: AdamSettings,
+    ) {
+        let op = "adam_update";
+        if !self.check_tensor(params, op, "params")
+            || !self.check_tensor(grads, op, "grads")
+            || !self.check_tensor(m, op, "m")
+            || !self.check_tensor(v, op, "v")
+            || !self.check(
+                grads.len == params.len && m.len == params.len && v.len == params.len,
+                op,
+                || {
+                    format!(
+                        "lengths differ: params {}, grads {}, m {}, v {}",
+                        params.len, grads.len, m.len, v.len
+                    )
+                },
+            )
+        {
+            return;
+        }
+        let p = AdamParams {
+            len: params.len,
+            lr: adam.lr,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            pad: [0; 3],
+        };
+        self.dispatch_1d(
+            Kernel::AdamUpdate,
+            &p,
+            &[
+                Buf::Clock,
+                Buf::Tensor(params),
+                Buf::Tensor(grads),
+                Buf::Tensor(m),
+                Buf::Tensor(v),
+            ],
+            u64::from(params.len),
+        );
+    }
+
+    pub(super) fn record_finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {
+        let op = "finite_check";
+        if !self.check_tensor(t, op, "values")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(slot < stats.len, op, || {
+                format!("slot {slot} is outside the stats tensor of {}", stats.len)
+            })
+        {
+            return;
+        }
+        let p = FiniteParams {
+            len: t.len,
+            slot,
+            pad: [0; 2],
+        };
+        self.dispatch_1d(
+            Kernel::FiniteCheck,
+            &p,
+            &[Buf::Tensor(t), Buf::Tensor(stats)],
+            u64::from(t.len),
+        );
+    }
+}
