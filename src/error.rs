@@ -77,6 +77,57 @@ pub enum Error {
     /// The stop-signal handlers could not be installed (see [`crate::stop`]).
     #[error("installing the SIGINT/SIGTERM/SIGHUP handlers: {0}")]
     Signal(String),
+
+    /// Writing to stdout failed: a reader that went away is a broken pipe
+    /// (see [`crate::print`]).
+    #[error("writing to stdout: {0}")]
+    Stdout(#[source] std::io::Error),
+
+    /// A command was given what it cannot run with, in a message of its own.
+    #[error("{0}")]
+    Usage(String),
+
+    /// `source`, with what was being done or the flag it concerns in front:
+    /// `--backend vulkan: GPU: no Vulkan adapter found ...`.
+    #[error("{context}: {source}")]
+    Context { context: String, source: Box<Error> },
+}
+
+impl Error {
+    /// Whether the GPU device was lost (the run may continue on a new one),
+    /// under any context.
+    pub fn is_device_lost(&self) -> bool {
+        match self {
+            Error::DeviceLost { .. } => true,
+            Error::Context { source, .. } => source.is_device_lost(),
+            _ => false,
+        }
+    }
+}
+
+/// Puts what was being done in front of an error, as `anyhow`'s `context`
+/// does at the edge.
+pub trait ResultExt<T> {
+    /// The error, with `context` in front.
+    fn context(self, context: impl Into<String>) -> Result<T>;
+    /// The error, with `context()` in front (built only on an error).
+    fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context(self, context: impl Into<String>) -> Result<T> {
+        self.map_err(|source| Error::Context {
+            context: context.into(),
+            source: Box::new(source),
+        })
+    }
+
+    fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|source| Error::Context {
+            context: context().into(),
+            source: Box::new(source),
+        })
+    }
 }
 
 /// An I/O error in words; a full disk (or quota) is named as such, so the

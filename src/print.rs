@@ -3,19 +3,21 @@
 //! closed terminal, a killed `tee`); these macros return or drop the error
 //! instead.
 //!
-//! - [`outln!`] writes a line to stdout and returns its `io::Result`: the short
+//! - [`outln!`] writes a line to stdout and returns a `Result` whose error is
+//!   [`Error::Stdout`](crate::Error::Stdout): the short
 //!   commands pass it up with `?`, and the binary ends them quietly on a
 //!   broken pipe ([`is_broken_pipe`]); a training run ignores it and keeps
 //!   training.
 //! - [`errln!`] writes a line to stderr and drops any error: where stderr is
 //!   gone, nothing is printed.
 
-/// `println!` that returns the write's `std::io::Result<()>` instead of panicking.
+/// `println!` that returns `Result<(), gan_gpu::Error>` (a failed write is
+/// [`Error::Stdout`](crate::Error::Stdout)) instead of panicking.
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        writeln!(::std::io::stdout().lock(), $($arg)*)
+        writeln!(::std::io::stdout().lock(), $($arg)*).map_err($crate::Error::Stdout)
     }};
 }
 

@@ -21,7 +21,6 @@ pub const DEFAULT_COUNT: usize = 100;
 pub const MAX_COUNT: usize = 1_000_000;
 /// Rows the generator runs at once.
 const CHUNK_ROWS: usize = 256;
-/// Image side in pixels.
 
 /// The output file formats, chosen by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

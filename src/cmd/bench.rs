@@ -51,7 +51,7 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    gan_gpu::run::bench::bench(&BenchSettings {
+    let settings = BenchSettings {
         backend: args.backend,
         model: args.model,
         batch_size: args.batch_size,
@@ -63,5 +63,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         steps_per_submit: args.steps_per_submit,
         profile: args.profile,
         matmul: args.matmul,
-    })
+    };
+    Ok(gan_gpu::run::bench::bench(&settings)?)
 }

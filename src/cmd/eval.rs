@@ -35,7 +35,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
-    gan_gpu::run::eval::eval(&EvalSettings {
+    let settings = EvalSettings {
         checkpoint: args.checkpoint,
         images: args.images,
         labels: args.labels,
@@ -43,5 +43,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         backend: args.backend,
         classifier: args.classifier,
         data: args.data,
-    })
+    };
+    Ok(gan_gpu::run::eval::eval(&settings)?)
 }

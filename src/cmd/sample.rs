@@ -32,12 +32,13 @@ pub struct SampleArgs {
 }
 
 pub fn sample(args: SampleArgs) -> Result<()> {
-    gan_gpu::run::sample::sample(&SampleSettings {
+    let settings = SampleSettings {
         checkpoint: args.checkpoint,
         count: args.n,
         label: args.label,
         seed: args.seed,
         backend: args.backend,
         out: args.out,
-    })
+    };
+    Ok(gan_gpu::run::sample::sample(&settings)?)
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use crate::error::{Error, Result};
 
 use super::choice::{self, gpu_api, BackendChoice, Chosen};
 use crate::backend::cpu::CpuBackend;
@@ -46,19 +46,22 @@ pub struct BenchSettings {
 /// (without `--profile`) the CPU path.
 pub fn bench(args: &BenchSettings) -> Result<()> {
     if args.steps == 0 {
-        anyhow::bail!("invalid --steps: must be at least 1");
+        return Err(Error::config("--steps", "must be at least 1"));
     }
     if args.sync_every == Some(0) {
-        anyhow::bail!("invalid --sync-every: must be at least 1");
+        return Err(Error::config("--sync-every", "must be at least 1"));
     }
     if args.profile == Some(0) {
-        anyhow::bail!("invalid --profile: must be at least 1 step");
+        return Err(Error::config("--profile", "must be at least 1 step"));
     }
     if args.profile.is_some() && gpu_api(args.backend).is_none() {
-        anyhow::bail!("invalid --profile: it times GPU dispatches, and --backend cpu has none");
+        return Err(Error::config(
+            "--profile",
+            "it times GPU dispatches, and --backend cpu has none",
+        ));
     }
     if args.steps_per_submit == Some(0) {
-        anyhow::bail!("invalid --steps-per-submit: must be at least 1");
+        return Err(Error::config("--steps-per-submit", "must be at least 1"));
     }
     let spec = ModelSpec::build(
         args.model,
@@ -124,10 +127,10 @@ fn run<B: Backend>(
         steps: args.steps,
         sync_every: args.sync_every,
     };
-    Ok(bench::time_steps(backend, spec, dataset, plan, name)?)
+    bench::time_steps(backend, spec, dataset, plan, name)
 }
 
-fn print_report(r: &BenchReport) -> std::io::Result<()> {
+fn print_report(r: &BenchReport) -> Result<()> {
     crate::outln!(
         "{:.3} ms/step  {:.1} steps/s  {:.2} GFLOP/s (matmul)",
         r.ms_per_step(),
@@ -146,7 +149,7 @@ fn print_report(r: &BenchReport) -> std::io::Result<()> {
     crate::outln!("{}", r.summary_line())
 }
 
-fn print_profile(p: &bench::StepProfile) -> std::io::Result<()> {
+fn print_profile(p: &bench::StepProfile) -> Result<()> {
     crate::outln!(
         "profile: {} steps, GPU timestamps around each dispatch (medians per position)",
         p.steps

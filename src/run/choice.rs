@@ -1,7 +1,7 @@
 //! Where a command's tensor ops run: the `--backend` choice, and the policy of
 //! `auto` (a hardware GPU adapter, else the CPU path, with a notice saying why).
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result, ResultExt};
 
 use crate::backend::gpu::{GpuApi, GpuBackend, GpuOptions};
 use crate::errln;
@@ -157,7 +157,8 @@ pub fn open(
             }
         }
         choice => {
-            let api = gpu_api(choice).context("a GPU backend")?;
+            let api = gpu_api(choice)
+                .ok_or_else(|| Error::Usage(format!("{}: not a GPU backend", choice.name())))?;
             let options = options(api);
             Chosen::Gpu(Box::new(new_gpu(&options)?), options)
         }

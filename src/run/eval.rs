@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
 
 use super::choice::{self, BackendChoice, Chosen};
 use crate::backend::cpu::CpuBackend;
@@ -38,7 +38,10 @@ pub struct EvalSettings {
 /// any classifier work.
 pub fn eval(opts: &EvalSettings) -> Result<()> {
     if opts.n == Some(0) {
-        bail!("invalid --n: must be at least 2 (a covariance needs two images)");
+        return Err(Error::config(
+            "--n",
+            "must be at least 2 (a covariance needs two images)",
+        ));
     }
     // Read and check the inputs before any classifier work.
     let EvalInput {
@@ -53,12 +56,14 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             let labels = opts.labels.as_deref().map(read_labels).transpose()?;
             if let (Some(l), Some(path)) = (&labels, &opts.labels) {
                 if l.len() != count {
-                    bail!(
-                        "{}: {} labels for the {count} images of {}",
-                        path.display(),
-                        l.len(),
-                        images_path.display()
-                    );
+                    return Err(Error::data(
+                        path,
+                        format!(
+                            "{} labels for the {count} images of {}",
+                            l.len(),
+                            images_path.display()
+                        ),
+                    ));
                 }
             }
             EvalInput {
@@ -68,11 +73,18 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
                 source: images_path.display().to_string(),
             }
         }
-        (None, None) => bail!("pass --images FILE or --checkpoint PATH"),
+        (None, None) => {
+            return Err(Error::Usage(
+                "pass --images FILE or --checkpoint PATH".into(),
+            ))
+        }
     };
     if let Some(n) = opts.n {
         if n > count {
-            bail!("invalid --n: {n} images asked for, {source} holds {count}");
+            return Err(Error::config(
+                "--n",
+                format!("{n} images asked for, {source} holds {count}"),
+            ));
         }
         count = n;
         images.truncate(n * eval::classifier::PIXELS);
@@ -81,7 +93,9 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
         }
     }
     if count < 2 {
-        bail!("{source}: {count} image(s); the FID needs at least 2");
+        return Err(Error::Usage(format!(
+            "{source}: {count} image(s); the FID needs at least 2"
+        )));
     }
     let data_dir = opts.data.clone().unwrap_or_else(data::bundled_dir);
     let split = data::load_mnist(&data_dir)?;
@@ -154,16 +168,18 @@ fn is_npy(path: &Path) -> bool {
 /// Images from `.npy` or IDX (by extension: `.npy`, else IDX).
 fn read_images(path: &Path) -> Result<(usize, Vec<u8>)> {
     if is_npy(path) {
-        return Ok(npy::read_images(path)?);
+        return npy::read_images(path);
     }
     let images = idx::read_images(path)?;
-    if (images.rows, images.cols) != (28, 28) {
-        bail!(
-            "{}: images are {}x{}; the classifier reads 28x28",
-            path.display(),
-            images.rows,
-            images.cols
-        );
+    let side = crate::data::MNIST_SIDE;
+    if (images.rows, images.cols) != (side, side) {
+        return Err(Error::data(
+            path,
+            format!(
+                "images are {}x{}; the classifier reads {side}x{side}",
+                images.rows, images.cols
+            ),
+        ));
     }
     Ok((images.count, images.pixels))
 }
@@ -176,11 +192,10 @@ fn read_labels(path: &Path) -> Result<Vec<u8>> {
         idx::read_labels(path)?
     };
     if let Some(i) = labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
-        bail!(
-            "{}: label {} at index {i} is not a digit 0 to 9",
-            path.display(),
-            labels[i]
-        );
+        return Err(Error::data(
+            path,
+            format!("label {} at index {i} is not a digit 0 to 9", labels[i]),
+        ));
     }
     Ok(labels)
 }
@@ -235,7 +250,7 @@ impl Job {
     }
 }
 
-fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> std::io::Result<()> {
+fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> Result<()> {
     crate::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
     crate::outln!(
         "{:<22} {:>14} {:>14}",

@@ -1,6 +1,6 @@
 //! Whether a model's buffers fit a GPU adapter's limits.
 
-use anyhow::Result;
+use crate::error::{Error, Result};
 
 use crate::backend::gpu::GpuBackend;
 use crate::model::ModelSpec;
@@ -35,15 +35,18 @@ pub fn check_gpu_fit(gpu: &GpuBackend, spec: &ModelSpec) -> Result<()> {
     ];
     for (flag, what, bytes) in needs {
         if bytes > max {
-            anyhow::bail!(
-                "invalid {flag}: {what} need {bytes} bytes, over the {max}-byte buffer limit of \
-                 adapter {} ({}; max_storage_buffer_binding_size {}, max_buffer_size {}); \
-                 use smaller widths or --backend cpu",
-                info.name,
-                info.backend.to_str(),
-                limits.max_storage_buffer_binding_size,
-                limits.max_buffer_size
-            );
+            return Err(Error::config(
+                flag,
+                format!(
+                    "{what} need {bytes} bytes, over the {max}-byte buffer limit of \
+                     adapter {} ({}; max_storage_buffer_binding_size {}, max_buffer_size {}); \
+                     use smaller widths or --backend cpu",
+                    info.name,
+                    info.backend.to_str(),
+                    limits.max_storage_buffer_binding_size,
+                    limits.max_buffer_size
+                ),
+            ));
         }
     }
     Ok(())

@@ -17,14 +17,13 @@ pub mod sample;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-
 use crate::backend::cpu::CpuBackend;
 use crate::backend::fault::Fault;
 use crate::backend::gpu::GpuOptions;
 use crate::checkpoint::{Checkpoint, ResumeFlags};
 use crate::data;
 use crate::errln;
+use crate::error::Result;
 use crate::eval::{ClassifierConfig, TrainingEvaluator};
 use crate::model::{ModelKind, ModelSpec, Overrides};
 use crate::output::OutputLock;
@@ -192,5 +191,5 @@ pub fn training_evaluator(
             )
         },
     )?;
-    Ok(TrainingEvaluator::new(classifier, &test)?)
+    TrainingEvaluator::new(classifier, &test)
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result, ResultExt};
 
 use super::RunEnd;
 use crate::backend::fault::{Fault, FaultyBackend};
@@ -30,13 +30,8 @@ pub struct RunPlan {
 }
 
 /// Whether the GPU device was lost (the run may continue on a new one).
-pub fn is_device_lost(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<crate::Error>(),
-            Some(crate::Error::DeviceLost { .. })
-        )
-    })
+pub fn is_device_lost(error: &Error) -> bool {
+    error.is_device_lost()
 }
 
 /// Runs the training on backends from `make`; `fault` (a test hook, see
@@ -166,7 +161,10 @@ pub fn run_training<B: Backend>(
     let pictures = record.finish();
     let summary = result?;
     pictures?;
-    let last = record.grids().last().context("no samples written")?;
+    let last = record
+        .grids()
+        .last()
+        .ok_or_else(|| Error::Usage("no samples written".into()))?;
     let _ = outln!("{} steps; samples in {}", summary.steps, last.display());
     let files: Vec<String> = record
         .files()
@@ -177,7 +175,9 @@ pub fn run_training<B: Backend>(
     if let Some((dispatches, submits)) = summary.work_per_step() {
         let _ = outln!("GPU work per step: {dispatches:.1} dispatches, {submits:.3} submits");
     }
-    let checkpoint = summary.checkpoint.context("no checkpoint written")?;
+    let checkpoint = summary
+        .checkpoint
+        .ok_or_else(|| Error::Usage("no checkpoint written".into()))?;
     if summary.interrupted {
         let signal = plan.stop.received();
         errln!(

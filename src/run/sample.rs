@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use crate::error::Result;
 
 use super::choice::{self, BackendChoice, Chosen};
 use crate::backend::cpu::CpuBackend;
