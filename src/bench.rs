@@ -11,8 +11,8 @@ use std::time::Instant;
 use crate::backend::{Backend, Clock};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::StepPlan;
 use crate::model::ModelSpec;
+use crate::model::StepPlan;
 use crate::rng;
 use crate::train::GanState;
 

@@ -5,8 +5,8 @@
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
-use crate::model::StepPlan;
 use crate::model::ModelSpec;
+use crate::model::StepPlan;
 use crate::nn::Network;
 use crate::rng::stream;
 
