@@ -3,12 +3,12 @@
 //! closed terminal, a killed `tee`); these macros return or drop the error
 //! instead.
 //!
-//! - [`outln!`] writes a line to stdout and returns a `Result` whose error is
+//! - [`outln!`](crate::outln) writes a line to stdout and returns a `Result` whose error is
 //!   [`Error::Stdout`](crate::Error::Stdout): the short
 //!   commands pass it up with `?`, and the binary ends them quietly on a
 //!   broken pipe ([`is_broken_pipe`]); a training run ignores it and keeps
 //!   training.
-//! - [`errln!`] writes a line to stderr and drops any error: where stderr is
+//! - [`errln!`](crate::errln) writes a line to stderr and drops any error: where stderr is
 //!   gone, nothing is printed.
 
 /// `println!` that returns `Result<(), gan_gpu::Error>` (a failed write is
