@@ -21,21 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// A data directory of 40 28x28 images (10 steps of batch 4 per epoch).
 fn data_dir(root: &Path) -> PathBuf {
-    let dir = root.join("data");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (prefix, n) in [("train", 40u32), ("t10k", 10)] {
-        let mut images = vec![0, 0, 8, 3];
-        for d in [n, 28, 28] {
-            images.extend_from_slice(&d.to_be_bytes());
-        }
-        images.extend((0..n * 784).map(|i| (i * 37 % 251) as u8));
-        let mut labels = vec![0, 0, 8, 1];
-        labels.extend_from_slice(&n.to_be_bytes());
-        labels.extend((0..n).map(|i| (i % 10) as u8));
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
-    }
-    dir
+    common::idx_data_dir(root, 40, 10)
 }
 
 fn gan_gpu(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -5,6 +5,8 @@
 //! failures everywhere), a second run into a live run's folder, `kill -9` at
 //! random moments, and paths of the wrong kind.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,30 +27,20 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 /// A data directory of `train` 28x28 training images and 100 test images.
 fn data_dir(root: &Path, train: u32) -> PathBuf {
-    let dir = root.join("data");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (prefix, n) in [("train", train), ("t10k", 100)] {
-        let mut images = vec![0, 0, 8, 3];
-        for d in [n, 28, 28] {
-            images.extend_from_slice(&d.to_be_bytes());
-        }
-        images.extend((0..n * 784).map(|i| (i * 37 % 251) as u8));
-        let mut labels = vec![0, 0, 8, 1];
-        labels.extend_from_slice(&n.to_be_bytes());
-        labels.extend((0..n).map(|i| (i % 10) as u8));
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
-    }
-    dir
+    common::idx_data_dir(root, train, 100)
 }
 
 /// A small CPU training run into `out`: batch 4 of tiny networks (10 steps
 /// an epoch on 40 images), a checkpoint every epoch.
 fn train_args(data: &Path, out: &Path, epochs: usize, hidden: usize) -> Vec<String> {
     let hidden = hidden.to_string();
-    [
+    strings(&[
         "train",
         "--backend",
         "cpu",
@@ -70,10 +62,7 @@ fn train_args(data: &Path, out: &Path, epochs: usize, hidden: usize) -> Vec<Stri
         "1",
         "--sample-every",
         "1000000",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    ])
 }
 
 fn run(args: &[String], env: &[(&str, &str)]) -> Output {
@@ -249,7 +238,6 @@ fn a_closed_stdout_or_stderr_never_panics() {
     let root = temp_dir("pipes");
     let data = data_dir(&root, 200);
     let out = root.join("run");
-    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
     // Training keeps going and saves, whichever stream is gone.
     for (close_out, close_err) in [(true, false), (false, true), (true, true)] {
@@ -343,7 +331,7 @@ fn lost_nothing(o: &Output, out: &Path, before: &Checkpoint) -> Checkpoint {
 }
 
 fn resume_args(data: &Path, checkpoint: &Path, epochs: usize) -> Vec<String> {
-    [
+    strings(&[
         "train",
         "--backend",
         "cpu",
@@ -354,10 +342,7 @@ fn resume_args(data: &Path, checkpoint: &Path, epochs: usize) -> Vec<String> {
         "--epochs",
         &epochs.to_string(),
         "--quiet",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    ])
 }
 
 #[test]
@@ -399,7 +384,7 @@ fn a_full_disk_is_named_and_keeps_the_last_checkpoint() {
     // The classifier cache of `eval` and the files of `sample`.
     let images = root.join("images.npy");
     let sample = |path: &Path| {
-        [
+        strings(&[
             "sample",
             "--backend",
             "cpu",
@@ -409,10 +394,7 @@ fn a_full_disk_is_named_and_keeps_the_last_checkpoint() {
             "20",
             "--out",
             s(path),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
+        ])
     };
     let line = one_line_error(&run(&sample(&images), &full));
     assert!(
@@ -421,7 +403,7 @@ fn a_full_disk_is_named_and_keeps_the_last_checkpoint() {
     );
     assert!(run(&sample(&images), &[]).status.success());
     let cache = root.join("classifier.bin");
-    let eval: Vec<String> = [
+    let eval: Vec<String> = strings(&[
         "eval",
         "--backend",
         "cpu",
@@ -431,10 +413,7 @@ fn a_full_disk_is_named_and_keeps_the_last_checkpoint() {
         s(&data),
         "--classifier",
         s(&cache),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    ]);
     let line = one_line_error(&run(&eval, &full));
     assert!(
         line.contains("classifier.bin") && line.contains("the disk is full"),

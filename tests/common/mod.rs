@@ -1,5 +1,6 @@
-//! Shared helpers of the GPU tests: opening a GPU backend on the APIs under
-//! test, skipping when there is no adapter, and failing instead when `CI=true`
+//! Shared helpers of the tests: a small MNIST-format data folder
+//! ([`idx_data_dir`]), and opening a GPU backend on the APIs under test,
+//! skipping when there is no adapter, and failing instead when `CI=true`
 //! (a GPU test that silently skips in CI is a test that does not exist).
 //!
 //! `GAN_GPU_TEST_API` picks the APIs: a comma list of `vulkan`, `gl`, `metal`,
@@ -7,6 +8,8 @@
 //! adapter), and [`gpu_backends`] runs on Vulkan and GL, each if present.
 
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 
 use gan_gpu::backend::gpu::{GpuApi, GpuBackend};
 
@@ -86,4 +89,24 @@ pub fn gpu_backends() -> Vec<(GpuApi, GpuBackend)> {
 pub fn gpu_test_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `root/data`: an MNIST-format folder of `train` training and `test` test
+/// images (28x28, a fixed byte pattern) with labels cycling through 0-9.
+pub fn idx_data_dir(root: &Path, train: u32, test: u32) -> PathBuf {
+    let dir = root.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut images = vec![0, 0, 8, 3];
+        for d in [n, 28, 28] {
+            images.extend_from_slice(&d.to_be_bytes());
+        }
+        images.extend((0..n * 784).map(|i| (i * 37 % 251) as u8));
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend_from_slice(&n.to_be_bytes());
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    dir
 }
