@@ -9,6 +9,7 @@
 //! in the backend's [`Clock`], advanced by [`Backend::end_step`], so a step
 //! uploads nothing.
 
+pub mod conv_params;
 pub mod cpu;
 pub mod fault;
 pub mod gpu;

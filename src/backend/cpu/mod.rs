@@ -4,6 +4,8 @@
 //! Matrix products go through `matrixmultiply::sgemm`, which reads strided
 //! (and so transposed) operands in place.
 
+pub mod batch_norm;
+pub mod conv;
 mod ops;
 
 use std::borrow::Cow;
