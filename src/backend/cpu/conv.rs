@@ -22,10 +22,10 @@
 
 use crate::backend::conv_params::{Conv2dParams, ConvTranspose2dParams};
 
-/// c `[m, n]` (+)= a `[m, k]` b `[k, n]` through `matrixmultiply::sgemm`.
-/// `a` and `b` are given with their (row, column) strides, so a transposed
-/// operand is read in place by swapping them; `c` is dense row-major.
-/// `beta` is 0 (overwrite) or 1 (accumulate).
+/// c `[m, n]` (+)= a `[m, k]` b `[k, n]`, with `c` dense row-major: the
+/// CPU backend's one strided product ([`super::ops::gemm`]); `a` and `b` are
+/// given with their (row, column) strides, so a transposed operand is read
+/// in place by swapping them. `beta` is 0 (overwrite) or 1 (accumulate).
 fn gemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
@@ -35,37 +35,16 @@ fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    assert!(m > 0 && k > 0 && n > 0, "gemm: empty product");
-    // The last element each operand touches must be inside its slice.
-    assert!(
-        (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
-        "gemm: A out of bounds"
+    super::ops::gemm(
+        (m, k, n),
+        a,
+        (0, a_rs, a_cs),
+        b,
+        (0, b_rs, b_cs),
+        beta,
+        c,
+        (0, n, 1),
     );
-    assert!(
-        (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
-        "gemm: B out of bounds"
-    );
-    assert!(m * n <= c.len(), "gemm: C out of bounds");
-    // SAFETY: the asserts above keep every index sgemm forms inside the slices,
-    // and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_rs as isize,
-            a_cs as isize,
-            b.as_ptr(),
-            b_rs as isize,
-            b_cs as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
 }
 
 /// The input coordinate under output coordinate `o` and kernel offset `kk`,

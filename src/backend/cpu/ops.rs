@@ -9,7 +9,7 @@ use crate::rng;
 /// given by its base slice offset and its row and column strides. m x k times
 /// k x n into m x n. `beta` is 0 (overwrite) or 1 (accumulate).
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub(super) fn gemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
     (a_off, a_rs, a_cs): (usize, usize, usize),
