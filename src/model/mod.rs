@@ -5,12 +5,14 @@
 //! ([`inputs`]).
 
 pub mod inputs;
+pub mod layers;
 pub mod layout;
 pub mod plan;
 pub mod spec;
 mod validate;
 
 pub use inputs::{generator_inputs, images_from_outputs, EVAL_NOISE_STEP, SAMPLE_NOISE_STEP};
+pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
 pub use spec::{
