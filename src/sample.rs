@@ -128,6 +128,37 @@ pub fn generator_inputs(
     )
 }
 
+/// The generator noise of `--noise`: a float32 `.npy` of shape
+/// (N, noise dim), every value finite; returns N and the values row by row.
+pub fn read_noise(path: &Path, spec: &ModelSpec) -> Result<(usize, Vec<f32>)> {
+    let array = crate::data::npy::read_f32(path)?;
+    let bad = |problem: String| Error::data(path, problem);
+    let rows = match array.shape.as_slice() {
+        [n, d] if *d == spec.noise_dim => *n,
+        shape => {
+            return Err(bad(format!(
+                "shape {shape:?}: expected (N, {}), the {} model's noise width",
+                spec.noise_dim,
+                spec.kind.name()
+            )))
+        }
+    };
+    if rows == 0 || rows > MAX_COUNT {
+        return Err(bad(format!(
+            "{rows} rows: between 1 and {MAX_COUNT} are read"
+        )));
+    }
+    if let Some(i) = array.data.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "value {} at row {}, column {} is not finite",
+            array.data[i],
+            i / spec.noise_dim,
+            i % spec.noise_dim
+        )));
+    }
+    Ok((rows, array.data))
+}
+
 /// Runs the checkpoint's generator on `backend` and returns `count` images
 /// of 28x28 bytes in MNIST polarity. `path` names the checkpoint in errors.
 pub fn generate<B: Backend>(
@@ -136,8 +167,34 @@ pub fn generate<B: Backend>(
     path: &Path,
     request: &SampleRequest,
 ) -> Result<Vec<u8>> {
+    generate_with_noise(backend, saved, path, request, None)
+}
+
+/// [`generate`], the noise of image `i` taken from row `i` of `noise`
+/// ([`read_noise`], at least `request.count` rows) where it is given, else
+/// from the counter generator with `request.seed`.
+pub fn generate_with_noise<B: Backend>(
+    backend: &mut B,
+    saved: &Checkpoint,
+    path: &Path,
+    request: &SampleRequest,
+    noise: Option<&[f32]>,
+) -> Result<Vec<u8>> {
     let spec = saved.spec(path)?;
     request.validate(&spec)?;
+    if let Some(noise) = noise {
+        if noise.len() < request.count * spec.noise_dim {
+            return Err(Error::config(
+                "--noise",
+                format!(
+                    "{} values are fewer than {} images of {}",
+                    noise.len(),
+                    request.count,
+                    spec.noise_dim
+                ),
+            ));
+        }
+    }
     let rows = request.count.min(CHUNK_ROWS);
     let generator = Network::new(backend, &spec.generator, rows, request.seed, 0)?;
     if saved.generator.params.len() != generator.layout.len {
@@ -154,7 +211,12 @@ pub fn generate<B: Backend>(
     let mut first = 0;
     while first < request.count {
         let n = rows.min(request.count - first);
-        let mut values = generator_inputs(&spec, request, first, n);
+        let mut values = match noise {
+            Some(noise) => model::generator_inputs_from(&spec, noise, first, n, |i| {
+                request.label_of(i, spec.classes)
+            }),
+            None => generator_inputs(&spec, request, first, n),
+        };
         values.resize(rows * width, 0.0);
         backend.write(input, &values)?;
         generator.forward(

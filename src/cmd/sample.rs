@@ -7,16 +7,19 @@ use clap::Args;
 
 use gan_gpu::run::sample::SampleSettings;
 use gan_gpu::run::BackendChoice;
-use gan_gpu::sample;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// The checkpoint whose generator draws the images.
     #[arg(long, value_name = "PATH")]
     checkpoint: PathBuf,
-    /// Number of images.
-    #[arg(long, value_name = "N", default_value_t = sample::DEFAULT_COUNT)]
-    n: usize,
+    /// Number of images [default: 100, or every row of --noise].
+    #[arg(long, value_name = "N")]
+    n: Option<usize>,
+    /// The generator's noise, from a float32 .npy of shape (N, noise dim), instead of --seed's:
+    /// feed the same z to gan-gpu and PyTorch, or walk the latent space.
+    #[arg(long, value_name = "FILE.npy", conflicts_with = "seed")]
+    noise: Option<PathBuf>,
     /// Digit (0-9) of every image, for conditional models [default: rows of ten cycle through 0-9].
     #[arg(long, value_name = "D")]
     label: Option<usize>,
@@ -35,6 +38,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let settings = SampleSettings {
         checkpoint: args.checkpoint,
         count: args.n,
+        noise: args.noise,
         label: args.label,
         seed: args.seed,
         backend: args.backend,

@@ -1,12 +1,13 @@
 //! A strict reader for NumPy `.npy` files of unsigned bytes: images
 //! `(N, 28, 28)` or `(N, 784)` and labels `(N,)`, as `gan-gpu sample` writes
-//! them and `numpy.save` writes `uint8` arrays.
+//! them and `numpy.save` writes `uint8` arrays; and of little-endian
+//! `float32` arrays (`'<f4'`), the generator noise of `gan-gpu sample --noise`.
 //!
 //! Format: the magic `\x93NUMPY`, a version byte pair (1.0: a u16 header
 //! length; 2.0: a u32 one), then an ASCII Python dict literal such as
 //! `{'descr': '|u1', 'fortran_order': False, 'shape': (N, 28, 28), }` padded
 //! with spaces to a 64-byte boundary, then the elements. Only `descr` `'|u1'`
-//! and `fortran_order` `False` are accepted, the data must be exactly as
+//! (or `'<f4'` where floats are read) and `fortran_order` `False` are accepted, the data must be exactly as
 //! long as the shape says, and nothing is allocated beyond the file's own
 //! size (checked before reading). Every error is one line naming the file.
 
@@ -57,8 +58,51 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// A parsed `.npy` array of `float32`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyF32 {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Reads an `.npy` file of little-endian `float32`.
+pub fn read_f32(path: &Path) -> Result<NpyF32> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_f32(&bytes).map_err(|problem| Error::data(path, problem))
+}
+
+/// Parses the bytes of an `.npy` file of little-endian `float32`.
+pub fn parse_f32(bytes: &[u8]) -> std::result::Result<NpyF32, String> {
+    let (shape, data) = parse(bytes, "<f4", 4, "only float32 ('<f4') arrays are read here")?;
+    let data = data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok(NpyF32 { shape, data })
+}
+
 /// Parses the bytes of an `.npy` file of `uint8`.
 pub fn parse_u8(bytes: &[u8]) -> std::result::Result<NpyBytes, String> {
+    let (shape, data) = parse(
+        bytes,
+        "|u1",
+        1,
+        "only uint8 ('|u1') images and labels are read",
+    )?;
+    Ok(NpyBytes {
+        shape,
+        data: data.to_vec(),
+    })
+}
+
+/// The shape and data bytes of an `.npy` file whose elements are `descr`,
+/// `size` bytes each; another element type is an error saying `only`.
+fn parse<'a>(
+    bytes: &'a [u8],
+    descr: &str,
+    size: usize,
+    only: &str,
+) -> std::result::Result<(Vec<usize>, &'a [u8]), String> {
     if bytes.len() < 8 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -95,12 +139,8 @@ pub fn parse_u8(bytes: &[u8]) -> std::result::Result<NpyBytes, String> {
             .ok_or_else(|| format!("the header has no '{key}'"))
     };
     match get("descr")? {
-        Value::Str(d) if d == "|u1" => {}
-        Value::Str(d) => {
-            return Err(format!(
-                "element type '{d}': only uint8 ('|u1') images and labels are read"
-            ))
-        }
+        Value::Str(d) if d == descr => {}
+        Value::Str(d) => return Err(format!("element type '{d}': {only}")),
         _ => return Err("'descr' is not a string".into()),
     }
     match get("fortran_order")? {
@@ -114,7 +154,7 @@ pub fn parse_u8(bytes: &[u8]) -> std::result::Result<NpyBytes, String> {
     };
     let expected = shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .try_fold(size, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let present = bytes.len() - end;
     if present < expected {
@@ -128,10 +168,7 @@ pub fn parse_u8(bytes: &[u8]) -> std::result::Result<NpyBytes, String> {
             present - expected
         ));
     }
-    Ok(NpyBytes {
-        shape,
-        data: bytes[end..].to_vec(),
-    })
+    Ok((shape, &bytes[end..]))
 }
 
 /// A value of the header dict.

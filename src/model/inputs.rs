@@ -24,18 +24,46 @@ pub fn generator_inputs(
     rows: usize,
     label_of: impl Fn(usize) -> usize,
 ) -> Vec<f32> {
+    inputs(spec, first, rows, label_of, |i, c| {
+        let index = (i as u64) * spec.noise_dim as u64 + c as u64;
+        rng::normal(
+            seed,
+            rng::stream::SAMPLE_NOISE,
+            noise_step + (index >> 32) as u32,
+            index as u32,
+        )
+    })
+}
+
+/// The generator inputs of images `first .. first + rows` with their noise
+/// taken from `noise` (image `i`'s z is row `i` of `spec.noise_dim` values,
+/// as `gan-gpu sample --noise` reads them); labels as [`generator_inputs`].
+pub fn generator_inputs_from(
+    spec: &ModelSpec,
+    noise: &[f32],
+    first: usize,
+    rows: usize,
+    label_of: impl Fn(usize) -> usize,
+) -> Vec<f32> {
+    inputs(spec, first, rows, label_of, |i, c| {
+        noise[i * spec.noise_dim + c]
+    })
+}
+
+/// Rows of `[z ; one-hot label]`, with `z(i, c)` the noise of image `i`.
+fn inputs(
+    spec: &ModelSpec,
+    first: usize,
+    rows: usize,
+    label_of: impl Fn(usize) -> usize,
+    z: impl Fn(usize, usize) -> f32,
+) -> Vec<f32> {
     let width = spec.generator_input();
     let mut inputs = vec![0.0f32; rows * width];
     for (r, row) in inputs.chunks_mut(width).enumerate() {
         let i = first + r;
         for (c, v) in row[..spec.noise_dim].iter_mut().enumerate() {
-            let index = (i as u64) * spec.noise_dim as u64 + c as u64;
-            *v = rng::normal(
-                seed,
-                rng::stream::SAMPLE_NOISE,
-                noise_step + (index >> 32) as u32,
-                index as u32,
-            );
+            *v = z(i, c);
         }
         if spec.classes > 0 {
             row[spec.noise_dim + label_of(i)] = 1.0;

@@ -11,7 +11,10 @@ pub mod plan;
 pub mod spec;
 mod validate;
 
-pub use inputs::{generator_inputs, images_from_outputs, EVAL_NOISE_STEP, SAMPLE_NOISE_STEP};
+pub use inputs::{
+    generator_inputs, generator_inputs_from, images_from_outputs, EVAL_NOISE_STEP,
+    SAMPLE_NOISE_STEP,
+};
 pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};

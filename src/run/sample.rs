@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::choice::{self, BackendChoice, Chosen};
 use crate::backend::cpu::CpuBackend;
@@ -17,8 +17,11 @@ use crate::sample::{self, SampleRequest};
 pub struct SampleSettings {
     /// The checkpoint whose generator draws the images.
     pub checkpoint: PathBuf,
-    /// Number of images.
-    pub count: usize,
+    /// Number of images (None: all rows of `noise`, else [`sample::DEFAULT_COUNT`]).
+    pub count: Option<usize>,
+    /// A float32 `.npy` of shape (N, noise dim): the generator's noise, row
+    /// by row, instead of the seeded generator's.
+    pub noise: Option<PathBuf>,
     /// The digit of every image (conditional models; None: rows of ten cycle through 0-9).
     pub label: Option<usize>,
     /// Noise seed (None: the checkpoint's training seed).
@@ -34,11 +37,30 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
     let path = &settings.checkpoint;
     let saved = Checkpoint::load(path)?;
     let spec = saved.spec(path)?;
+    let noise = match &settings.noise {
+        Some(file) => Some((file, sample::read_noise(file, &spec)?)),
+        None => None,
+    };
+    let count = match (&noise, settings.count) {
+        (Some((file, (rows, _))), Some(n)) if n > *rows => {
+            return Err(Error::config(
+                "--n",
+                format!(
+                    "{n} images asked for, {} holds {rows} noise rows",
+                    file.display()
+                ),
+            ))
+        }
+        (_, Some(n)) => n,
+        (Some((_, (rows, _))), None) => *rows,
+        (None, None) => sample::DEFAULT_COUNT,
+    };
     let request = SampleRequest {
-        count: settings.count,
+        count,
         label: settings.label,
         seed: settings.seed.unwrap_or(saved.settings.seed),
     };
+    let noise = noise.as_ref().map(|(_, (_, values))| values.as_slice());
     // Reject bad flags before creating a backend.
     request.validate(&spec)?;
     sample::Format::from_path(&settings.out)?;
@@ -48,8 +70,12 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
         Some("sampling on the CPU path"),
     )?;
     let images = match chosen {
-        Chosen::Gpu(mut gpu, _) => sample::generate(&mut *gpu, &saved, path, &request)?,
-        Chosen::Cpu => sample::generate(&mut CpuBackend::new(), &saved, path, &request)?,
+        Chosen::Gpu(mut gpu, _) => {
+            sample::generate_with_noise(&mut *gpu, &saved, path, &request, noise)?
+        }
+        Chosen::Cpu => {
+            sample::generate_with_noise(&mut CpuBackend::new(), &saved, path, &request, noise)?
+        }
     };
     sample::write(&settings.out, &images, &spec, &request)?;
     outln!("{} images -> {}", request.count, settings.out.display())?;
