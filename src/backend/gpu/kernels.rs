@@ -23,6 +23,7 @@ const CLASSIFIER: &str = include_str!("../../../shaders/classifier.wgsl");
 const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
 const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
+const CONV: &str = include_str!("../../../shaders/conv.wgsl");
 
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +39,10 @@ pub enum Kernel {
     RandomOnehot,
     EndStep,
     FiniteCheck,
+    Conv2dForward,
+    Conv2dBackwardInput,
+    Conv2dBackwardParams,
+    Conv2dBiasGrad,
 }
 
 /// A shader family: its file and the shared parts it is prefixed with.
@@ -49,16 +54,18 @@ enum Family {
     Adam,
     Data,
     Health,
+    Conv,
 }
 
 impl Family {
-    const ALL: [Family; 6] = [
+    const ALL: [Family; 7] = [
         Family::Linear,
         Family::Loss,
         Family::Classifier,
         Family::Adam,
         Family::Data,
         Family::Health,
+        Family::Conv,
     ];
 
     fn name(self) -> &'static str {
@@ -69,6 +76,7 @@ impl Family {
             Family::Adam => "adam.wgsl",
             Family::Data => "data.wgsl",
             Family::Health => "health.wgsl",
+            Family::Conv => "conv.wgsl",
         }
     }
 
@@ -81,13 +89,14 @@ impl Family {
             Family::Adam => &[COMMON, ADAM],
             Family::Data => &[COMMON, RANDOM, DATA],
             Family::Health => &[COMMON, HEALTH],
+            Family::Conv => &[COMMON, CONV],
         };
         parts.join("\n")
     }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -99,6 +108,10 @@ impl Kernel {
         Kernel::RandomOnehot,
         Kernel::EndStep,
         Kernel::FiniteCheck,
+        Kernel::Conv2dForward,
+        Kernel::Conv2dBackwardInput,
+        Kernel::Conv2dBackwardParams,
+        Kernel::Conv2dBiasGrad,
     ];
 
     /// The WGSL entry point (named like the CPU function it mirrors).
@@ -115,6 +128,26 @@ impl Kernel {
             Kernel::RandomOnehot => "random_onehot",
             Kernel::EndStep => "end_step",
             Kernel::FiniteCheck => "finite_check",
+            Kernel::Conv2dForward => "conv2d_forward",
+            Kernel::Conv2dBackwardInput => "conv2d_backward_input",
+            Kernel::Conv2dBackwardParams => "conv2d_backward_params",
+            Kernel::Conv2dBiasGrad => "conv2d_bias_grad",
+        }
+    }
+
+    /// The entry point built for this kernel with the `matmul` variant: the
+    /// convolution products take the direct kernels (suffix `_direct`, no
+    /// workgroup memory) where the linear ops do, on CPU adapters.
+    pub fn entry_point_for(self, matmul: MatmulVariant) -> String {
+        let direct = matmul == MatmulVariant::Direct
+            && matches!(
+                self,
+                Kernel::Conv2dForward | Kernel::Conv2dBackwardInput | Kernel::Conv2dBackwardParams
+            );
+        if direct {
+            format!("{}_direct", self.entry_point())
+        } else {
+            self.entry_point().to_string()
         }
     }
 
@@ -138,6 +171,10 @@ impl Kernel {
                 Family::Data
             }
             Kernel::FiniteCheck => Family::Health,
+            Kernel::Conv2dForward
+            | Kernel::Conv2dBackwardInput
+            | Kernel::Conv2dBackwardParams
+            | Kernel::Conv2dBiasGrad => Family::Conv,
         }
     }
 
@@ -167,6 +204,11 @@ impl Kernel {
             Kernel::EndStep => 1,
             // values, stats
             Kernel::FiniteCheck => 2,
+            // a (x or dy), b (w or x), bias, c (the output)
+            Kernel::Conv2dForward
+            | Kernel::Conv2dBackwardInput
+            | Kernel::Conv2dBackwardParams
+            | Kernel::Conv2dBiasGrad => 4,
         }
     }
 }
@@ -332,7 +374,8 @@ impl Kernels {
             let layout = bind_group_layout(device, kernel);
             let file = kernel.family().name();
             if !kernel.is_linear() {
-                let pipeline = pipeline(device, &layout, module, kernel.entry_point(), file)?;
+                let entry = kernel.entry_point_for(matmul);
+                let pipeline = pipeline(device, &layout, module, &entry, file)?;
                 pipelines.push(Pipeline { pipeline, layout });
                 continue;
             }

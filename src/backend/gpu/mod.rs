@@ -30,6 +30,7 @@
 mod blocked;
 mod checks;
 pub mod context;
+mod conv;
 mod inputs;
 pub mod kernels;
 mod linear;

@@ -135,6 +135,29 @@ pub struct OnehotParams {
     pub stream: u32,
 }
 
+/// `ConvParams` of `shaders/conv.wgsl`: the convolution's shape (of the
+/// convolution a transposed convolution is the adjoint of), the implicit
+/// product's M x N x K, and whether the epilogue adds a bias.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ConvParams {
+    pub batch: u32,
+    pub in_c: u32,
+    pub out_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub ksize: u32,
+    pub stride: u32,
+    pub padding: u32,
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub has_bias: u32,
+    pub pad: [u32; 2],
+}
+
 /// Marks an absent stats slot (`NONE` in the shaders).
 pub const NONE: u32 = u32::MAX;
 
@@ -153,6 +176,7 @@ mod tests {
             std::mem::size_of::<GatherParams>(),
             std::mem::size_of::<NoiseParams>(),
             std::mem::size_of::<OnehotParams>(),
+            std::mem::size_of::<ConvParams>(),
         ] {
             assert_eq!(size % 16, 0, "{size}");
         }
