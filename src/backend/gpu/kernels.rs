@@ -24,6 +24,7 @@ const ADAM: &str = include_str!("../../../shaders/adam.wgsl");
 const DATA: &str = include_str!("../../../shaders/data.wgsl");
 const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 const CONV: &str = include_str!("../../../shaders/conv.wgsl");
+const BATCH_NORM: &str = include_str!("../../../shaders/batch_norm.wgsl");
 
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,6 +44,11 @@ pub enum Kernel {
     Conv2dBackwardInput,
     Conv2dBackwardParams,
     Conv2dBiasGrad,
+    BatchNormForwardTrain,
+    BatchNormNormalize,
+    BatchNormForwardEval,
+    BatchNormBackward,
+    BatchNormBackwardDx,
 }
 
 /// A shader family: its file and the shared parts it is prefixed with.
@@ -55,10 +61,11 @@ enum Family {
     Data,
     Health,
     Conv,
+    BatchNorm,
 }
 
 impl Family {
-    const ALL: [Family; 7] = [
+    const ALL: [Family; 8] = [
         Family::Linear,
         Family::Loss,
         Family::Classifier,
@@ -66,6 +73,7 @@ impl Family {
         Family::Data,
         Family::Health,
         Family::Conv,
+        Family::BatchNorm,
     ];
 
     fn name(self) -> &'static str {
@@ -77,6 +85,7 @@ impl Family {
             Family::Data => "data.wgsl",
             Family::Health => "health.wgsl",
             Family::Conv => "conv.wgsl",
+            Family::BatchNorm => "batch_norm.wgsl",
         }
     }
 
@@ -90,13 +99,14 @@ impl Family {
             Family::Data => &[COMMON, RANDOM, DATA],
             Family::Health => &[COMMON, HEALTH],
             Family::Conv => &[COMMON, CONV],
+            Family::BatchNorm => &[COMMON, ACTIVATION, BATCH_NORM],
         };
         parts.join("\n")
     }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -112,6 +122,11 @@ impl Kernel {
         Kernel::Conv2dBackwardInput,
         Kernel::Conv2dBackwardParams,
         Kernel::Conv2dBiasGrad,
+        Kernel::BatchNormForwardTrain,
+        Kernel::BatchNormNormalize,
+        Kernel::BatchNormForwardEval,
+        Kernel::BatchNormBackward,
+        Kernel::BatchNormBackwardDx,
     ];
 
     /// The WGSL entry point (named like the CPU function it mirrors).
@@ -132,6 +147,11 @@ impl Kernel {
             Kernel::Conv2dBackwardInput => "conv2d_backward_input",
             Kernel::Conv2dBackwardParams => "conv2d_backward_params",
             Kernel::Conv2dBiasGrad => "conv2d_bias_grad",
+            Kernel::BatchNormForwardTrain => "batch_norm_forward_train",
+            Kernel::BatchNormNormalize => "batch_norm_normalize",
+            Kernel::BatchNormForwardEval => "batch_norm_forward_eval",
+            Kernel::BatchNormBackward => "batch_norm_backward",
+            Kernel::BatchNormBackwardDx => "batch_norm_backward_dx",
         }
     }
 
@@ -175,6 +195,11 @@ impl Kernel {
             | Kernel::Conv2dBackwardInput
             | Kernel::Conv2dBackwardParams
             | Kernel::Conv2dBiasGrad => Family::Conv,
+            Kernel::BatchNormForwardTrain
+            | Kernel::BatchNormNormalize
+            | Kernel::BatchNormForwardEval
+            | Kernel::BatchNormBackward
+            | Kernel::BatchNormBackwardDx => Family::BatchNorm,
         }
     }
 
@@ -209,6 +234,12 @@ impl Kernel {
             | Kernel::Conv2dBackwardInput
             | Kernel::Conv2dBackwardParams
             | Kernel::Conv2dBiasGrad => 4,
+            // x and five more by entry point (see batch_norm.wgsl's table)
+            Kernel::BatchNormForwardTrain
+            | Kernel::BatchNormNormalize
+            | Kernel::BatchNormForwardEval
+            | Kernel::BatchNormBackward
+            | Kernel::BatchNormBackwardDx => 6,
         }
     }
 }

@@ -27,6 +27,7 @@
 //! errors, read-back), `ops` (the [`Backend`] trait) and the op families
 //! `inputs`, `linear` and `loss`.
 
+mod batch_norm;
 mod blocked;
 mod checks;
 pub mod context;

@@ -158,6 +158,23 @@ pub struct ConvParams {
     pub pad: [u32; 2],
 }
 
+/// `BatchNormParams` of `shaders/batch_norm.wgsl`: the shape, momentum and
+/// eps of [`crate::backend::conv_params::BatchNormParams`], and the
+/// activation (code of `shaders/activation.wgsl`, LeakyReLU's slope) the
+/// normalising kernels apply.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BatchNormUniform {
+    pub batch: u32,
+    pub channels: u32,
+    pub spatial: u32,
+    pub momentum: f32,
+    pub eps: f32,
+    pub act: u32,
+    pub slope: f32,
+    pub pad: u32,
+}
+
 /// Marks an absent stats slot (`NONE` in the shaders).
 pub const NONE: u32 = u32::MAX;
 
@@ -177,6 +194,7 @@ mod tests {
             std::mem::size_of::<NoiseParams>(),
             std::mem::size_of::<OnehotParams>(),
             std::mem::size_of::<ConvParams>(),
+            std::mem::size_of::<BatchNormUniform>(),
         ] {
             assert_eq!(size % 16, 0, "{size}");
         }
