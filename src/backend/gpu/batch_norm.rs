@@ -47,10 +47,6 @@ const WORKGROUP_BYTES: u32 = 2 * 256 * 4;
 /// Storage buffers per dispatch.
 const STORAGE_BUFFERS: u32 = 6;
 
-/// A tensor argument of an op: its name, handle and the length its shape
-/// needs (None: a length beyond any tensor).
-type Arg = (&'static str, Tensor, Option<usize>);
-
 impl GpuBackend {
     /// The training forward: y `[B, C, S]` = act(gamma * (x - mean) *
     /// inv_std + beta) with each channel's batch mean and biased variance;
@@ -75,7 +71,7 @@ impl GpuBackend {
         let op = "batch_norm_forward_train";
         let u = self.check_bn_params(op, p, act, true)?;
         let (full, c) = (Some(p.len()), Some(p.channels));
-        self.check_bn_args(
+        self.check_args(
             op,
             &[("x", x, full), ("gamma", gamma, c), ("beta", beta, c)],
             &[
@@ -110,7 +106,7 @@ impl GpuBackend {
         let op = "batch_norm_forward_eval";
         let u = self.check_bn_params(op, p, act, false)?;
         let (full, c) = (Some(p.len()), Some(p.channels));
-        self.check_bn_args(
+        self.check_args(
             op,
             &[
                 ("x", x, full),
@@ -144,7 +140,7 @@ impl GpuBackend {
         let op = "batch_norm_backward";
         let u = self.check_bn_params(op, p, Activation::Identity, true)?;
         let (full, c) = (Some(p.len()), Some(p.channels));
-        self.check_bn_args(
+        self.check_args(
             op,
             &[
                 ("x", x, full),
@@ -216,34 +212,6 @@ impl GpuBackend {
                 l.max_compute_workgroup_storage_size,
                 l.max_storage_buffers_per_shader_stage,
             )));
-        }
-        Ok(())
-    }
-
-    /// Checks that every tensor belongs to this backend and has the length
-    /// its shape needs, and that no output is also another argument.
-    fn check_bn_args(&self, op: &str, inputs: &[Arg], outputs: &[Arg]) -> Result<()> {
-        for &(name, t, len) in inputs.iter().chain(outputs) {
-            if self.tensors.get(t.id as usize).is_none() {
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} is not a tensor of this backend"
-                )));
-            }
-            if len != Some(t.len as usize) {
-                let needed = len.map_or("more than any tensor holds".into(), |l| l.to_string());
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} has {} elements, its shape needs {needed}",
-                    t.len
-                )));
-            }
-        }
-        for (i, &(name, t, _)) in outputs.iter().enumerate() {
-            let others = inputs.iter().chain(outputs.iter().take(i));
-            if let Some((other, _, _)) = others.into_iter().find(|a| a.1.id == t.id) {
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} is also {other}: an output must be a tensor of its own"
-                )));
-            }
         }
         Ok(())
     }

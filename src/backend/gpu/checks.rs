@@ -5,10 +5,44 @@
 
 use super::GpuBackend;
 use crate::backend::{Mat, Tensor};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::model::LayerSlot;
 
+/// An op's argument as the checks see it: its name, the tensor, and the
+/// length its shape needs (None where that length overflows).
+pub(super) type Arg = (&'static str, Tensor, Option<usize>);
+
 impl GpuBackend {
+    /// Checks, for the ops that return their errors at once (convolutions,
+    /// batch norm), that every tensor belongs to this backend and has the
+    /// length its shape needs (None: a length that overflowed), and that no
+    /// output is also another argument.
+    pub(super) fn check_args(&self, op: &str, inputs: &[Arg], outputs: &[Arg]) -> Result<()> {
+        for &(name, t, len) in inputs.iter().chain(outputs) {
+            if self.tensors.get(t.id as usize).is_none() {
+                return Err(Error::Gpu(format!(
+                    "{op}: {name} is not a tensor of this backend"
+                )));
+            }
+            if len != Some(t.len as usize) {
+                let needed = len.map_or("more than any tensor holds".into(), |l| l.to_string());
+                return Err(Error::Gpu(format!(
+                    "{op}: {name} has {} elements, its shape needs {needed}",
+                    t.len
+                )));
+            }
+        }
+        for (i, &(name, t, _)) in outputs.iter().enumerate() {
+            let others = inputs.iter().chain(outputs.iter().take(i));
+            if let Some((other, _, _)) = others.into_iter().find(|a| a.1.id == t.id) {
+                return Err(Error::Gpu(format!(
+                    "{op}: {name} is also {other}: an output must be a tensor of its own"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Records the first misuse; the op that found it records nothing.
     pub(super) fn fail(&mut self, message: String) {
         if self.pending_error.is_none() {

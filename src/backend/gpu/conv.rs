@@ -32,6 +32,7 @@
 //! another backend or of the wrong length, an output that is also an
 //! input, or an adapter below what the kernels need.
 
+use super::checks::Arg;
 use super::kernels::Kernel;
 use super::params::ConvParams;
 use super::record::{Buf, Entry};
@@ -75,10 +76,6 @@ fn lengths(c: &Conv2dParams) -> Lengths {
     }
 }
 
-/// A tensor argument of an op: its name, handle and the length its shape
-/// needs (None: a length beyond any tensor).
-type Arg = (&'static str, Tensor, Option<usize>);
-
 impl GpuBackend {
     /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`,
     /// w `[out, in, k, k]`) + bias `[out]` (when given).
@@ -98,7 +95,7 @@ impl GpuBackend {
             .into_iter()
             .flatten()
             .collect();
-        self.check_conv_args(op, &inputs, &[("y", y, len.y)])?;
+        self.check_args(op, &inputs, &[("y", y, len.y)])?;
         self.record_conv_gemm(Kernel::Conv2dForward, p, x, w, bias, y)
     }
 
@@ -114,7 +111,7 @@ impl GpuBackend {
         let op = "conv2d_backward_input";
         self.check_conv_params(op, p)?;
         let len = lengths(p);
-        self.check_conv_args(
+        self.check_args(
             op,
             &[("dy", dy, len.y), ("w", w, len.w)],
             &[("dx", dx, len.x)],
@@ -140,7 +137,7 @@ impl GpuBackend {
             .into_iter()
             .flatten()
             .collect();
-        self.check_conv_args(op, &[("x", x, len.x), ("dy", dy, len.y)], &outputs)?;
+        self.check_args(op, &[("x", x, len.x), ("dy", dy, len.y)], &outputs)?;
         self.record_conv_gemm(Kernel::Conv2dBackwardParams, p, dy, x, None, dw)?;
         match dbias {
             Some(db) => {
@@ -169,7 +166,7 @@ impl GpuBackend {
             .into_iter()
             .flatten()
             .collect();
-        self.check_conv_args(op, &inputs, &[("y", y, len.x)])?;
+        self.check_args(op, &inputs, &[("y", y, len.x)])?;
         self.record_conv_gemm(Kernel::Conv2dBackwardInput, &c, x, w, bias, y)
     }
 
@@ -186,7 +183,7 @@ impl GpuBackend {
         let op = "conv_transpose2d_backward_input";
         let c = self.check_transpose_params(op, p)?;
         let len = lengths(&c);
-        self.check_conv_args(
+        self.check_args(
             op,
             &[("dy", dy, len.x), ("w", w, len.w)],
             &[("dx", dx, len.y)],
@@ -214,7 +211,7 @@ impl GpuBackend {
             .into_iter()
             .flatten()
             .collect();
-        self.check_conv_args(op, &[("x", x, len.y), ("dy", dy, len.x)], &outputs)?;
+        self.check_args(op, &[("x", x, len.y), ("dy", dy, len.x)], &outputs)?;
         // The convolution's dy is this op's x, its x this op's dy.
         self.record_conv_gemm(Kernel::Conv2dBackwardParams, &c, x, dy, None, dw)?;
         match dbias {
@@ -306,34 +303,6 @@ impl GpuBackend {
                 l.max_compute_workgroup_storage_size,
                 l.max_storage_buffers_per_shader_stage,
             )));
-        }
-        Ok(())
-    }
-
-    /// Checks that every tensor belongs to this backend and has the length
-    /// its shape needs, and that no output is also another argument.
-    fn check_conv_args(&self, op: &str, inputs: &[Arg], outputs: &[Arg]) -> Result<()> {
-        for &(name, t, len) in inputs.iter().chain(outputs) {
-            if self.tensors.get(t.id as usize).is_none() {
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} is not a tensor of this backend"
-                )));
-            }
-            if len != Some(t.len as usize) {
-                let needed = len.map_or("more than any tensor holds".into(), |l| l.to_string());
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} has {} elements, its shape needs {needed}",
-                    t.len
-                )));
-            }
-        }
-        for (i, &(name, t, _)) in outputs.iter().enumerate() {
-            let others = inputs.iter().chain(outputs.iter().take(i));
-            if let Some((other, _, _)) = others.into_iter().find(|a| a.1.id == t.id) {
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} is also {other}: an output must be a tensor of its own"
-                )));
-            }
         }
         Ok(())
     }
