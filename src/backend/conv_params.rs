@@ -9,6 +9,7 @@
 //! `[out, in, k, k]`; transposed-conv weight `[in, out, k, k]`; bias `[out]`.
 
 use crate::error::{Error, Result};
+use crate::model::layers::{conv_out, conv_transpose_out};
 
 /// A square-kernel 2-D convolution (no dilation, no groups):
 /// x `[batch, in_channels, in_h, in_w]` -> y `[batch, out_channels, out_h, out_w]`,
@@ -23,13 +24,6 @@ pub struct Conv2dParams {
     pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
-}
-
-/// PyTorch's convolution output size, floor((in + 2p - k) / s) + 1, or None
-/// when the padded input is smaller than the kernel (or the stride is 0).
-fn conv_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
-    (stride > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }
 
 /// An error unless every named size is positive.
@@ -118,10 +112,15 @@ pub struct ConvTranspose2dParams {
 }
 
 impl ConvTranspose2dParams {
-    /// (in - 1) * s - 2p + k + output_padding, or None when not positive.
+    /// (in - 1) * s - 2p + k + output_padding ([`conv_transpose_out`]).
     fn out(&self, input: usize) -> Option<usize> {
-        let grown = input.checked_sub(1)? * self.stride + self.kernel + self.output_padding;
-        grown.checked_sub(2 * self.padding).filter(|out| *out > 0)
+        conv_transpose_out(
+            input,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.output_padding,
+        )
     }
 
     /// Output height: (in_h - 1) * s - 2p + k + output_padding (0 for a

@@ -107,14 +107,17 @@ pub struct LayerTensor {
     pub trainable: bool,
 }
 
-/// The spatial size of a convolution's output, PyTorch's formula.
-fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+/// The spatial size of a convolution's output, PyTorch's formula
+/// floor((size + 2p - k) / s) + 1; None where the kernel does not fit.
+pub fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = size + 2 * padding;
     (stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }
 
-/// The spatial size of a transposed convolution's output.
-fn conv_transpose_out(
+/// The spatial size of a transposed convolution's output, PyTorch's
+/// formula (size - 1) s - 2p + k + output_padding; None where there is
+/// none or `output_padding >= stride`.
+pub fn conv_transpose_out(
     size: usize,
     kernel: usize,
     stride: usize,
