@@ -203,7 +203,7 @@ fn run_case(g: &mut Gpu, case: usize, act: Activation) {
     let gy = g.output(len);
     let (gmean, ginv) = (g.output(c), g.output(c));
     g.gpu
-        .batch_norm_forward_train(&p, act, gx, ggamma, gbeta, gy, gmean, ginv, grm, grv)
+        .try_batch_norm_forward_train(&p, act, gx, ggamma, gbeta, gy, gmean, ginv, grm, grv)
         .unwrap();
     let train = format!("batch_norm_forward_train {name}");
     g.check(&format!("{train} y"), gy, &y_act, 0);
@@ -219,7 +219,7 @@ fn run_case(g: &mut Gpu, case: usize, act: Activation) {
     let (crm, crv) = (g.tensor(&rm), g.tensor(&rv));
     let gy_eval = g.output(len);
     g.gpu
-        .batch_norm_forward_eval(&p, act, gx, ggamma, gbeta, crm, crv, gy_eval)
+        .try_batch_norm_forward_eval(&p, act, gx, ggamma, gbeta, crm, crv, gy_eval)
         .unwrap();
     g.check(
         &format!("batch_norm_forward_eval {name} y"),
@@ -248,7 +248,7 @@ fn run_case(g: &mut Gpu, case: usize, act: Activation) {
     let gdx = g.output(len);
     let (gdgamma, gdbeta) = (g.output(c), g.output(c));
     g.gpu
-        .batch_norm_backward(&p, gx, gdy, ggamma, cmean, cinv, gdx, gdgamma, gdbeta)
+        .try_batch_norm_backward(&p, gx, gdy, ggamma, cmean, cinv, gdx, gdgamma, gdbeta)
         .unwrap();
     let backward = format!("batch_norm_backward {name}");
     g.check(&format!("{backward} dx"), gdx, &dx, 0);
@@ -302,37 +302,37 @@ fn batch_norm_rejects_bad_arguments() {
         };
         expect(
             g.gpu
-                .batch_norm_forward_train(&p, id, x, gamma, beta, short, mean, inv, rm, rv),
+                .try_batch_norm_forward_train(&p, id, x, gamma, beta, short, mean, inv, rm, rv),
             "short y",
         );
         expect(
             g.gpu
-                .batch_norm_forward_train(&p, id, x, long_c, beta, y, mean, inv, rm, rv),
+                .try_batch_norm_forward_train(&p, id, x, long_c, beta, y, mean, inv, rm, rv),
             "long gamma",
         );
         expect(
             g.gpu
-                .batch_norm_forward_train(&p, id, x, gamma, beta, y, mean, mean, rm, rv),
+                .try_batch_norm_forward_train(&p, id, x, gamma, beta, y, mean, mean, rm, rv),
             "saved_inv_std is saved_mean",
         );
         expect(
             g.gpu
-                .batch_norm_forward_train(&p, id, x, gamma, beta, x, mean, inv, rm, rv),
+                .try_batch_norm_forward_train(&p, id, x, gamma, beta, x, mean, inv, rm, rv),
             "y is x",
         );
         expect(
             g.gpu
-                .batch_norm_forward_eval(&p, id, x, gamma, beta, rm, rv, x),
+                .try_batch_norm_forward_eval(&p, id, x, gamma, beta, rm, rv, x),
             "eval y is x",
         );
         expect(
             g.gpu
-                .batch_norm_backward(&p, x, y, gamma, mean, inv, dx, db, db),
+                .try_batch_norm_backward(&p, x, y, gamma, mean, inv, dx, db, db),
             "dbeta is dgamma",
         );
         expect(
             g.gpu
-                .batch_norm_backward(&p, x, y, gamma, mean, inv, short, dg, db),
+                .try_batch_norm_backward(&p, x, y, gamma, mean, inv, short, dg, db),
             "short dx",
         );
         let one_value = BatchNormParams {
@@ -343,7 +343,7 @@ fn batch_norm_rejects_bad_arguments() {
         let one = g.tensor(&vec![0.0; c]);
         let y_one = g.output(c);
         expect(
-            g.gpu.batch_norm_forward_train(
+            g.gpu.try_batch_norm_forward_train(
                 &one_value, id, one, gamma, beta, y_one, mean, inv, rm, rv,
             ),
             "training on one value per channel",
@@ -351,13 +351,23 @@ fn batch_norm_rejects_bad_arguments() {
         let no_eps = BatchNormParams { eps: 0.0, ..p };
         expect(
             g.gpu
-                .batch_norm_forward_eval(&no_eps, id, x, gamma, beta, rm, rv, y),
+                .try_batch_norm_forward_eval(&no_eps, id, x, gamma, beta, rm, rv, y),
             "eps 0",
         );
         let bad_momentum = BatchNormParams { momentum: 1.5, ..p };
         expect(
-            g.gpu
-                .batch_norm_forward_train(&bad_momentum, id, x, gamma, beta, y, mean, inv, rm, rv),
+            g.gpu.try_batch_norm_forward_train(
+                &bad_momentum,
+                id,
+                x,
+                gamma,
+                beta,
+                y,
+                mean,
+                inv,
+                rm,
+                rv,
+            ),
             "momentum 1.5",
         );
         assert_eq!(
@@ -367,7 +377,7 @@ fn batch_norm_rejects_bad_arguments() {
         );
         g.gpu.flush().unwrap();
         g.gpu
-            .batch_norm_forward_train(&p, id, x, gamma, beta, y, mean, inv, rm, rv)
+            .try_batch_norm_forward_train(&p, id, x, gamma, beta, y, mean, inv, rm, rv)
             .unwrap();
         g.gpu.flush().unwrap();
     });

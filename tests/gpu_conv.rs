@@ -241,7 +241,7 @@ fn conv2d_cases(g: &mut Gpu) {
         let (gx, gw, gdy) = (g.tensor(&x), g.tensor(&w), g.tensor(&dy));
         let gb = bias.as_ref().map(|b| g.tensor(b));
         let gy = g.output(p.y_len());
-        g.gpu.conv2d_forward(&p, gx, gw, gb, gy).unwrap();
+        g.gpu.try_conv2d_forward(&p, gx, gw, gb, gy).unwrap();
         g.check(
             &format!("conv2d_forward {name}"),
             gy,
@@ -252,7 +252,7 @@ fn conv2d_cases(g: &mut Gpu) {
         let mut dx = vec![0.0; p.x_len()];
         cpu::conv2d_backward_input(&p, &dy, &w, &mut dx);
         let gdx = g.output(p.x_len());
-        g.gpu.conv2d_backward_input(&p, gdy, gw, gdx).unwrap();
+        g.gpu.try_conv2d_backward_input(&p, gdy, gw, gdx).unwrap();
         let name_in = format!("conv2d_backward_input {name}");
         g.check(&name_in, gdx, &dx, p.out_channels * kk);
 
@@ -262,7 +262,9 @@ fn conv2d_cases(g: &mut Gpu) {
         cpu::conv2d_backward_params(&p, &x, &dy, &mut dw, dbias);
         let gdw = g.output(p.w_len());
         let gdb = has_bias.then(|| g.output(p.out_channels));
-        g.gpu.conv2d_backward_params(&p, gx, gdy, gdw, gdb).unwrap();
+        g.gpu
+            .try_conv2d_backward_params(&p, gx, gdy, gdw, gdb)
+            .unwrap();
         let name_params = format!("conv2d_backward_params {name}");
         g.check(&format!("{name_params} dw"), gdw, &dw, positions);
         if let Some(gdb) = gdb {
@@ -367,7 +369,9 @@ fn conv_transpose2d_cases(g: &mut Gpu) {
         let (gx, gw, gdy) = (g.tensor(&x), g.tensor(&w), g.tensor(&dy));
         let gb = bias.as_ref().map(|b| g.tensor(b));
         let gy = g.output(p.y_len());
-        g.gpu.conv_transpose2d_forward(&p, gx, gw, gb, gy).unwrap();
+        g.gpu
+            .try_conv_transpose2d_forward(&p, gx, gw, gb, gy)
+            .unwrap();
         let name_fwd = format!("conv_transpose2d_forward {name}");
         g.check(&name_fwd, gy, &y, p.in_channels * kk);
 
@@ -375,7 +379,7 @@ fn conv_transpose2d_cases(g: &mut Gpu) {
         cpu::conv_transpose2d_backward_input(&p, &dy, &w, &mut dx);
         let gdx = g.output(p.x_len());
         g.gpu
-            .conv_transpose2d_backward_input(&p, gdy, gw, gdx)
+            .try_conv_transpose2d_backward_input(&p, gdy, gw, gdx)
             .unwrap();
         let name_in = format!("conv_transpose2d_backward_input {name}");
         g.check(&name_in, gdx, &dx, p.out_channels * kk);
@@ -387,7 +391,7 @@ fn conv_transpose2d_cases(g: &mut Gpu) {
         let gdw = g.output(p.w_len());
         let gdb = has_bias.then(|| g.output(p.out_channels));
         g.gpu
-            .conv_transpose2d_backward_params(&p, gx, gdy, gdw, gdb)
+            .try_conv_transpose2d_backward_params(&p, gx, gdy, gdw, gdb)
             .unwrap();
         let name_params = format!("conv_transpose2d_backward_params {name}");
         g.check(&format!("{name_params} dw"), gdw, &dw, positions);
@@ -426,12 +430,18 @@ fn conv_rejects_bad_arguments() {
             let e = r.expect_err(what).to_string();
             println!("[{api}] {what}: {e}");
         };
-        expect(g.gpu.conv2d_forward(&p, x, w, None, short), "short y");
-        expect(g.gpu.conv2d_forward(&p, x, w, Some(bias), y), "long bias");
-        expect(g.gpu.conv2d_forward(&p, w, x, None, y), "x and w swapped");
-        expect(g.gpu.conv2d_backward_input(&p, y, w, y), "dx is dy");
+        expect(g.gpu.try_conv2d_forward(&p, x, w, None, short), "short y");
         expect(
-            g.gpu.conv2d_backward_params(&p, x, y, x, None),
+            g.gpu.try_conv2d_forward(&p, x, w, Some(bias), y),
+            "long bias",
+        );
+        expect(
+            g.gpu.try_conv2d_forward(&p, w, x, None, y),
+            "x and w swapped",
+        );
+        expect(g.gpu.try_conv2d_backward_input(&p, y, w, y), "dx is dy");
+        expect(
+            g.gpu.try_conv2d_backward_params(&p, x, y, x, None),
             "dw of the wrong length",
         );
         let too_small = Conv2dParams {
@@ -440,7 +450,7 @@ fn conv_rejects_bad_arguments() {
             ..p
         };
         expect(
-            g.gpu.conv2d_forward(&too_small, x, w, None, y),
+            g.gpu.try_conv2d_forward(&too_small, x, w, None, y),
             "input under the kernel",
         );
         let (t, _) = transpose_params(&TRANSPOSE_CASES[1]);
@@ -449,7 +459,7 @@ fn conv_rejects_bad_arguments() {
             ..t
         };
         expect(
-            g.gpu.conv_transpose2d_forward(&bad_op, x, w, None, y),
+            g.gpu.try_conv_transpose2d_forward(&bad_op, x, w, None, y),
             "output_padding >= stride",
         );
         assert_eq!(
@@ -458,7 +468,7 @@ fn conv_rejects_bad_arguments() {
             "a rejected op recorded work"
         );
         g.gpu.flush().unwrap();
-        g.gpu.conv2d_forward(&p, x, w, None, y).unwrap();
+        g.gpu.try_conv2d_forward(&p, x, w, None, y).unwrap();
         g.gpu.flush().unwrap();
     });
 }

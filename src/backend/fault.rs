@@ -11,7 +11,10 @@
 //! checkpoint's `step`). The loss surfaces at the next sync, as a real one
 //! would. See `gan-gpu train` in the README ("Reliability").
 
-use super::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
+use super::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
+use super::{
+    Backend, BatchNormTensors, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts,
+};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -242,6 +245,138 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     ) {
         if self.alive() {
             self.inner.adam_update(params, grads, m, v, adam);
+        }
+    }
+
+    fn conv2d_forward(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        if self.alive() {
+            self.inner.conv2d_forward(p, x, w, bias, y);
+        }
+    }
+
+    fn conv2d_backward_input(&mut self, p: &Conv2dParams, dy: Tensor, w: Tensor, dx: Tensor) {
+        if self.alive() {
+            self.inner.conv2d_backward_input(p, dy, w, dx);
+        }
+    }
+
+    fn conv2d_backward_params(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        if self.alive() {
+            self.inner.conv2d_backward_params(p, x, dy, dw, dbias);
+        }
+    }
+
+    fn conv_transpose2d_forward(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        if self.alive() {
+            self.inner.conv_transpose2d_forward(p, x, w, bias, y);
+        }
+    }
+
+    fn conv_transpose2d_backward_input(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        dy: Tensor,
+        w: Tensor,
+        dx: Tensor,
+    ) {
+        if self.alive() {
+            self.inner.conv_transpose2d_backward_input(p, dy, w, dx);
+        }
+    }
+
+    fn conv_transpose2d_backward_params(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        if self.alive() {
+            self.inner
+                .conv_transpose2d_backward_params(p, x, dy, dw, dbias);
+        }
+    }
+
+    fn batch_norm_forward_train(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        if self.alive() {
+            self.inner.batch_norm_forward_train(p, act, x, bn, y);
+        }
+    }
+
+    fn batch_norm_forward_eval(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        if self.alive() {
+            self.inner.batch_norm_forward_eval(p, act, x, bn, y);
+        }
+    }
+
+    fn batch_norm_backward(
+        &mut self,
+        p: &BatchNormParams,
+        x: Tensor,
+        dy: Tensor,
+        bn: &BatchNormTensors,
+        dx: Tensor,
+        dgamma: Tensor,
+        dbeta: Tensor,
+    ) {
+        if self.alive() {
+            self.inner
+                .batch_norm_backward(p, x, dy, bn, dx, dgamma, dbeta);
+        }
+    }
+
+    fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat) {
+        if self.alive() {
+            self.inner.activation_forward(x, act, dropout, y);
+        }
+    }
+
+    fn activation_backward(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        dx: Mat,
+    ) {
+        if self.alive() {
+            self.inner.activation_backward(dy, y, act, dropout, dx);
         }
     }
 

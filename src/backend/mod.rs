@@ -16,6 +16,7 @@ pub mod gpu;
 
 use crate::error::Result;
 use crate::model::{Activation, AdamSettings, LayerSlot};
+use conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
 
 /// A handle to an f32 buffer owned by a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +24,25 @@ pub struct Tensor {
     pub(crate) id: u32,
     /// Number of f32 elements.
     pub len: u32,
+}
+
+impl Tensor {
+    /// A handle to the first `len` elements of the same buffer: what lets a
+    /// network whose buffers are sized for its largest batch run a pass with
+    /// fewer rows (`buf.prefix(rows * per_row)`). Every op and transfer acts
+    /// on a handle's first `len` elements only; the rest of the buffer is
+    /// left alone. Panics if `len` exceeds this handle's length.
+    pub fn prefix(self, len: usize) -> Tensor {
+        assert!(
+            len <= self.len as usize,
+            "Tensor::prefix: {len} elements of a tensor of {}",
+            self.len
+        );
+        Tensor {
+            len: len as u32,
+            ..self
+        }
+    }
 }
 
 /// A row-major matrix view into a tensor: element (r, c) is
@@ -82,6 +102,18 @@ impl Mat {
 pub struct Dropout {
     pub p: f32,
     pub stream: u32,
+}
+
+/// The tensors of one batch-norm layer, each [channels].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormTensors {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    /// Written by the training forward, read by the backward.
+    pub saved_mean: Tensor,
+    pub saved_inv_std: Tensor,
 }
 
 /// The per-step state a backend keeps itself, so steps upload nothing.
@@ -148,9 +180,11 @@ pub trait Backend {
 
     /// A new tensor of `len` zeros.
     fn alloc(&mut self, len: usize) -> Result<Tensor>;
-    /// Overwrites the whole tensor with `data` (`data.len() == t.len`).
+    /// Overwrites the handle's `t.len` elements with `data` (`data.len() ==
+    /// t.len`); the rest of a buffer a [`Tensor::prefix`] leaves out is kept.
     fn write(&mut self, t: Tensor, data: &[f32]) -> Result<()>;
-    /// Finishes all recorded work and returns the tensor's contents.
+    /// Finishes all recorded work and returns the tensor's contents (the
+    /// handle's `t.len` elements).
     fn read(&mut self, t: Tensor) -> Result<Vec<f32>>;
 
     /// Makes the training set resident: `images` is `count * pixels` bytes,
@@ -270,6 +304,127 @@ pub trait Backend {
         m: Tensor,
         v: Tensor,
         adam: AdamSettings,
+    );
+
+    /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`, w
+    /// `[out, in, k, k]`) + bias `[out]` (when given), as
+    /// [`cpu::conv::conv2d_forward`]. Every tensor's handle length must be
+    /// what its shape needs (pass `buf.prefix(len)` for a larger buffer),
+    /// and the output must be a tensor of its own.
+    fn conv2d_forward(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    );
+
+    /// dx `[B, in, in_h, in_w]` for dy `[B, out, out_h, out_w]` and w
+    /// `[out, in, k, k]`, as [`cpu::conv::conv2d_backward_input`].
+    fn conv2d_backward_input(&mut self, p: &Conv2dParams, dy: Tensor, w: Tensor, dx: Tensor);
+
+    /// dw `[out, in, k, k]` and dbias `[out]` (when given), overwriting, for
+    /// x `[B, in, in_h, in_w]` and dy `[B, out, out_h, out_w]`, as
+    /// [`cpu::conv::conv2d_backward_params`].
+    fn conv2d_backward_params(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    );
+
+    /// y `[B, out, out_h, out_w]` = conv_transpose(x `[B, in, in_h, in_w]`,
+    /// w `[in, out, k, k]`) + bias `[out]` (when given), as
+    /// [`cpu::conv::conv_transpose2d_forward`].
+    fn conv_transpose2d_forward(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    );
+
+    /// dx `[B, in, in_h, in_w]` for dy `[B, out, out_h, out_w]` and w
+    /// `[in, out, k, k]`, as [`cpu::conv::conv_transpose2d_backward_input`].
+    fn conv_transpose2d_backward_input(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        dy: Tensor,
+        w: Tensor,
+        dx: Tensor,
+    );
+
+    /// dw `[in, out, k, k]` and dbias `[out]` (when given), overwriting, as
+    /// [`cpu::conv::conv_transpose2d_backward_params`].
+    fn conv_transpose2d_backward_params(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    );
+
+    /// y = act(batch_norm_train(x)); updates running stats, writes saved stats.
+    /// x and y are `[batch, channels, spatial]`, as
+    /// [`cpu::batch_norm::batch_norm_forward_train`] followed by `act`.
+    fn batch_norm_forward_train(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    );
+
+    /// y = act(batch_norm_eval(x)) from the running stats (saved_* unused),
+    /// as [`cpu::batch_norm::batch_norm_forward_eval`] followed by `act`.
+    fn batch_norm_forward_eval(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    );
+
+    /// Training backward with no activation (the caller applies activation_backward first):
+    /// dx, dgamma, dbeta from x, dy, gamma and the saved stats, as
+    /// [`cpu::batch_norm::batch_norm_backward`] (beta and the running stats unused).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &mut self,
+        p: &BatchNormParams,
+        x: Tensor,
+        dy: Tensor,
+        bn: &BatchNormTensors,
+        dx: Tensor,
+        dgamma: Tensor,
+        dbeta: Tensor,
+    );
+
+    /// y[r, c] = dropout(act(x[r, c])): with dropout, element (r, c) is kept when
+    /// `rng::dropout_keep(clock.seed, d.stream, clock.step, r * cols + c, rng::dropout_threshold(d.p))`
+    /// and kept values are scaled by 1 / (1 - p) -- exactly the epilogue
+    /// [`linear_forward`](Self::linear_forward) applies. x and y have the same
+    /// rows and cols; y must not overlap x.
+    fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat);
+
+    /// dx[r, c] = dy[r, c] * dact(r, c), dact computed from the output y and
+    /// the dropout mask by the formula documented on
+    /// [`linear_backward_input`](Self::linear_backward_input). dy, y, dx have
+    /// the same rows and cols; dx is a tensor of its own.
+    fn activation_backward(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        dx: Mat,
     );
 
     /// Health check: if any element of `t` is NaN or infinite, sets

@@ -10,7 +10,8 @@ mod ops;
 
 use std::borrow::Cow;
 
-use super::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
+use super::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
+use super::{Backend, BatchNormTensors, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -32,28 +33,58 @@ impl CpuBackend {
         Self::default()
     }
 
-    /// Takes the output tensor out of the table so inputs can be borrowed
-    /// beside it; [`put`](Self::put) returns it.
+    /// Takes the output tensor's first `t.len` elements out of the table so
+    /// inputs can be borrowed beside it; [`put`](Self::put) returns them.
+    /// The rest of the buffer (past a [`Tensor::prefix`]) waits in the table.
     fn take(&mut self, t: Tensor) -> Vec<f32> {
-        std::mem::take(&mut self.tensors[t.id as usize])
+        let slot = &mut self.tensors[t.id as usize];
+        let mut data = std::mem::take(slot);
+        assert!(
+            t.len as usize <= data.len(),
+            "a handle of {} elements to a tensor of {} (or one taken twice)",
+            t.len,
+            data.len()
+        );
+        // Empty (no allocation) for a full handle.
+        *slot = data.split_off(t.len as usize);
+        data
     }
 
-    fn put(&mut self, t: Tensor, data: Vec<f32>) {
-        self.tensors[t.id as usize] = data;
+    fn put(&mut self, t: Tensor, mut data: Vec<f32>) {
+        let slot = &mut self.tensors[t.id as usize];
+        data.append(slot);
+        *slot = data;
     }
 
     /// A tensor's contents, borrowed in place; copied only when it is also
-    /// the output being written (then taken out of the table).
+    /// the output being written (then taken out of the table: its first
+    /// elements are `out_data`, the rest still in the table).
     fn input<'a>(&'a self, t: Tensor, out: Tensor, out_data: &[f32]) -> Cow<'a, [f32]> {
-        if t == out {
-            Cow::Owned(out_data.to_vec())
+        if t.id == out.id {
+            let mut data = out_data.to_vec();
+            data.extend_from_slice(&self.tensors[t.id as usize]);
+            data.truncate(t.len as usize);
+            Cow::Owned(data)
         } else {
-            Cow::Borrowed(&self.tensors[t.id as usize])
+            Cow::Borrowed(self.get(t))
         }
     }
 
+    /// The handle's `t.len` elements.
     fn get(&self, t: Tensor) -> &[f32] {
-        &self.tensors[t.id as usize]
+        &self.tensors[t.id as usize][..t.len as usize]
+    }
+
+    /// Panics unless every output is a tensor of its own (no other argument
+    /// shares its buffer), as the GPU backend requires.
+    fn assert_own(op: &str, inputs: &[Tensor], outputs: &[Tensor]) {
+        for (i, o) in outputs.iter().enumerate() {
+            let others = inputs.iter().chain(&outputs[..i]);
+            assert!(
+                others.into_iter().all(|t| t.id != o.id),
+                "{op}: an output must be a tensor of its own"
+            );
+        }
     }
 
     /// dz [B, out] = dy * act'(y) (and the dropout mask), as a dense matrix
@@ -97,12 +128,12 @@ impl Backend for CpuBackend {
 
     fn write(&mut self, t: Tensor, data: &[f32]) -> Result<()> {
         assert_eq!(data.len(), t.len as usize, "write: length mismatch");
-        self.tensors[t.id as usize].copy_from_slice(data);
+        self.tensors[t.id as usize][..t.len as usize].copy_from_slice(data);
         Ok(())
     }
 
     fn read(&mut self, t: Tensor) -> Result<Vec<f32>> {
-        Ok(self.tensors[t.id as usize].clone())
+        Ok(self.get(t).to_vec())
     }
 
     fn upload_dataset(&mut self, images: &[u8], labels: &[u8], pixels: usize) -> Result<()> {
@@ -300,6 +331,236 @@ impl Backend for CpuBackend {
         self.put(params, p);
         self.put(m, md);
         self.put(v, vd);
+    }
+
+    fn conv2d_forward(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        let inputs: Vec<Tensor> = [x, w].into_iter().chain(bias).collect();
+        Self::assert_own("conv2d_forward", &inputs, &[y]);
+        let mut yd = self.take(y);
+        let b = bias.map(|b| self.get(b));
+        conv::conv2d_forward(p, self.get(x), self.get(w), b, &mut yd);
+        self.put(y, yd);
+    }
+
+    fn conv2d_backward_input(&mut self, p: &Conv2dParams, dy: Tensor, w: Tensor, dx: Tensor) {
+        Self::assert_own("conv2d_backward_input", &[dy, w], &[dx]);
+        let mut dxd = self.take(dx);
+        conv::conv2d_backward_input(p, self.get(dy), self.get(w), &mut dxd);
+        self.put(dx, dxd);
+    }
+
+    fn conv2d_backward_params(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        let outputs: Vec<Tensor> = [dw].into_iter().chain(dbias).collect();
+        Self::assert_own("conv2d_backward_params", &[x, dy], &outputs);
+        let mut dwd = self.take(dw);
+        let mut dbd = dbias.map(|b| self.take(b));
+        conv::conv2d_backward_params(p, self.get(x), self.get(dy), &mut dwd, dbd.as_deref_mut());
+        self.put(dw, dwd);
+        if let (Some(b), Some(d)) = (dbias, dbd) {
+            self.put(b, d);
+        }
+    }
+
+    fn conv_transpose2d_forward(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        let inputs: Vec<Tensor> = [x, w].into_iter().chain(bias).collect();
+        Self::assert_own("conv_transpose2d_forward", &inputs, &[y]);
+        let mut yd = self.take(y);
+        let b = bias.map(|b| self.get(b));
+        conv::conv_transpose2d_forward(p, self.get(x), self.get(w), b, &mut yd);
+        self.put(y, yd);
+    }
+
+    fn conv_transpose2d_backward_input(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        dy: Tensor,
+        w: Tensor,
+        dx: Tensor,
+    ) {
+        Self::assert_own("conv_transpose2d_backward_input", &[dy, w], &[dx]);
+        let mut dxd = self.take(dx);
+        conv::conv_transpose2d_backward_input(p, self.get(dy), self.get(w), &mut dxd);
+        self.put(dx, dxd);
+    }
+
+    fn conv_transpose2d_backward_params(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        let outputs: Vec<Tensor> = [dw].into_iter().chain(dbias).collect();
+        Self::assert_own("conv_transpose2d_backward_params", &[x, dy], &outputs);
+        let mut dwd = self.take(dw);
+        let mut dbd = dbias.map(|b| self.take(b));
+        conv::conv_transpose2d_backward_params(
+            p,
+            self.get(x),
+            self.get(dy),
+            &mut dwd,
+            dbd.as_deref_mut(),
+        );
+        self.put(dw, dwd);
+        if let (Some(b), Some(d)) = (dbias, dbd) {
+            self.put(b, d);
+        }
+    }
+
+    fn batch_norm_forward_train(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        let outputs = [
+            y,
+            bn.saved_mean,
+            bn.saved_inv_std,
+            bn.running_mean,
+            bn.running_var,
+        ];
+        Self::assert_own(
+            "batch_norm_forward_train",
+            &[x, bn.gamma, bn.beta],
+            &outputs,
+        );
+        let mut yd = self.take(y);
+        let mut mean = self.take(bn.saved_mean);
+        let mut inv_std = self.take(bn.saved_inv_std);
+        let mut rm = self.take(bn.running_mean);
+        let mut rv = self.take(bn.running_var);
+        batch_norm::batch_norm_forward_train(
+            p,
+            self.get(x),
+            self.get(bn.gamma),
+            self.get(bn.beta),
+            &mut yd,
+            &mut mean,
+            &mut inv_std,
+            &mut rm,
+            &mut rv,
+        );
+        for v in yd.iter_mut() {
+            *v = act.apply(*v);
+        }
+        self.put(y, yd);
+        self.put(bn.saved_mean, mean);
+        self.put(bn.saved_inv_std, inv_std);
+        self.put(bn.running_mean, rm);
+        self.put(bn.running_var, rv);
+    }
+
+    fn batch_norm_forward_eval(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        let inputs = [x, bn.gamma, bn.beta, bn.running_mean, bn.running_var];
+        Self::assert_own("batch_norm_forward_eval", &inputs, &[y]);
+        let mut yd = self.take(y);
+        batch_norm::batch_norm_forward_eval(
+            p,
+            self.get(x),
+            self.get(bn.gamma),
+            self.get(bn.beta),
+            self.get(bn.running_mean),
+            self.get(bn.running_var),
+            &mut yd,
+        );
+        for v in yd.iter_mut() {
+            *v = act.apply(*v);
+        }
+        self.put(y, yd);
+    }
+
+    fn batch_norm_backward(
+        &mut self,
+        p: &BatchNormParams,
+        x: Tensor,
+        dy: Tensor,
+        bn: &BatchNormTensors,
+        dx: Tensor,
+        dgamma: Tensor,
+        dbeta: Tensor,
+    ) {
+        let inputs = [x, dy, bn.gamma, bn.saved_mean, bn.saved_inv_std];
+        Self::assert_own("batch_norm_backward", &inputs, &[dx, dgamma, dbeta]);
+        let mut dxd = self.take(dx);
+        let mut dg = self.take(dgamma);
+        let mut db = self.take(dbeta);
+        batch_norm::batch_norm_backward(
+            p,
+            self.get(x),
+            self.get(dy),
+            self.get(bn.gamma),
+            self.get(bn.saved_mean),
+            self.get(bn.saved_inv_std),
+            &mut dxd,
+            &mut dg,
+            &mut db,
+        );
+        self.put(dx, dxd);
+        self.put(dgamma, dg);
+        self.put(dbeta, db);
+    }
+
+    fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat) {
+        Self::assert_own("activation_forward", &[x.tensor], &[y.tensor]);
+        let mut yd = self.take(y.tensor);
+        ops::activation_forward(self.get(x.tensor), x, act, dropout, self.clock, &mut yd, y);
+        self.put(y.tensor, yd);
+    }
+
+    fn activation_backward(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        dx: Mat,
+    ) {
+        Self::assert_own("activation_backward", &[dy.tensor, y.tensor], &[dx.tensor]);
+        assert!(
+            (dy.rows, dy.cols) == (y.rows, y.cols) && (dx.rows, dx.cols) == (y.rows, y.cols),
+            "activation_backward: dy, y and dx must have the same shape"
+        );
+        let dz = self.activation_grad(dy, y, act, dropout);
+        let mut dxd = self.take(dx.tensor);
+        for r in 0..dx.rows as usize {
+            let cols = dx.cols as usize;
+            let row = &mut dxd[dx.at(r, 0)..dx.at(r, 0) + cols];
+            row.copy_from_slice(&dz[r * cols..(r + 1) * cols]);
+        }
+        self.put(dx.tensor, dxd);
+        self.dz = dz;
     }
 
     fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {

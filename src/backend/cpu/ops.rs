@@ -107,6 +107,44 @@ pub fn linear_forward(
     }
 }
 
+/// y [R, C] = dropout(act(x [R, C])): element by element, the activation
+/// and then the dropout mask and scale exactly as the epilogue of
+/// [`linear_forward`] applies them (the mask index is r * C + c).
+pub fn activation_forward(
+    xd: &[f32],
+    x: Mat,
+    act: Activation,
+    dropout: Option<Dropout>,
+    clock: Clock,
+    yd: &mut [f32],
+    y: Mat,
+) {
+    let (rows, cols) = (y.rows as usize, y.cols as usize);
+    assert_eq!(
+        (x.rows as usize, x.cols as usize),
+        (rows, cols),
+        "activation_forward: x and y must have the same shape"
+    );
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    for r in 0..rows {
+        let xrow = &xd[x.at(r, 0)..x.at(r, 0) + cols];
+        let row = &mut yd[y.at(r, 0)..y.at(r, 0) + cols];
+        for (v, &z) in row.iter_mut().zip(xrow) {
+            *v = act.apply(z);
+        }
+        if let Some(d) = dropout {
+            let threshold = rng::dropout_threshold(d.p);
+            for (c, v) in row.iter_mut().enumerate() {
+                let index = (r * cols + c) as u32;
+                let keep = rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
+                *v = if keep { *v / (1.0 - d.p) } else { 0.0 };
+            }
+        }
+    }
+}
+
 /// dz [B, out] = dy * act'(y) with the dropout mask and scale folded in (see
 /// `Backend::linear_backward_input`), written dense into `dz` (resized).
 #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,8 @@
 //! Batch norm on the GPU: the twins of [`crate::backend::cpu::batch_norm`],
-//! as inherent methods of [`GpuBackend`] with the same names, the same
+//! as inherent methods of [`GpuBackend`] named like them with a `try_`
+//! prefix (the [`Backend`](crate::backend::Backend) ops of the same names,
+//! which take a [`BatchNormTensors`](crate::backend::BatchNormTensors),
+//! call them and turn an error into the pending error), the same
 //! [`BatchNormParams`] and PyTorch's semantics (biased variance to
 //! normalise, the unbiased one in the running estimate). Each op is
 //! recorded into the open compute pass; nothing is submitted. The kernels
@@ -55,7 +58,7 @@ impl GpuBackend {
     /// variance), as `cpu::batch_norm::batch_norm_forward_train` followed
     /// by `act`.
     #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm_forward_train(
+    pub fn try_batch_norm_forward_train(
         &mut self,
         p: &BatchNormParams,
         act: Activation,
@@ -92,7 +95,7 @@ impl GpuBackend {
     /// running_mean) / sqrt(running_var + eps) + beta), as
     /// `cpu::batch_norm::batch_norm_forward_eval` followed by `act`.
     #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm_forward_eval(
+    pub fn try_batch_norm_forward_eval(
         &mut self,
         p: &BatchNormParams,
         act: Activation,
@@ -125,7 +128,7 @@ impl GpuBackend {
     /// dbeta `[C]` for x and dy `[B, C, S]`, gamma and the saved statistics
     /// of the forward, as `cpu::batch_norm::batch_norm_backward`.
     #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm_backward(
+    pub fn try_batch_norm_backward(
         &mut self,
         p: &BatchNormParams,
         x: Tensor,

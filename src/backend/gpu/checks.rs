@@ -19,11 +19,7 @@ impl GpuBackend {
     /// output is also another argument.
     pub(super) fn check_args(&self, op: &str, inputs: &[Arg], outputs: &[Arg]) -> Result<()> {
         for &(name, t, len) in inputs.iter().chain(outputs) {
-            if self.tensors.get(t.id as usize).is_none() {
-                return Err(Error::Gpu(format!(
-                    "{op}: {name} is not a tensor of this backend"
-                )));
-            }
+            self.tensor_error(t, op, name)?;
             if len != Some(t.len as usize) {
                 let needed = len.map_or("more than any tensor holds".into(), |l| l.to_string());
                 return Err(Error::Gpu(format!(
@@ -43,19 +39,49 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Records the first misuse; the op that found it records nothing.
-    pub(super) fn fail(&mut self, message: String) {
-        if self.pending_error.is_none() {
-            self.pending_error = Some(Error::Gpu(message));
+    /// An error unless `t` is a tensor of this backend whose handle length
+    /// is within its buffer (a [`Tensor::prefix`] names fewer elements, a
+    /// forged handle may name more).
+    pub(super) fn tensor_error(&self, t: Tensor, op: &str, what: &str) -> Result<()> {
+        match self.tensors.get(t.id as usize) {
+            None => Err(Error::Gpu(format!(
+                "{op}: {what} is not a tensor of this backend"
+            ))),
+            Some(b) if u64::from(t.len) > b.elements => Err(Error::Gpu(format!(
+                "{op}: {what} is a handle of {} elements to a tensor of {}",
+                t.len, b.elements
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
-    /// Checks that a tensor handle belongs to this backend.
+    /// Records the first misuse; the op that found it records nothing.
+    pub(super) fn fail(&mut self, message: String) {
+        self.fail_with(Error::Gpu(message));
+    }
+
+    /// Records `e` as the pending error unless one is pending already.
+    pub(super) fn fail_with(&mut self, e: Error) {
+        if self.pending_error.is_none() {
+            self.pending_error = Some(e);
+        }
+    }
+
+    /// Turns the error of an op that returns one (the `try_*` convolution
+    /// and batch-norm methods) into the pending error.
+    pub(super) fn pend(&mut self, r: Result<()>) {
+        if let Err(e) = r {
+            self.fail_with(e);
+        }
+    }
+
+    /// Checks that a tensor handle belongs to this backend and lies within
+    /// its buffer.
     pub(super) fn check_tensor(&mut self, t: Tensor, op: &str, what: &str) -> bool {
-        match self.tensors.get(t.id as usize) {
-            Some(_) => true,
-            None => {
-                self.fail(format!("{op}: {what} is not a tensor of this backend"));
+        match self.tensor_error(t, op, what) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail_with(e);
                 false
             }
         }

@@ -1,8 +1,10 @@
 //! The convolutions on the GPU: the twins of [`crate::backend::cpu::conv`],
-//! as inherent methods of [`GpuBackend`] with the same names and the same
-//! parameter structs ([`Conv2dParams`], [`ConvTranspose2dParams`]). Each op
-//! is recorded, like every other op, into the open compute pass; nothing is
-//! submitted.
+//! as inherent methods of [`GpuBackend`] named like them with a `try_`
+//! prefix (`try_conv2d_forward`), taking the same parameter structs
+//! ([`Conv2dParams`], [`ConvTranspose2dParams`]) and returning their errors.
+//! The [`Backend`](crate::backend::Backend) ops of the same names call them
+//! and turn an error into the pending error. Each op is recorded, like
+//! every other op, into the open compute pass; nothing is submitted.
 //!
 //! The three products are implicit GEMMs on the tiled kernels of
 //! `shaders/conv.wgsl` (32 x 32 output tiles in workgroup memory), whose
@@ -79,7 +81,7 @@ fn lengths(c: &Conv2dParams) -> Lengths {
 impl GpuBackend {
     /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`,
     /// w `[out, in, k, k]`) + bias `[out]` (when given).
-    pub fn conv2d_forward(
+    pub fn try_conv2d_forward(
         &mut self,
         p: &Conv2dParams,
         x: Tensor,
@@ -101,7 +103,7 @@ impl GpuBackend {
 
     /// dx `[B, in, in_h, in_w]` = the gradient of <y, dy> with respect to x,
     /// for dy `[B, out, out_h, out_w]` and w `[out, in, k, k]`.
-    pub fn conv2d_backward_input(
+    pub fn try_conv2d_backward_input(
         &mut self,
         p: &Conv2dParams,
         dy: Tensor,
@@ -121,7 +123,7 @@ impl GpuBackend {
 
     /// dw `[out, in, k, k]` and dbias `[out]` (when given) for x
     /// `[B, in, in_h, in_w]` and dy `[B, out, out_h, out_w]`.
-    pub fn conv2d_backward_params(
+    pub fn try_conv2d_backward_params(
         &mut self,
         p: &Conv2dParams,
         x: Tensor,
@@ -150,7 +152,7 @@ impl GpuBackend {
     /// y `[B, out, out_h, out_w]` = conv_transpose(x `[B, in, in_h, in_w]`,
     /// w `[in, out, k, k]`) + bias `[out]` (when given): the backward-input
     /// kernel of `p.as_conv()`, with the bias in its epilogue.
-    pub fn conv_transpose2d_forward(
+    pub fn try_conv_transpose2d_forward(
         &mut self,
         p: &ConvTranspose2dParams,
         x: Tensor,
@@ -173,7 +175,7 @@ impl GpuBackend {
     /// dx `[B, in, in_h, in_w]` = the gradient of <y, dy> with respect to x,
     /// for dy `[B, out, out_h, out_w]` and w `[in, out, k, k]`: the forward
     /// kernel of `p.as_conv()` applied to dy.
-    pub fn conv_transpose2d_backward_input(
+    pub fn try_conv_transpose2d_backward_input(
         &mut self,
         p: &ConvTranspose2dParams,
         dy: Tensor,
@@ -195,7 +197,7 @@ impl GpuBackend {
     /// `[B, in, in_h, in_w]` and dy `[B, out, out_h, out_w]`: the
     /// backward-params kernel of `p.as_conv()` with dy as its input and x as
     /// its output gradient; dbias sums dy over batch and positions.
-    pub fn conv_transpose2d_backward_params(
+    pub fn try_conv_transpose2d_backward_params(
         &mut self,
         p: &ConvTranspose2dParams,
         x: Tensor,

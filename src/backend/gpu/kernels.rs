@@ -25,6 +25,7 @@ const DATA: &str = include_str!("../../../shaders/data.wgsl");
 const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 const CONV: &str = include_str!("../../../shaders/conv.wgsl");
 const BATCH_NORM: &str = include_str!("../../../shaders/batch_norm.wgsl");
+const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
 
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +50,8 @@ pub enum Kernel {
     BatchNormForwardEval,
     BatchNormBackward,
     BatchNormBackwardDx,
+    ActivationForward,
+    ActivationBackward,
 }
 
 /// A shader family: its file and the shared parts it is prefixed with.
@@ -62,10 +65,11 @@ enum Family {
     Health,
     Conv,
     BatchNorm,
+    Elementwise,
 }
 
 impl Family {
-    const ALL: [Family; 8] = [
+    const ALL: [Family; 9] = [
         Family::Linear,
         Family::Loss,
         Family::Classifier,
@@ -74,6 +78,7 @@ impl Family {
         Family::Health,
         Family::Conv,
         Family::BatchNorm,
+        Family::Elementwise,
     ];
 
     fn name(self) -> &'static str {
@@ -86,6 +91,7 @@ impl Family {
             Family::Health => "health.wgsl",
             Family::Conv => "conv.wgsl",
             Family::BatchNorm => "batch_norm.wgsl",
+            Family::Elementwise => "elementwise.wgsl",
         }
     }
 
@@ -100,13 +106,14 @@ impl Family {
             Family::Health => &[COMMON, HEALTH],
             Family::Conv => &[COMMON, CONV],
             Family::BatchNorm => &[COMMON, ACTIVATION, BATCH_NORM],
+            Family::Elementwise => &[COMMON, RANDOM, ACTIVATION, ELEMENTWISE],
         };
         parts.join("\n")
     }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 20] = [
+    pub const ALL: [Kernel; 22] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -127,6 +134,8 @@ impl Kernel {
         Kernel::BatchNormForwardEval,
         Kernel::BatchNormBackward,
         Kernel::BatchNormBackwardDx,
+        Kernel::ActivationForward,
+        Kernel::ActivationBackward,
     ];
 
     /// The WGSL entry point (named like the CPU function it mirrors).
@@ -152,6 +161,8 @@ impl Kernel {
             Kernel::BatchNormForwardEval => "batch_norm_forward_eval",
             Kernel::BatchNormBackward => "batch_norm_backward",
             Kernel::BatchNormBackwardDx => "batch_norm_backward_dx",
+            Kernel::ActivationForward => "activation_forward",
+            Kernel::ActivationBackward => "activation_backward",
         }
     }
 
@@ -200,6 +211,7 @@ impl Kernel {
             | Kernel::BatchNormForwardEval
             | Kernel::BatchNormBackward
             | Kernel::BatchNormBackwardDx => Family::BatchNorm,
+            Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
         }
     }
 
@@ -240,6 +252,8 @@ impl Kernel {
             | Kernel::BatchNormForwardEval
             | Kernel::BatchNormBackward
             | Kernel::BatchNormBackwardDx => 6,
+            // clock, a (x or dy), b (y), d (dx; the forward binds y again)
+            Kernel::ActivationForward | Kernel::ActivationBackward => 4,
         }
     }
 }

@@ -25,13 +25,14 @@
 //! inside the backend, `record` (bind groups, dispatches, submits), `checks`
 //! (an op's arguments checked on the host), `transfer` (buffers, waits,
 //! errors, read-back), `ops` (the [`Backend`] trait) and the op families
-//! `inputs`, `linear` and `loss`.
+//! `inputs`, `linear`, `loss`, `conv`, `batch_norm` and `elementwise`.
 
 mod batch_norm;
 mod blocked;
 mod checks;
 pub mod context;
 mod conv;
+mod elementwise;
 mod inputs;
 pub mod kernels;
 mod linear;
@@ -61,6 +62,10 @@ const WG_1D: u32 = 256;
 struct GpuBuffer {
     buffer: wgpu::Buffer,
     uid: u64,
+    /// The f32 elements the buffer holds (a tensor's allocated length; a
+    /// handle, [`Tensor::prefix`](crate::backend::Tensor::prefix), may name
+    /// fewer, never more).
+    elements: u64,
 }
 
 /// The GPU backend. Create it with [`GpuBackend::new`].
@@ -177,6 +182,7 @@ impl GpuBackend {
                     mapped_at_creation: false,
                 }),
                 uid: next_uid,
+                elements: size / 4,
             }
         };
         let clock = make(16, "clock");

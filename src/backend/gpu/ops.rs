@@ -5,13 +5,20 @@
 //! [`inputs`](super::inputs), [`linear`](super::linear) or [`loss`](super::loss),
 //! which checks its views on the host (recording the misuse for the next
 //! flush instead of panicking), fills its kernel's uniform struct and records
-//! its dispatches.
+//! its dispatches. The convolution and batch-norm ops call the inherent
+//! `try_*` methods of [`conv`](super::conv) and
+//! [`batch_norm`](super::batch_norm), which return their errors at once; here
+//! an error becomes the pending error like any other misuse. The element-wise
+//! activation ops are recorded by [`elementwise`](super::elementwise).
 
 use super::kernels::Kernel;
 use super::params::AdamParams;
 use super::record::Buf;
 use super::{tensor_bytes, GpuBackend};
-use crate::backend::{Backend, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts};
+use crate::backend::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
+use crate::backend::{
+    Backend, BatchNormTensors, CeSlots, Clock, Dropout, LossSlots, Mat, Tensor, WorkCounts,
+};
 use crate::error::{Error, Result};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 
@@ -42,13 +49,14 @@ impl Backend for GpuBackend {
                 self.ctx.info.name
             )));
         }
-        let buffer = self.new_buffer(
+        let mut buffer = self.new_buffer(
             bytes,
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
             "tensor",
         );
+        buffer.elements = u64::from(len32);
         self.tensors.push(buffer);
         Ok(Tensor {
             id: (self.tensors.len() - 1) as u32,
@@ -57,9 +65,7 @@ impl Backend for GpuBackend {
     }
 
     fn write(&mut self, t: Tensor, data: &[f32]) -> Result<()> {
-        if self.tensors.get(t.id as usize).is_none() {
-            return Err(Error::Gpu("write: not a tensor of this backend".into()));
-        }
+        self.tensor_error(t, "write", "the tensor")?;
         if data.len() != t.len as usize {
             return Err(Error::Gpu(format!(
                 "write: {} values for a tensor of {}",
@@ -80,9 +86,7 @@ impl Backend for GpuBackend {
     }
 
     fn read(&mut self, t: Tensor) -> Result<Vec<f32>> {
-        if self.tensors.get(t.id as usize).is_none() {
-            return Err(Error::Gpu("read: not a tensor of this backend".into()));
-        }
+        self.tensor_error(t, "read", "the tensor")?;
         let bytes = self.read_bytes(Buf::Tensor(t), u64::from(t.len) * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
@@ -272,6 +276,153 @@ impl Backend for GpuBackend {
         adam: AdamSettings,
     ) {
         self.record_adam_update(params, grads, m, v, adam);
+    }
+
+    fn conv2d_forward(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        let r = self.try_conv2d_forward(p, x, w, bias, y);
+        self.pend(r);
+    }
+
+    fn conv2d_backward_input(&mut self, p: &Conv2dParams, dy: Tensor, w: Tensor, dx: Tensor) {
+        let r = self.try_conv2d_backward_input(p, dy, w, dx);
+        self.pend(r);
+    }
+
+    fn conv2d_backward_params(
+        &mut self,
+        p: &Conv2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        let r = self.try_conv2d_backward_params(p, x, dy, dw, dbias);
+        self.pend(r);
+    }
+
+    fn conv_transpose2d_forward(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        w: Tensor,
+        bias: Option<Tensor>,
+        y: Tensor,
+    ) {
+        let r = self.try_conv_transpose2d_forward(p, x, w, bias, y);
+        self.pend(r);
+    }
+
+    fn conv_transpose2d_backward_input(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        dy: Tensor,
+        w: Tensor,
+        dx: Tensor,
+    ) {
+        let r = self.try_conv_transpose2d_backward_input(p, dy, w, dx);
+        self.pend(r);
+    }
+
+    fn conv_transpose2d_backward_params(
+        &mut self,
+        p: &ConvTranspose2dParams,
+        x: Tensor,
+        dy: Tensor,
+        dw: Tensor,
+        dbias: Option<Tensor>,
+    ) {
+        let r = self.try_conv_transpose2d_backward_params(p, x, dy, dw, dbias);
+        self.pend(r);
+    }
+
+    fn batch_norm_forward_train(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        let r = self.try_batch_norm_forward_train(
+            p,
+            act,
+            x,
+            bn.gamma,
+            bn.beta,
+            y,
+            bn.saved_mean,
+            bn.saved_inv_std,
+            bn.running_mean,
+            bn.running_var,
+        );
+        self.pend(r);
+    }
+
+    fn batch_norm_forward_eval(
+        &mut self,
+        p: &BatchNormParams,
+        act: Activation,
+        x: Tensor,
+        bn: &BatchNormTensors,
+        y: Tensor,
+    ) {
+        let r = self.try_batch_norm_forward_eval(
+            p,
+            act,
+            x,
+            bn.gamma,
+            bn.beta,
+            bn.running_mean,
+            bn.running_var,
+            y,
+        );
+        self.pend(r);
+    }
+
+    fn batch_norm_backward(
+        &mut self,
+        p: &BatchNormParams,
+        x: Tensor,
+        dy: Tensor,
+        bn: &BatchNormTensors,
+        dx: Tensor,
+        dgamma: Tensor,
+        dbeta: Tensor,
+    ) {
+        let r = self.try_batch_norm_backward(
+            p,
+            x,
+            dy,
+            bn.gamma,
+            bn.saved_mean,
+            bn.saved_inv_std,
+            dx,
+            dgamma,
+            dbeta,
+        );
+        self.pend(r);
+    }
+
+    fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat) {
+        self.record_activation_forward(x, act, dropout, y);
+    }
+
+    fn activation_backward(
+        &mut self,
+        dy: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        dx: Mat,
+    ) {
+        self.record_activation_backward(dy, y, act, dropout, dx);
     }
 
     fn finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {

@@ -175,6 +175,29 @@ pub struct BatchNormUniform {
     pub pad: u32,
 }
 
+/// `ElementwiseParams` of `shaders/elementwise.wgsl`: the R x C views (offset
+/// and row stride of a = x or dy, b = y, d = dx), the activation (code,
+/// LeakyReLU's slope) and the dropout (flag, threshold, stream, 1 - p).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ElementwiseParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub a_off: u32,
+    pub a_stride: u32,
+    pub b_off: u32,
+    pub b_stride: u32,
+    pub d_off: u32,
+    pub d_stride: u32,
+    pub act: u32,
+    pub slope: f32,
+    pub dropout: u32,
+    pub threshold: u32,
+    pub stream: u32,
+    pub keep_prob: f32,
+    pub pad: [u32; 2],
+}
+
 /// Marks an absent stats slot (`NONE` in the shaders).
 pub const NONE: u32 = u32::MAX;
 
@@ -195,6 +218,7 @@ mod tests {
             std::mem::size_of::<OnehotParams>(),
             std::mem::size_of::<ConvParams>(),
             std::mem::size_of::<BatchNormUniform>(),
+            std::mem::size_of::<ElementwiseParams>(),
         ] {
             assert_eq!(size % 16, 0, "{size}");
         }

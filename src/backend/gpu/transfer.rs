@@ -19,6 +19,7 @@ impl GpuBackend {
     ) -> GpuBuffer {
         self.next_uid += 1;
         GpuBuffer {
+            elements: size / 4,
             buffer: self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
@@ -37,6 +38,7 @@ impl GpuBackend {
     ) -> GpuBuffer {
         self.next_uid += 1;
         GpuBuffer {
+            elements: data.len() as u64 / 4,
             buffer: self
                 .ctx
                 .device
