@@ -37,6 +37,7 @@ mod common;
 
 use gan_gpu::backend::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
 use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::fault::{Fault, FaultyBackend};
 use gan_gpu::backend::gpu::GpuApi;
 use gan_gpu::backend::{Backend, BatchNormTensors, Clock, Dropout, Mat, Tensor};
 use gan_gpu::model::Activation;
@@ -341,6 +342,20 @@ fn run_activation<B: Backend>(b: &mut B, act: Activation, dropout: Option<Dropou
     out
 }
 
+/// The forward with x and y in one tensor: x its first ROWS rows, y the
+/// next ROWS (views of one buffer that do not overlap are allowed).
+fn run_activation_one_tensor<B: Backend>(b: &mut B, act: Activation) -> Outputs {
+    let mut values: Vec<f32> = data(ROWS * COLS, 23).iter().map(|v| 3.0 * v).collect();
+    values.extend(vec![SENTINEL; ROWS * COLS]);
+    let buf = tensor(b, &values);
+    let whole = Mat::dense(buf, 2 * ROWS, COLS);
+    let dropout = Some(Dropout { p: 0.3, stream: 6 });
+    b.activation_forward(whole.rows(0, ROWS), act, dropout, whole.rows(ROWS, ROWS));
+    let mut out = Outputs::default();
+    out.read(b, "x ; y", buf, act_tol(act, false));
+    out
+}
+
 /// Buffers sized for 4 rows (images) used with 2 through prefix handles: a
 /// conv2d forward, a training batch norm with LeakyReLU, an activation with
 /// dropout and its backward, and a prefix write and read. Every buffer is
@@ -508,8 +523,102 @@ fn layer_ops_match_the_cpu_through_the_trait() {
         }
     }
 
+    check_case!(
+        gpus,
+        "activation x and y in one tensor",
+        run_activation_one_tensor(Activation::LeakyRelu(0.3))
+    );
     check_case!(gpus, "prefix handles (2 of 4 rows)", run_prefix());
     println!("all cases: {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// The fault wrapper passes every layer op through to its backend: the same
+/// cases on `FaultyBackend<CpuBackend>` without a fault give the CPU's
+/// results bit for bit; once its device is lost, an op is dropped (it does
+/// not panic on the inner backend) and the next flush reports the loss.
+#[test]
+fn the_fault_wrapper_passes_the_layer_ops_through() {
+    let reference = |run: &dyn Fn(&mut CpuBackend) -> Outputs| {
+        let mut cpu = CpuBackend::new();
+        cpu.set_clock(CLOCK).unwrap();
+        run(&mut cpu)
+    };
+    let conv = Conv2dParams {
+        batch: 2,
+        in_channels: 2,
+        out_channels: 3,
+        in_h: 5,
+        in_w: 4,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let t = ConvTranspose2dParams {
+        batch: 2,
+        in_channels: 3,
+        out_channels: 2,
+        in_h: 3,
+        in_w: 3,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        output_padding: 1,
+    };
+    let bn = BatchNormParams {
+        batch: 2,
+        channels: 3,
+        spatial: 4,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let d = Some(Dropout { p: 0.3, stream: 5 });
+    let mut faulty = FaultyBackend::new(CpuBackend::new(), None);
+    faulty.set_clock(CLOCK).unwrap();
+    let cases: [(&str, Outputs, Outputs); 5] = [
+        (
+            "conv2d",
+            run_conv2d(&mut faulty, &conv, true),
+            reference(&|b| run_conv2d(b, &conv, true)),
+        ),
+        (
+            "conv_transpose2d",
+            run_conv_transpose2d(&mut faulty, &t, true),
+            reference(&|b| run_conv_transpose2d(b, &t, true)),
+        ),
+        (
+            "batch_norm",
+            run_batch_norm(&mut faulty, &bn, Activation::Tanh),
+            reference(&|b| run_batch_norm(b, &bn, Activation::Tanh)),
+        ),
+        (
+            "activation",
+            run_activation(&mut faulty, Activation::Sigmoid, d),
+            reference(&|b| run_activation(b, Activation::Sigmoid, d)),
+        ),
+        (
+            "prefix",
+            run_prefix(&mut faulty),
+            reference(&|b| run_prefix(b)),
+        ),
+    ];
+    for (what, got, expected) in &cases {
+        for ((name, g, _), (_, c, _)) in got.0.iter().zip(&expected.0) {
+            compare(&format!("faulty {what}: {name}"), g, c, EXACT);
+        }
+    }
+    // Lost: the op is dropped (passed through, this misuse, a y of another
+    // shape, would panic on the CPU) and the loss surfaces at the flush.
+    let mut lost = FaultyBackend::new(CpuBackend::new(), Some(Fault::DeviceLostAtStep(1)));
+    let x = tensor(&mut lost, &[1.0, -2.0]);
+    let y = output(&mut lost, 2);
+    lost.end_step();
+    lost.activation_forward(
+        Mat::dense(x, 1, 2),
+        Activation::Relu,
+        None,
+        Mat::dense(y, 1, 1),
+    );
+    assert!(lost.flush().is_err(), "the device is lost");
 }
 
 /// The dropout cases drop what they should: about p of the elements, by

@@ -92,6 +92,24 @@ impl Mat {
     pub fn at(&self, r: usize, c: usize) -> usize {
         self.offset as usize + r * self.stride as usize + c
     }
+
+    /// Whether the two views may share an element: the same buffer, and
+    /// element ranges (first to last element) that intersect. Conservative
+    /// for interleaved views (two column ranges of the same rows count as
+    /// overlapping); empty views overlap nothing.
+    pub fn overlaps(&self, other: &Mat) -> bool {
+        let span = |m: &Mat| {
+            (m.rows > 0 && m.cols > 0).then(|| {
+                let first = u64::from(m.offset);
+                let last = first + u64::from(m.rows - 1) * u64::from(m.stride) + u64::from(m.cols);
+                (first, last)
+            })
+        };
+        match (span(self), span(other)) {
+            (Some(a), Some(b)) => self.tensor.id == other.tensor.id && a.0 < b.1 && b.0 < a.1,
+            _ => false,
+        }
+    }
 }
 
 /// Dropout after a layer's activation, in training only. Element (r, c) of the
@@ -411,7 +429,8 @@ pub trait Backend {
     /// `rng::dropout_keep(clock.seed, d.stream, clock.step, r * cols + c, rng::dropout_threshold(d.p))`
     /// and kept values are scaled by 1 / (1 - p) -- exactly the epilogue
     /// [`linear_forward`](Self::linear_forward) applies. x and y have the same
-    /// rows and cols; y must not overlap x.
+    /// rows and cols; y must not overlap x ([`Mat::overlaps`]: views of one
+    /// tensor must lie in disjoint element ranges).
     fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat);
 
     /// dx[r, c] = dy[r, c] * dact(r, c), dact computed from the output y and

@@ -533,9 +533,10 @@ impl Backend for CpuBackend {
     }
 
     fn activation_forward(&mut self, x: Mat, act: Activation, dropout: Option<Dropout>, y: Mat) {
-        Self::assert_own("activation_forward", &[x.tensor], &[y.tensor]);
+        assert!(!y.overlaps(&x), "activation_forward: y overlaps x");
         let mut yd = self.take(y.tensor);
-        ops::activation_forward(self.get(x.tensor), x, act, dropout, self.clock, &mut yd, y);
+        let xd = self.input(x.tensor, y.tensor, &yd);
+        ops::activation_forward(&xd, x, act, dropout, self.clock, &mut yd, y);
         self.put(y.tensor, yd);
     }
 

@@ -6,9 +6,10 @@
 //! dz (the same WGSL helpers, the same mask index `r * cols + c`), so an
 //! activation split off a product computes what the fused one does.
 //!
-//! Misuse (a view outside its tensor, shapes that disagree, an output that
-//! shares a tensor with an input) is checked on the host and becomes the
-//! pending error; the op then records nothing.
+//! Misuse (a view outside its tensor, shapes that disagree, a forward output
+//! that overlaps its input, a backward output that shares a tensor with an
+//! input) is checked on the host and becomes the pending error; the op then
+//! records nothing.
 //!
 //! [`Backend::activation_forward`]: crate::backend::Backend::activation_forward
 //! [`Backend::activation_backward`]: crate::backend::Backend::activation_backward
@@ -35,8 +36,8 @@ impl GpuBackend {
             || !self.check(x.rows == y.rows && x.cols == y.cols, op, || {
                 format!("x is {} x {}, y is {} x {}", x.rows, x.cols, y.rows, y.cols)
             })
-            || !self.check(x.tensor.id != y.tensor.id, op, || {
-                "y must not share its tensor with x".into()
+            || !self.check(!y.overlaps(&x), op, || {
+                "y overlaps x (views of one tensor must lie in disjoint element ranges)".into()
             })
         {
             return;
