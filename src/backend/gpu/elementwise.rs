@@ -4,7 +4,10 @@
 //! the adapter's per-dimension limit as every one-dimensional kernel. The
 //! activation and the dropout mask are those of the linear ops' epilogue and
 //! dz (the same WGSL helpers, the same mask index `r * cols + c`), so an
-//! activation split off a product computes what the fused one does.
+//! activation split off a product computes what the fused one does. Against
+//! the CPU: the mask is the same bit for bit; identity, ReLU and LeakyReLU
+//! are bit for bit too where the adapter divides as IEEE does (by `1 - p`;
+//! WGSL allows 2.5 ulp), sigmoid and tanh within a few ulp (exp, tanh).
 //!
 //! Misuse (a view outside its tensor, shapes that disagree, a forward output
 //! that overlaps its input, a backward output that shares a tensor with an
