@@ -9,10 +9,10 @@
 use std::path::Path;
 
 use crate::backend::{Backend, Mat};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::model::{self, ModelSpec};
-use crate::nn::Network;
+use crate::nn::{Net, Pass};
 use crate::output::{export, grid};
 
 /// Images generated when `--n` is not given.
@@ -66,6 +66,9 @@ pub struct SampleRequest {
     /// images cycle through 0..9).
     pub label: Option<usize>,
     pub seed: u32,
+    /// Batch norm uses each chunk's own statistics (`--batch-stats`,
+    /// [`Pass::BatchStats`]) instead of the running ones ([`Pass::Eval`]).
+    pub batch_stats: bool,
 }
 
 impl SampleRequest {
@@ -196,14 +199,25 @@ pub fn generate_with_noise<B: Backend>(
         }
     }
     let rows = request.count.min(CHUNK_ROWS);
-    let generator = Network::new(backend, &spec.generator, rows, request.seed, 0)?;
-    if saved.generator.params.len() != generator.layout.len {
+    let generator = Net::new(backend, &spec.generator, rows, request.seed, 0)?;
+    let (len, buffers) = checkpoint::flat_lengths(&spec.generator);
+    let g = &saved.generator;
+    if [&g.params, &g.adam_m, &g.adam_v]
+        .iter()
+        .any(|v| v.len() != len)
+        || g.buffers.len() != buffers
+    {
         return Err(Error::Checkpoint {
             path: path.to_path_buf(),
             problem: "the generator's parameters do not fit its layout".into(),
         });
     }
-    backend.write(generator.params, &saved.generator.params)?;
+    generator.restore(backend, g)?;
+    let pass = if request.batch_stats {
+        Pass::BatchStats
+    } else {
+        Pass::Eval
+    };
     let width = spec.generator_input();
     let input = backend.alloc(rows * width)?;
     let output = backend.alloc(rows * spec.image_pixels)?;
@@ -222,7 +236,7 @@ pub fn generate_with_noise<B: Backend>(
         generator.forward(
             backend,
             Mat::dense(input, n, width),
-            None,
+            pass,
             Mat::dense(output, n, spec.image_pixels),
         );
         let out = backend.read(output)?;

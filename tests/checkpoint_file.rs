@@ -19,13 +19,15 @@ fn temp_dir(name: &str) -> PathBuf {
 /// A checkpoint of `spec` whose values are all distinct (value k of a
 /// tensor group is `offset + k`).
 fn synthetic(spec: &ModelSpec, offset: f32) -> Checkpoint {
-    let net = |n: &gan_gpu::model::NetworkSpec, o: f32| {
-        let len = NetworkLayout::new(n).len;
-        let ramp = |base: f32| (0..len).map(|k| base + k as f32).collect::<Vec<_>>();
+    let net = |n: &gan_gpu::model::NetSpec, o: f32| {
+        let (len, buffers) = gan_gpu::checkpoint::flat_lengths(n);
+        let ramp = |base: f32, len: usize| (0..len).map(|k| base + k as f32).collect::<Vec<_>>();
         NetworkState {
-            params: ramp(o),
-            adam_m: ramp(o + 1e6),
-            adam_v: ramp(o + 2e6),
+            params: ramp(o, len),
+            adam_m: ramp(o + 1e6, len),
+            adam_v: ramp(o + 2e6, len),
+            buffers: ramp(o + 3e6, buffers),
+            batches_tracked: if buffers > 0 { 2468 } else { 0 },
         }
     };
     Checkpoint {
@@ -106,7 +108,7 @@ fn weights_are_row_major_out_by_in() {
     let [start, end] = [0, 1]
         .map(|i| h["generator.2.weight"]["data_offsets"][i].as_u64().unwrap() as usize + 8 + n);
     let first = f32::from_le_bytes(bytes[start..start + 4].try_into().unwrap());
-    let slot = NetworkLayout::new(&spec.generator).layers[1];
+    let slot = NetworkLayout::new(spec.generator.mlp().unwrap()).layers[1];
     // Element [0, 0] is the layer's first weight; the tensor holds out * in values.
     assert_eq!(first, slot.weight as f32);
     assert_eq!(end - start, 784 * 256 * 4);
@@ -115,7 +117,7 @@ fn weights_are_row_major_out_by_in() {
 #[test]
 fn round_trip_is_exact_for_every_model() {
     let dir = temp_dir("round-trip");
-    for kind in [ModelKind::Vanilla, ModelKind::Deep, ModelKind::Conditional] {
+    for kind in ModelKind::ALL {
         let spec = ModelSpec::build(
             kind,
             &Overrides {

@@ -514,6 +514,7 @@ fn eval_every_adds_the_figures_to_the_due_epochs() {
         out_dir: out.clone(),
         sample_every: 10,
         max_steps: None,
+        grid_batch_stats: false,
     };
     let data = mnist().train.head(64);
     let mut backend = CpuBackend::new();

@@ -54,6 +54,7 @@ fn small_config(kind: ModelKind, steps: usize) -> TrainConfig {
         out_dir: std::env::temp_dir().join(format!("gan-gpu-parity-{}", std::process::id())),
         sample_every: 1000,
         max_steps: Some(steps),
+        grid_batch_stats: false,
     }
 }
 
@@ -87,6 +88,7 @@ fn run_observed<B: Backend>(
         ("generator", &state.generator),
         ("discriminator", &state.discriminator),
     ] {
+        let net = net.mlp().expect("an MLP model");
         named.push((net_name, net.params, net.layout.clone()));
     }
     let stats_tensor = state.stats;

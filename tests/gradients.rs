@@ -489,10 +489,14 @@ impl ModelCase {
         let mut spec = ModelSpec::build(kind, &overrides);
         // A small image keeps the check fast; the ops do not care about 784.
         spec.image_pixels = 8;
-        spec.generator.layers.last_mut().unwrap().out_dim = 8;
-        spec.discriminator.layers[0].in_dim = 8 + spec.classes;
-        spec.generator.init = Init::Normal { std: 0.5 };
-        spec.discriminator.init = Init::Normal { std: 0.5 };
+        let (gen, disc) = (
+            spec.generator.mlp_mut().unwrap(),
+            spec.discriminator.mlp_mut().unwrap(),
+        );
+        gen.layers.last_mut().unwrap().out_dim = 8;
+        gen.init = Init::Normal { std: 0.5 };
+        disc.layers[0].in_dim = 8 + spec.classes;
+        disc.init = Init::Normal { std: 0.5 };
         let rows = spec.batch_size;
         let mut b = CpuBackend::new();
         b.set_clock(Clock {
@@ -501,8 +505,8 @@ impl ModelCase {
             cursor: 0,
         })
         .unwrap();
-        let g = Network::new(&mut b, &spec.generator, rows, 1, 0).unwrap();
-        let d = Network::new(&mut b, &spec.discriminator, 2 * rows, 1, 1).unwrap();
+        let g = Network::new(&mut b, spec.generator.mlp().unwrap(), rows, 1, 0).unwrap();
+        let d = Network::new(&mut b, spec.discriminator.mlp().unwrap(), 2 * rows, 1, 1).unwrap();
         let mut z = random_values(rows * spec.generator_input(), 1.0, 7);
         let mut x = random_values(2 * rows * spec.discriminator_input(), 1.0, 8);
         if spec.classes > 0 {

@@ -287,13 +287,14 @@ fn tiny_checkpoint() -> Vec<u8> {
             ..Default::default()
         },
     );
-    let net = |n: &gan_gpu::model::NetworkSpec, k: f32| {
-        let len = NetworkLayout::new(n).len;
+    let net = |n: &gan_gpu::model::NetSpec, k: f32| {
+        let len = NetworkLayout::new(n.mlp().unwrap()).len;
         let values: Vec<f32> = (0..len).map(|i| (i as f32 * 0.01 + k).sin()).collect();
         NetworkState {
             params: values.clone(),
             adam_m: values.iter().map(|v| v * 0.1).collect(),
             adam_v: values.iter().map(|v| v * v).collect(),
+            ..NetworkState::default()
         }
     };
     let checkpoint = Checkpoint {

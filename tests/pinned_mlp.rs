@@ -57,14 +57,15 @@ fn run(kind: ModelKind) -> Pin {
         )),
         sample_every: 1_000,
         max_steps: Some(STEPS),
+        grid_batch_stats: false,
     };
     let dir = config.out_dir.clone();
     let mut backend = CpuBackend::new();
     let mut trainer = Trainer::new(&mut backend, config, &data).unwrap();
     let report = trainer.run(|_| {}).unwrap().reports.pop().unwrap();
     let (g, d) = (
-        trainer.state.generator.params,
-        trainer.state.discriminator.params,
+        trainer.state.generator.mlp().unwrap().params,
+        trainer.state.discriminator.mlp().unwrap().params,
     );
     drop(trainer);
     std::fs::remove_dir_all(dir).ok();

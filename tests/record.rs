@@ -38,6 +38,7 @@ fn config(kind: ModelKind, epochs: usize, name: &str) -> TrainConfig {
         out_dir,
         sample_every: 2,
         max_steps: None,
+        grid_batch_stats: false,
     }
 }
 

@@ -2,8 +2,10 @@
 //! boundary, or by the stop flag), checkpointed to disk, loaded into a new
 //! backend and resumed to N steps ends with the same bits (every parameter,
 //! both Adam moments, the clock and the partial epoch's stats) as a run of N
-//! steps straight, for all three models on the CPU and vanilla and deep on
-//! the GPU. And sampling a checkpoint on the GPU matches the CPU.
+//! steps straight, for all four models on the CPU and vanilla, deep and
+//! dcgan on the GPU (dcgan's batch-norm running statistics and
+//! `num_batches_tracked` included). And sampling a checkpoint on the GPU
+//! matches the CPU.
 
 mod common;
 
@@ -35,6 +37,8 @@ fn temp_dir(name: &str) -> PathBuf {
 fn config(kind: ModelKind, max_steps: usize, out: &Path) -> TrainConfig {
     let (g_hidden, d_hidden) = match kind {
         ModelKind::Deep => (vec![16, 24, 32], vec![32, 24, 16]),
+        // Feature-map channels: the tutorial's layers, narrow.
+        ModelKind::Dcgan => (vec![16, 8, 8], vec![8, 16]),
         _ => (vec![32], vec![32]),
     };
     let overrides = Overrides {
@@ -50,6 +54,7 @@ fn config(kind: ModelKind, max_steps: usize, out: &Path) -> TrainConfig {
         out_dir: out.to_path_buf(),
         sample_every: 1000,
         max_steps: Some(max_steps),
+        grid_batch_stats: false,
     }
 }
 
@@ -125,6 +130,15 @@ fn assert_same_bits(what: &str, a: &Checkpoint, b: &Checkpoint) {
             bits(&x.adam_v),
             bits(&y.adam_v),
             "{what}: {name} exp_avg_sq"
+        );
+        assert_eq!(
+            bits(&x.buffers),
+            bits(&y.buffers),
+            "{what}: {name} running statistics"
+        );
+        assert_eq!(
+            x.batches_tracked, y.batches_tracked,
+            "{what}: {name} num_batches_tracked"
         );
     }
 }
@@ -222,6 +236,29 @@ fn gpu_resume_is_bit_exact() {
     );
 }
 
+/// The DCGAN (batch 8, narrow channels) on the CPU: its batch norms'
+/// running statistics and `num_batches_tracked` resume too, mid-epoch.
+#[test]
+fn cpu_resume_is_bit_exact_for_the_dcgan() {
+    check_resume("cpu", CpuBackend::new, &[ModelKind::Dcgan], 5, &[3], false);
+}
+
+#[test]
+fn gpu_resume_is_bit_exact_for_the_dcgan() {
+    let _lock = common::gpu_test_lock();
+    if common::gpu_backend().is_none() {
+        return;
+    }
+    check_resume(
+        "gpu",
+        || common::gpu_backend().expect("a GPU backend"),
+        &[ModelKind::Dcgan],
+        4,
+        &[2],
+        false,
+    );
+}
+
 #[test]
 fn resume_refuses_a_finished_run_and_other_data() {
     let data = small_mnist(64);
@@ -293,6 +330,7 @@ fn gpu_sampling_matches_the_cpu() {
             count: 12,
             label: None,
             seed: 4,
+            batch_stats: false,
         };
         let on_cpu = sample::generate(&mut CpuBackend::new(), &saved, path, &request).unwrap();
         let on_gpu = sample::generate(&mut gpu, &saved, path, &request).unwrap();

@@ -29,6 +29,7 @@ fn config(kind: ModelKind, seed: u32, out: &str) -> TrainConfig {
         out_dir: std::env::temp_dir().join(format!("gan-gpu-test-{}-{out}", std::process::id())),
         sample_every: 1,
         max_steps: None,
+        grid_batch_stats: false,
     }
 }
 
@@ -46,8 +47,8 @@ fn train(kind: ModelKind, seed: u32, out: &str, data: &Dataset) -> (Vec<f32>, Ve
         .all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
     let images = trainer.sample_images().unwrap();
     let (g, d) = (
-        trainer.state.generator.params,
-        trainer.state.discriminator.params,
+        trainer.state.generator.mlp().unwrap().params,
+        trainer.state.discriminator.mlp().unwrap().params,
     );
     let (g, d) = (backend.read(g).unwrap(), backend.read(d).unwrap());
     std::fs::remove_dir_all(dir).ok();

@@ -1,10 +1,14 @@
 //! Checkpoints: the complete state of a training run in one safetensors file,
 //! so a run can stop anywhere and resume to exactly the same bits.
 //!
-//! Tensors are named as PyTorch would name an `nn.Sequential` of `nn.Linear`
-//! and activation modules (`generator.0.weight` [out, in], `generator.0.bias`
-//! `[out]`, ...): module indices count each `Linear`, then its activation module
-//! unless it is the identity, then a `Dropout` if p > 0 (see [`module_indices`]).
+//! Tensors are named as PyTorch would name an `nn.Sequential` of the same
+//! modules (`generator.0.weight` [out, in], `generator.0.bias` `[out]`, ...):
+//! for the MLPs, module indices count each `Linear`, then its activation
+//! module unless it is the identity, then a `Dropout` if p > 0 (see
+//! [`module_indices`]); a layer list (`--model dcgan`) counts its modules
+//! the same way ([`LayerStack::state_dict`](crate::model::LayerStack::state_dict)),
+//! batch norm with `running_mean`, `running_var` and an I64
+//! `num_batches_tracked`.
 //! Adam's moments are `optimizer.<net>.exp_avg.<i>.weight` and
 //! `optimizer.<net>.exp_avg_sq.<i>.weight` (and `.bias`); the partial epoch's
 //! loss sums are `train.epoch_stats` (4 values). The `__metadata__` map holds the
@@ -22,14 +26,14 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::backend::{stat, Clock};
 use crate::error::{Error, Result};
-use crate::model::{ModelSpec, NetworkLayout, NetworkSpec};
+use crate::model::{ModelSpec, NetSpec};
 use crate::util::{fnv1a, write_atomic, FNV_OFFSET};
 
 mod names;
 mod settings;
 
-use names::{architecture, groups, slots};
-pub use names::{module_indices, tensor_shapes};
+use names::{architecture, groups, slots, SlotKind};
+pub use names::{flat_lengths, module_indices, tensor_shapes};
 pub use settings::{ResumeFlags, RunSettings};
 
 /// The format version this program writes; it reads this one and older.
@@ -76,14 +80,23 @@ pub const FORMAT_NAME: &str = "gan-gpu checkpoint";
 /// Name of the partial epoch's statistics tensor ([`stat`] slots).
 pub const STATS_TENSOR: &str = "train.epoch_stats";
 
-/// One network's trainable state, in its flat [`NetworkLayout`].
-#[derive(Clone, Debug, PartialEq)]
+/// One network's state: its trainable tensors one after another in
+/// state_dict order (for an MLP, its flat
+/// [`NetworkLayout`](crate::model::NetworkLayout)), Adam's moments in the
+/// same layout, and batch norm's running statistics.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct NetworkState {
     pub params: Vec<f32>,
     /// Adam's first moment (PyTorch's `exp_avg`).
     pub adam_m: Vec<f32>,
     /// Adam's second moment (PyTorch's `exp_avg_sq`).
     pub adam_v: Vec<f32>,
+    /// Every batch norm's `running_mean` then `running_var`, in state_dict
+    /// order (empty without batch norm).
+    pub buffers: Vec<f32>,
+    /// Training forward passes so far: every batch norm's
+    /// `num_batches_tracked` (0 without batch norm).
+    pub batches_tracked: i64,
 }
 
 /// The complete state of a training run.
@@ -119,29 +132,41 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let path = Path::new("<checkpoint>");
         let spec = self.spec(path)?;
-        let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (net_name, net, state) in [
             ("generator", &spec.generator, &self.generator),
             ("discriminator", &spec.discriminator, &self.discriminator),
         ] {
             for (prefix, which) in groups(net_name) {
-                let flat = [&state.params, &state.adam_m, &state.adam_v][which];
+                let trained = [&state.params, &state.adam_m, &state.adam_v][which];
                 for s in slots(net) {
+                    let name = format!("{prefix}{}", s.suffix);
+                    let flat = match (s.kind, which) {
+                        (SlotKind::Trainable, _) => trained,
+                        (_, 0) => &state.buffers,
+                        _ => continue,
+                    };
+                    if s.kind == SlotKind::Counter {
+                        let bytes = state.batches_tracked.to_le_bytes().to_vec();
+                        buffers.push((name, Dtype::I64, s.shape, bytes));
+                        continue;
+                    }
                     let values = flat.get(s.start..s.start + s.len).ok_or_else(|| {
                         problem(path, format!("{net_name} state is shorter than its layout"))
                     })?;
-                    buffers.push((format!("{prefix}{}", s.suffix), s.shape, le_bytes(values)));
+                    buffers.push((name, Dtype::F32, s.shape, le_bytes(values)));
                 }
             }
         }
         buffers.push((
             STATS_TENSOR.to_string(),
+            Dtype::F32,
             vec![self.stats.len()],
             le_bytes(&self.stats),
         ));
         let mut views = Vec::with_capacity(buffers.len());
-        for (name, shape, bytes) in &buffers {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+        for (name, dtype, shape, bytes) in &buffers {
+            let view = TensorView::new(*dtype, shape.clone(), bytes)
                 .map_err(|e| problem(path, format!("{name}: {e}")))?;
             views.push((name.clone(), view));
         }
@@ -164,7 +189,11 @@ impl Checkpoint {
             (key::STEP, self.clock.step.to_string()),
             (
                 key::CHECKSUM,
-                tensors_checksum(buffers.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
+                tensors_checksum(
+                    buffers
+                        .iter()
+                        .map(|(n, _, _, b)| (n.as_str(), b.as_slice())),
+                ),
             ),
         ]
         .into_iter()
@@ -269,6 +298,8 @@ impl Checkpoint {
         let kind = settings
             .kind()
             .ok_or_else(|| problem(path, format!("unknown model {:?}", settings.model)))?;
+        ModelSpec::check_overrides(kind, &settings.overrides())
+            .map_err(|e| problem(path, format!("settings: {e}")))?;
         let spec = ModelSpec::build(kind, &settings.overrides());
         // Validate before building layouts, so absurd widths in a corrupted
         // header cannot make us allocate: every tensor must be in the file.
@@ -334,13 +365,46 @@ impl Checkpoint {
             }
             Ok(values)
         };
-        let network = |net_name: &str, net: &NetworkSpec| -> Result<NetworkState> {
-            let len = NetworkLayout::new(net).len;
+        let counter = |name: &str| -> Result<i64> {
+            let t = tensors
+                .tensor(name)
+                .map_err(|_| problem(path, format!("tensor {name} is missing")))?;
+            match (t.dtype(), t.shape(), t.data()) {
+                (Dtype::I64, [], &[a, b, c, d, e, f, g, h]) => {
+                    Ok(i64::from_le_bytes([a, b, c, d, e, f, g, h]))
+                }
+                _ => Err(problem(path, format!("tensor {name} is not an I64 scalar"))),
+            }
+        };
+        let network = |net_name: &str, net: &NetSpec| -> Result<NetworkState> {
+            let (len, buffers_len) = flat_lengths(net);
             let mut flats = [vec![0.0; len], vec![0.0; len], vec![0.0; len]];
+            let mut buffers = vec![0.0; buffers_len];
+            let mut tracked: Option<i64> = None;
             for (prefix, which) in groups(net_name) {
                 for s in slots(net) {
-                    let values = read(&format!("{prefix}{}", s.suffix), &s.shape)?;
-                    flats[which][s.start..s.start + s.len].copy_from_slice(&values);
+                    let name = format!("{prefix}{}", s.suffix);
+                    match (s.kind, which) {
+                        (SlotKind::Trainable, _) => {
+                            let values = read(&name, &s.shape)?;
+                            flats[which][s.start..s.start + s.len].copy_from_slice(&values);
+                        }
+                        (SlotKind::Buffer, 0) => {
+                            let values = read(&name, &s.shape)?;
+                            buffers[s.start..s.start + s.len].copy_from_slice(&values);
+                        }
+                        (SlotKind::Counter, 0) => {
+                            let count = counter(&name)?;
+                            if count < 0 || tracked.is_some_and(|t| t != count) {
+                                return Err(problem(
+                                    path,
+                                    format!("tensor {name} ({count}) disagrees with the {net_name}'s other batch norms"),
+                                ));
+                            }
+                            tracked = Some(count);
+                        }
+                        _ => {}
+                    }
                 }
             }
             let [params, adam_m, adam_v] = flats;
@@ -348,6 +412,8 @@ impl Checkpoint {
                 params,
                 adam_m,
                 adam_v,
+                buffers,
+                batches_tracked: tracked.unwrap_or(0),
             })
         };
         let generator = network("generator", &spec.generator)?;

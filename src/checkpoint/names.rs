@@ -4,7 +4,9 @@
 
 use super::STATS_TENSOR;
 use crate::backend::stat;
-use crate::model::{Activation, ModelSpec, NetworkLayout, NetworkSpec};
+#[cfg(doc)]
+use crate::model::NetworkLayout;
+use crate::model::{Activation, ModelSpec, NetSpec, NetworkSpec};
 
 /// The `nn.Sequential` index of each Linear layer of `net`: a Linear, then
 /// its activation module unless the identity, then a Dropout if p > 0.
@@ -26,33 +28,69 @@ pub fn module_indices(net: &NetworkSpec) -> Vec<usize> {
         .collect()
 }
 
-/// A named tensor inside a network's flat buffer.
+/// What a named tensor of a network holds, and so where its values live in
+/// a [`NetworkState`](super::NetworkState).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SlotKind {
+    /// A trained tensor: a range of `params` (and of Adam's moments).
+    Trainable,
+    /// Batch norm's running statistics: a range of `buffers`.
+    Buffer,
+    /// Batch norm's `num_batches_tracked`, an I64 scalar: `batches_tracked`.
+    Counter,
+}
+
+/// A named tensor inside a network's flat buffers.
 pub(super) struct Slot {
-    /// `<index>.weight` or `<index>.bias`.
+    /// `<index>.weight`, `<index>.running_mean`, ...
     pub(super) suffix: String,
     pub(super) shape: Vec<usize>,
+    pub(super) kind: SlotKind,
+    /// Offset in the flat buffer of its kind.
     pub(super) start: usize,
     pub(super) len: usize,
 }
 
-pub(super) fn slots(net: &NetworkSpec) -> Vec<Slot> {
-    let layout = NetworkLayout::new(net);
-    let mut out = Vec::new();
-    for (slot, index) in layout.layers.iter().zip(module_indices(net)) {
-        out.push(Slot {
-            suffix: format!("{index}.weight"),
-            shape: vec![slot.out_dim, slot.in_dim],
-            start: slot.weight,
-            len: slot.out_dim * slot.in_dim,
-        });
-        out.push(Slot {
-            suffix: format!("{index}.bias"),
-            shape: vec![slot.out_dim],
-            start: slot.bias,
-            len: slot.out_dim,
-        });
-    }
-    out
+/// Every tensor of `net` as PyTorch's `nn.Sequential` names it, in
+/// state_dict order. The trainable tensors lie one after another in that
+/// order in `params` (for an MLP, exactly its [`NetworkLayout`]), the
+/// running statistics likewise in `buffers`.
+pub(super) fn slots(net: &NetSpec) -> Vec<Slot> {
+    let Ok(entries) = net.stack().state_dict("") else {
+        return Vec::new();
+    };
+    let (mut trained, mut buffered) = (0, 0);
+    entries
+        .into_iter()
+        .map(|(name, tensor)| {
+            let len = tensor.shape.iter().product::<usize>();
+            let (kind, start) = if tensor.trainable {
+                trained += len;
+                (SlotKind::Trainable, trained - len)
+            } else if tensor.shape.is_empty() {
+                (SlotKind::Counter, 0)
+            } else {
+                buffered += len;
+                (SlotKind::Buffer, buffered - len)
+            };
+            Slot {
+                suffix: name.trim_start_matches('.').to_string(),
+                shape: tensor.shape,
+                kind,
+                start,
+                len,
+            }
+        })
+        .collect()
+}
+
+/// Lengths of `net`'s flat `params` and `buffers`.
+pub fn flat_lengths(net: &NetSpec) -> (usize, usize) {
+    slots(net).iter().fold((0, 0), |(p, b), s| match s.kind {
+        SlotKind::Trainable => (p + s.len, b),
+        SlotKind::Buffer => (p, b + s.len),
+        SlotKind::Counter => (p, b),
+    })
 }
 
 /// Every tensor name and shape a checkpoint of `spec` holds, in file order.
@@ -62,9 +100,11 @@ pub fn tensor_shapes(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
         ("generator", &spec.generator),
         ("discriminator", &spec.discriminator),
     ] {
-        for (prefix, _) in groups(net_name) {
+        for (prefix, which) in groups(net_name) {
             for s in slots(net) {
-                names.push((format!("{prefix}{}", s.suffix), s.shape));
+                if which == 0 || s.kind == SlotKind::Trainable {
+                    names.push((format!("{prefix}{}", s.suffix), s.shape));
+                }
             }
         }
     }
@@ -82,7 +122,32 @@ pub(super) fn groups(net_name: &str) -> [(String, usize); 3] {
 }
 
 pub(super) fn architecture(spec: &ModelSpec) -> serde_json::Value {
-    let layers = |net: &NetworkSpec| {
+    let layers = |net: &NetSpec| match net {
+        NetSpec::Mlp(mlp) => mlp_layers(mlp),
+        NetSpec::Layers(stack) => {
+            let mut module = 0;
+            stack
+                .layers
+                .iter()
+                .filter(|l| l.is_module())
+                .map(|l| {
+                    module += 1;
+                    serde_json::json!({ "module": module - 1, "layer": format!("{l:?}") })
+                })
+                .collect()
+        }
+    };
+    serde_json::json!({
+        "generator": layers(&spec.generator),
+        "discriminator": layers(&spec.discriminator),
+        "classes": spec.classes,
+        "pixel_scale": spec.scaling.scale,
+        "pixel_shift": spec.scaling.shift,
+    })
+}
+
+fn mlp_layers(net: &NetworkSpec) -> Vec<serde_json::Value> {
+    {
         net.layers
             .iter()
             .zip(module_indices(net))
@@ -96,12 +161,5 @@ pub(super) fn architecture(spec: &ModelSpec) -> serde_json::Value {
                 })
             })
             .collect::<Vec<_>>()
-    };
-    serde_json::json!({
-        "generator": layers(&spec.generator),
-        "discriminator": layers(&spec.discriminator),
-        "classes": spec.classes,
-        "pixel_scale": spec.scaling.scale,
-        "pixel_shift": spec.scaling.shift,
-    })
+    }
 }

@@ -26,6 +26,11 @@ pub struct SampleArgs {
     /// Noise seed [default: the checkpoint's training seed, so 100 samples are its final.png].
     #[arg(long, value_name = "S")]
     seed: Option<u32>,
+    /// Batch norm uses the statistics of each batch of up to 256 images drawn, as pytorch/examples
+    /// draws its grids, instead of the running statistics (TensorFlow's training=False). Only
+    /// models with batch norm (dcgan) draw differently.
+    #[arg(long)]
+    batch_stats: bool,
     /// Where the generator runs.
     #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
     backend: BackendChoice,
@@ -41,6 +46,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         noise: args.noise,
         label: args.label,
         seed: args.seed,
+        batch_stats: args.batch_stats,
         backend: args.backend,
         out: args.out,
     };

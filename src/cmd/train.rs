@@ -13,7 +13,7 @@ use gan_gpu::run::{self, BackendChoice, RunEnd, TrainSettings};
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// Which tutorial GAN to train [default: vanilla; on --resume: the checkpoint's].
+    /// Which GAN to train [default: vanilla; on --resume: the checkpoint's].
     #[arg(long, value_parser = super::model_parser())]
     model: Option<ModelKind>,
     /// Continue the run saved in this checkpoint (flags that shape the model must agree with it).
@@ -38,13 +38,13 @@ pub struct TrainArgs {
     /// Stop after N training steps in total (smoke tests).
     #[arg(long, value_name = "N")]
     max_steps: Option<usize>,
-    /// Epochs to train [model default: 100].
+    /// Epochs to train [model default: 100; dcgan 50].
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
     /// Images per batch [model default].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
-    /// Adam learning rate [model default: 2e-4].
+    /// Adam learning rate [model default: 2e-4; dcgan 1e-4].
     #[arg(long, value_name = "F")]
     lr: Option<f32>,
     /// Adam beta1 [model default].
@@ -56,10 +56,10 @@ pub struct TrainArgs {
     /// Width of the noise vector z [model default].
     #[arg(long, value_name = "N")]
     noise_dim: Option<usize>,
-    /// Generator hidden widths, comma-separated, e.g. 256,512,1024 [model default].
+    /// Generator hidden widths, comma-separated, e.g. 256,512,1024 [model default; MLP models only].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     g_hidden: Option<Vec<usize>>,
-    /// Discriminator hidden widths, comma-separated [model default].
+    /// Discriminator hidden widths, comma-separated [model default; MLP models only].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     d_hidden: Option<Vec<usize>>,
     /// Random seed: the same seed gives the same images [default: 1; on --resume: the checkpoint's].
@@ -77,6 +77,11 @@ pub struct TrainArgs {
     /// The classifier cache file for --eval-every [default: as `gan-gpu eval`].
     #[arg(long, value_name = "PATH")]
     classifier: Option<PathBuf>,
+    /// Draw the sample grids with each batch's own batch-norm statistics, as pytorch/examples
+    /// does, instead of the running statistics (TensorFlow's training=False). Only models with
+    /// batch norm (dcgan) draw differently; measurements always use the running statistics.
+    #[arg(long)]
+    batch_stats: bool,
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
@@ -104,6 +109,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         eval_every: args.eval_every,
         eval_count: args.eval_count,
         classifier: args.classifier,
+        batch_stats: args.batch_stats,
     };
     Ok(match run::train(settings)? {
         RunEnd::Finished => ExitCode::SUCCESS,

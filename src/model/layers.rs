@@ -10,8 +10,9 @@
 //! ([`LayerStack::from_mlp`]) with the same tensor names their checkpoints
 //! use today.
 
-use super::spec::{Activation, NetworkSpec};
+use super::spec::{Activation, Init, NetworkSpec};
 use crate::error::{Error, Result};
+use crate::rng;
 
 /// The shape of one example: channels x height x width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,11 +252,14 @@ impl Layer {
     }
 }
 
-/// A network: its input shape and its layers.
+/// A network: its input shape, its layers, and how its weights start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerStack {
     pub input: Shape,
     pub layers: Vec<Layer>,
+    /// The weights' initialisation (biases start at 0, batch norm's scale at
+    /// 1 and its shift at 0, the running statistics at mean 0 and variance 1).
+    pub init: Init,
 }
 
 impl LayerStack {
@@ -323,8 +327,166 @@ impl LayerStack {
         LayerStack {
             input: Shape::flat(spec.in_dim()),
             layers,
+            init: spec.init,
         }
     }
+
+    /// The input shape of each layer.
+    pub fn inputs(&self) -> Result<Vec<Shape>> {
+        let shapes = self.shapes()?;
+        Ok(std::iter::once(self.input)
+            .chain(shapes.iter().copied())
+            .take(self.layers.len())
+            .collect())
+    }
+
+    /// The channels of the feature maps between the weighted layers (what
+    /// `--g-hidden` and `--d-hidden` set for a convolutional model): at each
+    /// weighted layer but the first, the channels of the last image-shaped
+    /// activation before it (before a flatten, for a Linear after one).
+    pub fn hidden_channels(&self) -> Result<Vec<usize>> {
+        let mut channels = Vec::new();
+        let mut last_image = None;
+        let mut weighted = 0;
+        for (layer, input) in self.layers.iter().zip(self.inputs()?) {
+            if !input.is_flat() {
+                last_image = Some(input.channels);
+            }
+            if matches!(
+                layer,
+                Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+            ) {
+                if weighted > 0 {
+                    channels.push(last_image.unwrap_or(input.channels));
+                }
+                weighted += 1;
+            }
+        }
+        Ok(channels)
+    }
+
+    /// Values of one example through the network: its input and every
+    /// layer's output.
+    pub fn units(&self) -> Result<usize> {
+        Ok(self.input.len() + self.shapes()?.iter().map(|s| s.len()).sum::<usize>())
+    }
+
+    /// The widest activation of one example: the input or a layer's output.
+    pub fn widest(&self) -> Result<usize> {
+        Ok(self
+            .shapes()?
+            .iter()
+            .map(|s| s.len())
+            .chain([self.input.len()])
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The product FLOPs (a multiply and an add each) of a forward pass over
+    /// `rows` examples, and of the backward passes asked for: the parameter
+    /// gradients of every layer when `param_grads`, the input gradient of
+    /// every layer but the first, and the first's when `first_input_grad`.
+    /// Batch norm, activations and dropout are not counted.
+    pub fn flops(
+        &self,
+        rows: usize,
+        backward: bool,
+        param_grads: bool,
+        first_input_grad: bool,
+    ) -> Result<u64> {
+        let mut flops = 0u64;
+        let shapes = self.shapes()?;
+        for (i, (layer, input)) in self.layers.iter().zip(self.inputs()?).enumerate() {
+            let output = shapes[i];
+            // One product's FLOPs: [m, k] x [k, n] over all rows.
+            let product = match *layer {
+                Layer::Linear { out, .. } => 2 * (rows * input.len() * out) as u64,
+                Layer::Conv2d { kernel, .. } => {
+                    2 * (rows * output.len() * input.channels * kernel * kernel) as u64
+                }
+                Layer::ConvTranspose2d { kernel, .. } => {
+                    2 * (rows * input.len() * output.channels * kernel * kernel) as u64
+                }
+                _ => 0,
+            };
+            flops += product;
+            if backward {
+                if param_grads {
+                    flops += product;
+                }
+                if i > 0 || first_input_grad {
+                    flops += product;
+                }
+            }
+        }
+        Ok(flops)
+    }
+
+    /// Initial values of every tensor of [`state_dict`](Self::state_dict),
+    /// in its order: weights per [`init`](Self::init) from the counter
+    /// generator (stream INIT, step `network_id * 64 + module`), with fan-in
+    /// and fan-out counting the kernel's positions as Keras does; biases and
+    /// batch norm's shift and running mean 0; its scale and running
+    /// variance 1; `num_batches_tracked` 0.
+    pub fn initial_values(&self, seed: u32, network_id: u32) -> Result<Vec<Vec<f32>>> {
+        let mut values = Vec::new();
+        for (name, tensor) in self.state_dict("")? {
+            let module: u32 = name
+                .trim_start_matches('.')
+                .split('.')
+                .next()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            let len: usize = tensor.shape.iter().product();
+            let v = match tensor.name {
+                "weight" if tensor.shape.len() >= 2 => {
+                    let receptive: usize = tensor.shape[2..].iter().product();
+                    let (fan_out, fan_in) =
+                        (tensor.shape[0] * receptive, tensor.shape[1] * receptive);
+                    init_weights(
+                        self.init,
+                        seed,
+                        network_id * 64 + module,
+                        fan_in,
+                        fan_out,
+                        len,
+                    )
+                }
+                // Batch norm's scale.
+                "weight" | "running_var" => vec![1.0; len],
+                _ => vec![0.0; len],
+            };
+            values.push(v);
+        }
+        Ok(values)
+    }
+}
+
+/// `len` weights drawn per `init` for a layer of `fan_in` inputs and
+/// `fan_out` outputs (`model::layout` draws the MLPs' the same way).
+fn init_weights(
+    init: Init,
+    seed: u32,
+    step: u32,
+    fan_in: usize,
+    fan_out: usize,
+    len: usize,
+) -> Vec<f32> {
+    let (fan_in, fan_out) = (fan_in as f32, fan_out as f32);
+    (0..len as u32)
+        .map(|k| match init {
+            Init::Normal { std } => std * rng::normal(seed, rng::stream::INIT, step, k),
+            Init::XavierNormal => {
+                let std = 1.0 / (fan_in / 2.0).sqrt();
+                std * rng::normal(seed, rng::stream::INIT, step, k)
+            }
+            Init::GlorotUniform => {
+                let a = (6.0 / (fan_in + fan_out)).sqrt();
+                let u = rng::uniform01(seed, rng::stream::INIT, step, k);
+                (2.0 * u - 1.0) * a
+            }
+        })
+        .collect()
 }
 
 /// Batch norm as Keras's defaults give it (momentum 0.99 in Keras terms is
@@ -334,11 +496,18 @@ const KERAS_BATCH_NORM: Layer = Layer::BatchNorm {
     eps: 1e-3,
 };
 
-/// The TensorFlow DCGAN tutorial's generator: z(noise) -> Linear(7*7*256, no
-/// bias) -> BN -> LeakyReLU(0.3) -> (256, 7, 7) -> ConvT 5x5 to 128 (stride
-/// 1), 64 (stride 2), 1 (stride 2), "same" padding, no biases, BN and
-/// LeakyReLU(0.3) after the first two, tanh last: (1, 28, 28).
-pub fn dcgan_generator(noise: usize) -> LayerStack {
+/// The TensorFlow DCGAN tutorial's generator's feature-map channels.
+pub const DCGAN_GENERATOR_CHANNELS: [usize; 3] = [256, 128, 64];
+/// The TensorFlow DCGAN tutorial's discriminator's feature-map channels.
+pub const DCGAN_DISCRIMINATOR_CHANNELS: [usize; 2] = [64, 128];
+
+/// The TensorFlow DCGAN tutorial's generator, with `channels` [c0, c1, c2]
+/// ([`DCGAN_GENERATOR_CHANNELS`] in the tutorial): z(noise) ->
+/// Linear(7*7*c0, no bias) -> BN -> LeakyReLU(0.3) -> (c0, 7, 7) -> ConvT
+/// 5x5 to c1 (stride 1), c2 (stride 2), 1 (stride 2), "same" padding, no
+/// biases, BN and LeakyReLU(0.3) after the first two, tanh last: (1, 28, 28).
+pub fn dcgan_generator(noise: usize, channels: [usize; 3]) -> LayerStack {
+    let [c0, c1, c2] = channels;
     let lrelu = Layer::Activation(Activation::LeakyRelu(0.3));
     let convt = |out_channels, stride| Layer::ConvTranspose2d {
         out_channels,
@@ -352,28 +521,31 @@ pub fn dcgan_generator(noise: usize) -> LayerStack {
         input: Shape::flat(noise),
         layers: vec![
             Layer::Linear {
-                out: 7 * 7 * 256,
+                out: 7 * 7 * c0,
                 bias: false,
             },
             KERAS_BATCH_NORM,
             lrelu,
-            Layer::Reshape(Shape::image(256, 7, 7)),
-            convt(128, 1),
+            Layer::Reshape(Shape::image(c0, 7, 7)),
+            convt(c1, 1),
             KERAS_BATCH_NORM,
             lrelu,
-            convt(64, 2),
+            convt(c2, 2),
             KERAS_BATCH_NORM,
             lrelu,
             convt(1, 2),
             Layer::Activation(Activation::Tanh),
         ],
+        init: Init::GlorotUniform,
     }
 }
 
-/// The TensorFlow DCGAN tutorial's discriminator: Conv 5x5 stride 2 "same"
-/// to 64 and 128 channels, each with LeakyReLU(0.3) and dropout 0.3, then
-/// Flatten and Linear(6272 -> 1), a logit.
-pub fn dcgan_discriminator(input: Shape) -> LayerStack {
+/// The TensorFlow DCGAN tutorial's discriminator, with `channels` [c0, c1]
+/// ([`DCGAN_DISCRIMINATOR_CHANNELS`] in the tutorial): Conv 5x5 stride 2
+/// "same" to c0 and c1 channels, each with LeakyReLU(0.3) and dropout 0.3,
+/// then Flatten and Linear(c1 * 7 * 7 -> 1), a logit.
+pub fn dcgan_discriminator(input: Shape, channels: [usize; 2]) -> LayerStack {
+    let [c0, c1] = channels;
     let conv = |out_channels| Layer::Conv2d {
         out_channels,
         kernel: 5,
@@ -385,16 +557,17 @@ pub fn dcgan_discriminator(input: Shape) -> LayerStack {
     LayerStack {
         input,
         layers: vec![
-            conv(64),
+            conv(c0),
             lrelu,
             Layer::Dropout(0.3),
-            conv(128),
+            conv(c1),
             lrelu,
             Layer::Dropout(0.3),
             Layer::Flatten,
             Layer::Linear { out: 1, bias: true },
             Layer::Activation(Activation::Identity),
         ],
+        init: Init::GlorotUniform,
     }
 }
 
@@ -413,7 +586,7 @@ mod tests {
 
     #[test]
     fn the_dcgan_generator_draws_28_by_28_and_is_named_as_pytorch_names_it() {
-        let g = dcgan_generator(100);
+        let g = dcgan_generator(100, DCGAN_GENERATOR_CHANNELS);
         let shapes = g.shapes().unwrap();
         assert_eq!(shapes[3], Shape::image(256, 7, 7));
         assert_eq!(shapes[4], Shape::image(128, 7, 7));
@@ -440,7 +613,7 @@ mod tests {
 
     #[test]
     fn the_dcgan_discriminator_flattens_6272_features_into_one_logit() {
-        let d = dcgan_discriminator(Shape::image(1, 28, 28));
+        let d = dcgan_discriminator(Shape::image(1, 28, 28), DCGAN_DISCRIMINATOR_CHANNELS);
         let shapes = d.shapes().unwrap();
         assert_eq!(shapes[0], Shape::image(64, 14, 14));
         assert_eq!(shapes[3], Shape::image(128, 7, 7));
@@ -461,6 +634,7 @@ mod tests {
 
     #[test]
     fn the_mlp_models_keep_their_checkpoint_names() {
+        use crate::checkpoint::{flat_lengths, module_indices};
         use crate::model::{ModelKind, ModelSpec, NetworkLayout, Overrides};
         for kind in ModelKind::ALL {
             let spec = ModelSpec::build(kind, &Overrides::default());
@@ -468,18 +642,26 @@ mod tests {
                 ("generator", &spec.generator),
                 ("discriminator", &spec.discriminator),
             ] {
-                let stack = LayerStack::from_mlp(net);
-                let today: Vec<(String, Vec<usize>)> = crate::checkpoint::tensor_shapes(&spec)
-                    .into_iter()
-                    .filter(|(name, _)| name.starts_with(&format!("{prefix}.")))
+                let Some(mlp) = net.mlp() else { continue };
+                let stack = LayerStack::from_mlp(mlp);
+                // The names the MLP checkpoints have always had: each
+                // Linear's `nn.Sequential` index by `module_indices`.
+                let always: Vec<(String, Vec<usize>)> = mlp
+                    .layers
+                    .iter()
+                    .zip(module_indices(mlp))
+                    .flat_map(|(l, i)| {
+                        [
+                            (format!("{prefix}.{i}.weight"), vec![l.out_dim, l.in_dim]),
+                            (format!("{prefix}.{i}.bias"), vec![l.out_dim]),
+                        ]
+                    })
                     .collect();
-                assert_eq!(names(&stack, prefix), today, "{kind:?} {prefix}");
-                assert_eq!(
-                    stack.trainable_len().unwrap(),
-                    NetworkLayout::new(net).len,
-                    "{kind:?} {prefix}"
-                );
-                assert_eq!(stack.output().unwrap(), Shape::flat(net.out_dim()));
+                assert_eq!(names(&stack, prefix), always, "{kind:?} {prefix}");
+                let len = NetworkLayout::new(mlp).len;
+                assert_eq!(stack.trainable_len().unwrap(), len, "{kind:?} {prefix}");
+                assert_eq!(flat_lengths(net), (len, 0), "{kind:?} {prefix}");
+                assert_eq!(stack.output().unwrap(), Shape::flat(mlp.out_dim()));
             }
         }
     }
@@ -489,6 +671,7 @@ mod tests {
         let stack = LayerStack {
             input: Shape::image(3, 4, 4),
             layers: vec![Layer::Linear { out: 2, bias: true }],
+            init: Init::GlorotUniform,
         };
         let err = stack.shapes().unwrap_err().to_string();
         assert!(err.contains("Linear") && err.contains("(3, 4, 4)"), "{err}");

@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn layout_is_contiguous() {
         let spec = ModelSpec::preset(ModelKind::Vanilla);
-        let l = NetworkLayout::new(&spec.generator);
+        let l = NetworkLayout::new(spec.generator.mlp().unwrap());
         assert_eq!(l.layers[0].weight, 0);
         assert_eq!(l.layers[0].bias, 128 * 256);
         assert_eq!(l.layers[1].weight, 128 * 256 + 256);

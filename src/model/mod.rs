@@ -19,6 +19,6 @@ pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
 pub use spec::{
-    Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetworkSpec, Overrides,
-    PixelScaling,
+    Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetSpec, NetworkSpec,
+    Overrides, PixelScaling,
 };

@@ -4,7 +4,7 @@
 //! [`ModelSpec::validate`](super::ModelSpec::validate), the GPU fit check of
 //! `gan-gpu train` and the bench's FLOP count all read.
 
-use super::{ModelSpec, NetworkSpec};
+use super::{ModelSpec, NetSpec, NetworkSpec};
 
 /// The most generator rows run at once between steps when no other number is
 /// given: the sample grid's images.
@@ -47,8 +47,24 @@ struct Pass {
     first_input_grad_cols: usize,
 }
 
-/// FLOPs of a forward pass and the chosen backward passes of `net`.
-fn network_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
+/// FLOPs of a forward pass and the chosen backward passes of `net`. A layer
+/// list whose layers cannot take their inputs (which `ModelSpec::validate`
+/// rejects) counts 0 here and in the sizes below.
+fn network_flops(net: &NetSpec, pass: Pass, backward: bool) -> u64 {
+    match net {
+        NetSpec::Mlp(mlp) => mlp_flops(mlp, pass, backward),
+        NetSpec::Layers(stack) => stack
+            .flops(
+                pass.rows,
+                backward,
+                pass.param_grads,
+                pass.first_input_grad_cols > 0,
+            )
+            .unwrap_or(0),
+    }
+}
+
+fn mlp_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
     let mut flops = 0;
     for (i, l) in net.layers.iter().enumerate() {
         // Forward: y [rows, out] = x [rows, in] W^T.
@@ -71,24 +87,37 @@ fn network_flops(net: &NetworkSpec, pass: Pass, backward: bool) -> u64 {
     flops
 }
 
-fn params(net: &NetworkSpec) -> usize {
-    net.layers
-        .iter()
-        .map(|l| l.in_dim * l.out_dim + l.out_dim)
-        .sum()
+/// Trainable parameters (a layer list's batch-norm running statistics are
+/// counted with its units' buffers, not here).
+fn params(net: &NetSpec) -> usize {
+    match net {
+        NetSpec::Mlp(mlp) => mlp
+            .layers
+            .iter()
+            .map(|l| l.in_dim * l.out_dim + l.out_dim)
+            .sum(),
+        NetSpec::Layers(stack) => stack.trainable_len().unwrap_or(0),
+    }
 }
 
-fn units(net: &NetworkSpec) -> usize {
-    net.in_dim() + net.layers.iter().map(|l| l.out_dim).sum::<usize>()
+fn units(net: &NetSpec) -> usize {
+    match net {
+        NetSpec::Mlp(mlp) => mlp.in_dim() + mlp.layers.iter().map(|l| l.out_dim).sum::<usize>(),
+        NetSpec::Layers(stack) => stack.units().unwrap_or(0),
+    }
 }
 
-fn widest(net: &NetworkSpec) -> usize {
-    net.layers
-        .iter()
-        .map(|l| l.out_dim)
-        .chain([net.in_dim()])
-        .max()
-        .unwrap_or(0)
+fn widest(net: &NetSpec) -> usize {
+    match net {
+        NetSpec::Mlp(mlp) => mlp
+            .layers
+            .iter()
+            .map(|l| l.out_dim)
+            .chain([mlp.in_dim()])
+            .max()
+            .unwrap_or(0),
+        NetSpec::Layers(stack) => stack.widest().unwrap_or(0),
+    }
 }
 
 impl StepPlan {
@@ -222,11 +251,11 @@ mod tests {
         assert_eq!(plan.discriminator_rows, 200);
         assert_eq!(
             plan.generator_params,
-            NetworkLayout::new(&spec.generator).len
+            NetworkLayout::new(spec.generator.mlp().unwrap()).len
         );
         assert_eq!(
             plan.discriminator_params,
-            NetworkLayout::new(&spec.discriminator).len
+            NetworkLayout::new(spec.discriminator.mlp().unwrap()).len
         );
         assert_eq!(
             (plan.generator_widest, plan.discriminator_widest),
@@ -240,6 +269,41 @@ mod tests {
             m.activations,
             8 * (100 * (128 + 256 + 784) + 200 * (784 + 256 + 1))
         );
+    }
+
+    #[test]
+    fn dcgan_flops_by_hand() {
+        let spec = ModelSpec::preset(ModelKind::Dcgan);
+        let b = 256u64;
+        // Per row: each product's 2 * (output positions) * (input channels) * k * k.
+        let g_linear = 2 * 100 * 12544;
+        let g = [
+            g_linear,
+            2 * 256 * 49 * 128 * 25,
+            2 * 128 * 49 * 64 * 25,
+            2 * 64 * 196 * 25,
+        ];
+        let d_conv1 = 2 * 64 * 196 * 25;
+        let d = [d_conv1, 2 * 128 * 49 * 64 * 25, 2 * 6272];
+        let (gf, df): (u64, u64) = (g.iter().sum(), d.iter().sum());
+        // D step: G forward on B; D forward, params and input (but the
+        // first layer's) on 2B. G step: D forward and every input gradient
+        // on B; G forward, params and input (but the first's) on B.
+        let expected = gf * b + (3 * df - d_conv1) * 2 * b + 2 * df * b + (3 * gf - g_linear) * b;
+        let plan = StepPlan::new(&spec);
+        assert_eq!(plan.matmul_flops, expected);
+        assert_eq!((plan.generator_rows, plan.discriminator_rows), (256, 512));
+        // Trainable: G's Linear, three BN scale/shift pairs, three ConvT
+        // kernels; D's two conv kernels with biases and the Linear.
+        assert_eq!(
+            plan.generator_params,
+            100 * 12544 + 2 * (12544 + 128 + 64) + 256 * 128 * 25 + 128 * 64 * 25 + 64 * 25
+        );
+        assert_eq!(
+            plan.discriminator_params,
+            64 * 25 + 64 + 128 * 64 * 25 + 128 + 6272 + 1
+        );
+        assert_eq!(plan.generator_widest, 12544);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! settings); flags override them via [`Overrides`] and
 //! [`ModelSpec::validate`] rejects impossible values.
 
+use super::layers::{
+    dcgan_discriminator, dcgan_generator, LayerStack, Shape, DCGAN_DISCRIMINATOR_CHANNELS,
+    DCGAN_GENERATOR_CHANNELS,
+};
 use crate::data::MNIST_SIDE;
 use crate::error::{Error, Result};
 
@@ -19,11 +23,18 @@ pub enum ModelKind {
     Deep,
     /// The conditional GAN: generator and discriminator see a one-hot label.
     Conditional,
+    /// The TensorFlow DCGAN tutorial's convolutional GAN with batch norm.
+    Dcgan,
 }
 
 impl ModelKind {
     /// Every model, in the order the command line lists them.
-    pub const ALL: [ModelKind; 3] = [ModelKind::Vanilla, ModelKind::Deep, ModelKind::Conditional];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Vanilla,
+        ModelKind::Deep,
+        ModelKind::Conditional,
+        ModelKind::Dcgan,
+    ];
 
     /// The name used on the command line and in file names.
     pub fn name(self) -> &'static str {
@@ -31,6 +42,7 @@ impl ModelKind {
             ModelKind::Vanilla => "vanilla",
             ModelKind::Deep => "deep",
             ModelKind::Conditional => "conditional",
+            ModelKind::Dcgan => "dcgan",
         }
     }
 
@@ -43,6 +55,9 @@ impl ModelKind {
             }
             ModelKind::Conditional => {
                 "The conditional GAN: generator and discriminator see a one-hot label"
+            }
+            ModelKind::Dcgan => {
+                "The TensorFlow DCGAN tutorial: transposed convolutions with batch norm, a convolutional D"
             }
         }
     }
@@ -59,7 +74,9 @@ impl std::str::FromStr for ModelKind {
             .ok_or_else(|| {
                 Error::config(
                     "--model",
-                    format!("{name:?} is not a model (expected vanilla, deep or conditional)"),
+                    format!(
+                        "{name:?} is not a model (expected vanilla, deep, conditional or dcgan)"
+                    ),
                 )
             })
     }
@@ -221,6 +238,50 @@ impl NetworkSpec {
     }
 }
 
+/// One network of a model: a multilayer perceptron (the three MLP
+/// tutorials, run by `nn::Network` on the fused linear ops) or a list of
+/// layers of any kind (run by `nn::LayerNetwork` on the primitive ops).
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetSpec {
+    Mlp(NetworkSpec),
+    Layers(LayerStack),
+}
+
+impl NetSpec {
+    /// The network as a list of layers ([`LayerStack::from_mlp`] for an MLP).
+    pub fn stack(&self) -> LayerStack {
+        match self {
+            NetSpec::Mlp(mlp) => LayerStack::from_mlp(mlp),
+            NetSpec::Layers(stack) => stack.clone(),
+        }
+    }
+
+    /// The MLP, if this network is one.
+    pub fn mlp(&self) -> Option<&NetworkSpec> {
+        match self {
+            NetSpec::Mlp(mlp) => Some(mlp),
+            NetSpec::Layers(_) => None,
+        }
+    }
+
+    /// The MLP, mutable, if this network is one.
+    pub fn mlp_mut(&mut self) -> Option<&mut NetworkSpec> {
+        match self {
+            NetSpec::Mlp(mlp) => Some(mlp),
+            NetSpec::Layers(_) => None,
+        }
+    }
+
+    /// What `--g-hidden` / `--d-hidden` set: an MLP's hidden widths, a
+    /// layer list's feature-map channels ([`LayerStack::hidden_channels`]).
+    pub fn hidden(&self) -> Vec<usize> {
+        match self {
+            NetSpec::Mlp(mlp) => mlp.hidden(),
+            NetSpec::Layers(stack) => stack.hidden_channels().unwrap_or_default(),
+        }
+    }
+}
+
 /// Adam's settings (PyTorch's formulation, bias-corrected).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamSettings {
@@ -273,8 +334,8 @@ pub struct ModelSpec {
     pub image_cols: usize,
     /// Pixels per image: `image_rows * image_cols`.
     pub image_pixels: usize,
-    pub generator: NetworkSpec,
-    pub discriminator: NetworkSpec,
+    pub generator: NetSpec,
+    pub discriminator: NetSpec,
     /// The discriminator's target for real images (0.9 = one-sided label smoothing).
     pub real_target: f32,
     /// The discriminator's target for generated images.
@@ -322,7 +383,42 @@ impl ModelSpec {
         Self::build(kind, &Overrides::default())
     }
 
-    /// The preset for `kind` with `overrides` applied. Call [`validate`](Self::validate) after.
+    /// Rejects overrides `kind` cannot take, naming the flag: for dcgan,
+    /// `--g-hidden` must list 3 channel counts and `--d-hidden` 2 (which
+    /// [`build`](Self::build) otherwise replaces by the tutorial's).
+    pub fn check_overrides(kind: ModelKind, o: &Overrides) -> Result<()> {
+        if kind != ModelKind::Dcgan {
+            return Ok(());
+        }
+        for (flag, given, needed, default) in [
+            ("--g-hidden", &o.g_hidden, 3, &DCGAN_GENERATOR_CHANNELS[..]),
+            (
+                "--d-hidden",
+                &o.d_hidden,
+                2,
+                &DCGAN_DISCRIMINATOR_CHANNELS[..],
+            ),
+        ] {
+            match given {
+                Some(list) if list.len() != needed => {
+                    return Err(Error::config(
+                        flag,
+                        format!(
+                            "the dcgan model takes {needed} channel counts (the tutorial's: {}), not {}",
+                            default.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+                            list.len()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The preset for `kind` with `overrides` applied. Call
+    /// [`check_overrides`](Self::check_overrides) before and
+    /// [`validate`](Self::validate) after.
     pub fn build(kind: ModelKind, o: &Overrides) -> Self {
         let leaky = Activation::LeakyRelu(0.2);
         let (noise_dim, g_hidden, d_hidden, batch, lr, beta1) = match kind {
@@ -336,6 +432,14 @@ impl ModelSpec {
                 0.5,
             ),
             ModelKind::Conditional => (128, vec![256], vec![256], 100, 2e-4, 0.5),
+            ModelKind::Dcgan => (
+                100,
+                DCGAN_GENERATOR_CHANNELS.to_vec(),
+                DCGAN_DISCRIMINATOR_CHANNELS.to_vec(),
+                256,
+                1e-4,
+                0.9,
+            ),
         };
         let noise_dim = o.noise_dim.unwrap_or(noise_dim);
         let g_hidden = o.g_hidden.clone().unwrap_or(g_hidden);
@@ -412,7 +516,16 @@ impl ModelSpec {
                 1.0,
                 PixelScaling::UNIT,
             ),
+            ModelKind::Dcgan => {
+                let g =
+                    <[usize; 3]>::try_from(g_hidden.as_slice()).unwrap_or(DCGAN_GENERATOR_CHANNELS);
+                let d = <[usize; 2]>::try_from(d_hidden.as_slice())
+                    .unwrap_or(DCGAN_DISCRIMINATOR_CHANNELS);
+                return Self::dcgan(noise_dim, g, d, o, batch, lr, beta1);
+            }
         };
+        let mlp = |(g, d): (NetworkSpec, NetworkSpec)| (NetSpec::Mlp(g), NetSpec::Mlp(d));
+        let (generator, discriminator) = mlp((generator, discriminator));
         ModelSpec {
             kind,
             noise_dim,
@@ -437,6 +550,47 @@ impl ModelSpec {
         }
     }
 
+    /// The TensorFlow DCGAN tutorial's model (see [`dcgan_generator`] and
+    /// [`dcgan_discriminator`]): BCE from logits with targets 1 and 0,
+    /// pixels in [-1, 1], Adam lr 1e-4 and betas (0.9, 0.999) for both
+    /// networks, batch 256, 50 epochs.
+    #[allow(clippy::too_many_arguments)]
+    fn dcgan(
+        noise_dim: usize,
+        g_channels: [usize; 3],
+        d_channels: [usize; 2],
+        o: &Overrides,
+        batch: usize,
+        lr: f32,
+        beta1: f32,
+    ) -> Self {
+        ModelSpec {
+            kind: ModelKind::Dcgan,
+            noise_dim,
+            classes: 0,
+            image_rows: MNIST_SIDE,
+            image_cols: MNIST_SIDE,
+            image_pixels: IMAGE_PIXELS,
+            generator: NetSpec::Layers(dcgan_generator(noise_dim, g_channels)),
+            discriminator: NetSpec::Layers(dcgan_discriminator(
+                Shape::image(1, MNIST_SIDE, MNIST_SIDE),
+                d_channels,
+            )),
+            real_target: 1.0,
+            fake_target: 0.0,
+            generator_target: 1.0,
+            adam: AdamSettings {
+                lr: o.lr.unwrap_or(lr),
+                beta1: o.beta1.unwrap_or(beta1),
+                beta2: o.beta2.unwrap_or(0.999),
+                eps: 1e-8,
+            },
+            batch_size: o.batch_size.unwrap_or(batch),
+            epochs: o.epochs.unwrap_or(50),
+            scaling: PixelScaling::SYMMETRIC,
+        }
+    }
+
     /// Width of the generator's input (noise plus one-hot label).
     pub fn generator_input(&self) -> usize {
         self.noise_dim + self.classes
@@ -455,20 +609,60 @@ mod tests {
     #[test]
     fn presets_match_the_design() {
         let v = ModelSpec::preset(ModelKind::Vanilla);
-        assert_eq!(v.generator.layers.len(), 2);
-        assert_eq!((v.generator.in_dim(), v.generator.out_dim()), (128, 784));
-        assert_eq!(v.generator.layers[1].activation, Activation::Sigmoid);
+        let mlp = |n: &NetSpec| n.mlp().unwrap().clone();
+        let (vg, dd, cc) = (
+            mlp(&v.generator),
+            ModelSpec::preset(ModelKind::Deep),
+            ModelSpec::preset(ModelKind::Conditional),
+        );
+        assert_eq!(vg.layers.len(), 2);
+        assert_eq!((vg.in_dim(), vg.out_dim()), (128, 784));
+        assert_eq!(vg.layers[1].activation, Activation::Sigmoid);
         assert_eq!((v.batch_size, v.adam.beta1), (100, 0.9));
 
-        let d = ModelSpec::preset(ModelKind::Deep);
+        let d = dd;
         assert_eq!(d.generator.hidden(), vec![256, 512, 1024]);
         assert_eq!(d.discriminator.hidden(), vec![1024, 512, 256]);
-        let drops: Vec<f32> = d.discriminator.layers.iter().map(|l| l.dropout).collect();
+        let drops: Vec<f32> = mlp(&d.discriminator)
+            .layers
+            .iter()
+            .map(|l| l.dropout)
+            .collect();
         assert_eq!(drops, vec![0.3, 0.3, 0.0, 0.0]);
         assert_eq!((d.real_target, d.batch_size, d.adam.beta1), (0.9, 128, 0.5));
 
-        let c = ModelSpec::preset(ModelKind::Conditional);
-        assert_eq!(c.generator.in_dim(), 138);
-        assert_eq!(c.discriminator.in_dim(), 794);
+        assert_eq!(mlp(&cc.generator).in_dim(), 138);
+        assert_eq!(mlp(&cc.discriminator).in_dim(), 794);
+
+        let g = ModelSpec::preset(ModelKind::Dcgan);
+        assert_eq!((g.batch_size, g.epochs, g.noise_dim), (256, 50, 100));
+        assert_eq!((g.adam.lr, g.adam.beta1, g.adam.beta2), (1e-4, 0.9, 0.999));
+        assert_eq!(g.scaling, PixelScaling::SYMMETRIC);
+        assert_eq!(g.real_target, 1.0);
+        assert_eq!(
+            g.generator.stack().output().unwrap(),
+            Shape::image(1, 28, 28)
+        );
+        assert_eq!(g.discriminator.stack().output().unwrap(), Shape::flat(1));
+        // --g-hidden / --d-hidden name the feature-map channels, and rebuild the model.
+        assert_eq!(g.generator.hidden(), DCGAN_GENERATOR_CHANNELS);
+        assert_eq!(g.discriminator.hidden(), DCGAN_DISCRIMINATOR_CHANNELS);
+        let narrow = Overrides {
+            g_hidden: Some(vec![16, 8, 4]),
+            d_hidden: Some(vec![4, 8]),
+            ..Default::default()
+        };
+        let n = ModelSpec::build(ModelKind::Dcgan, &narrow);
+        assert_eq!(
+            (n.generator.hidden(), n.discriminator.hidden()),
+            (vec![16, 8, 4], vec![4, 8])
+        );
+        assert!(ModelSpec::check_overrides(ModelKind::Dcgan, &narrow).is_ok());
+        let wrong = Overrides {
+            d_hidden: Some(vec![4, 8, 16]),
+            ..Default::default()
+        };
+        let err = ModelSpec::check_overrides(ModelKind::Dcgan, &wrong).unwrap_err();
+        assert!(err.to_string().contains("--d-hidden"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! Which models a run can use: [`ModelSpec::validate`] rejects impossible
 //! flag values, naming the flag, and models over the memory limit.
 
-use super::{MemoryEstimate, ModelSpec, StepPlan};
+use super::{MemoryEstimate, ModelSpec, NetSpec, StepPlan};
 use crate::error::{Error, Result};
 
 impl ModelSpec {
@@ -46,16 +46,36 @@ impl ModelSpec {
             ("--g-hidden", &self.generator),
             ("--d-hidden", &self.discriminator),
         ] {
-            for l in &net.layers {
-                if l.out_dim == 0 {
+            // An MLP's layer widths, or a layer list's channel counts.
+            let widths = match net.mlp() {
+                Some(mlp) => mlp.layers.iter().map(|l| l.out_dim).collect(),
+                None => net.hidden(),
+            };
+            for width in widths {
+                if width == 0 {
                     return Err(Error::config(flag, "layer widths must be at least 1"));
                 }
-                if l.out_dim > MAX_WIDTH {
+                if width > MAX_WIDTH {
                     return Err(Error::config(
                         flag,
-                        format!("width {} is above the limit of {MAX_WIDTH}", l.out_dim),
+                        format!("width {width} is above the limit of {MAX_WIDTH}"),
                     ));
                 }
+            }
+        }
+        for (name, net) in [
+            ("generator", &self.generator),
+            ("discriminator", &self.discriminator),
+        ] {
+            if let NetSpec::Layers(stack) = net {
+                let flag = if name == "generator" {
+                    "--noise-dim"
+                } else {
+                    "--model"
+                };
+                stack
+                    .shapes()
+                    .map_err(|e| Error::config(flag, format!("the {name} does not fit: {e}")))?;
             }
         }
         self.check_memory()?;

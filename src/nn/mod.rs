@@ -1,9 +1,200 @@
 //! Networks on a backend, below everything that trains or runs one: the GAN
 //! step (`crate::train`), the evaluation's classifier (`crate::eval`) and
-//! `gan-gpu sample` all build a [`Network`] from a
-//! [`NetworkSpec`](crate::model::NetworkSpec) and run its forward and
-//! backward passes.
+//! `gan-gpu sample`. An MLP ([`NetworkSpec`](crate::model::NetworkSpec))
+//! runs as a [`Network`] on the fused linear ops; a layer list
+//! ([`LayerStack`](crate::model::LayerStack)) as a [`LayerNetwork`] on the
+//! primitive ops; [`Net`] is either, built from a
+//! [`NetSpec`](crate::model::NetSpec).
 
+pub mod layered;
 pub mod network;
 
+pub use layered::LayerNetwork;
 pub use network::Network;
+
+use crate::backend::{Backend, Mat, Tensor};
+use crate::checkpoint::NetworkState;
+use crate::error::Result;
+use crate::model::{AdamSettings, NetSpec};
+
+/// What a forward pass is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Training: batch norm uses and tracks the batch's statistics; dropout
+    /// draws the masks of pass number `dropout` (None: no dropout).
+    Train { dropout: Option<u32> },
+    /// Sampling and evaluating: batch norm uses its running statistics
+    /// (PyTorch's `eval()`, Keras's `training=False`); no dropout.
+    Eval,
+    /// Sampling with each batch's own statistics and the running ones left
+    /// alone (how `pytorch/examples` draws its grids); no dropout.
+    BatchStats,
+}
+
+impl Pass {
+    /// The dropout pass number of an MLP's forward.
+    fn mlp_dropout(self) -> Option<u32> {
+        match self {
+            Pass::Train { dropout } => dropout,
+            Pass::Eval | Pass::BatchStats => None,
+        }
+    }
+}
+
+/// Either kind of network.
+pub enum Net {
+    Mlp(Network),
+    Layers(LayerNetwork),
+}
+
+/// The tensor of a dense view that starts at its tensor's first element,
+/// cut to the view's length: what a [`LayerNetwork`] takes.
+fn dense_prefix(m: Mat) -> Tensor {
+    assert!(
+        m.offset == 0 && m.stride == m.cols,
+        "a layer network reads and writes dense views from their tensor's start"
+    );
+    m.tensor.prefix(m.rows as usize * m.cols as usize)
+}
+
+impl Net {
+    /// Allocates `spec` on `backend` with room for `max_rows` rows.
+    pub fn new<B: Backend>(
+        backend: &mut B,
+        spec: &NetSpec,
+        max_rows: usize,
+        seed: u32,
+        network_id: u32,
+    ) -> Result<Self> {
+        Ok(match spec {
+            NetSpec::Mlp(mlp) => Net::Mlp(Network::new(backend, mlp, max_rows, seed, network_id)?),
+            NetSpec::Layers(stack) => Net::Layers(LayerNetwork::new(
+                backend, stack, max_rows, seed, network_id,
+            )?),
+        })
+    }
+
+    /// The MLP, if this network is one.
+    pub fn mlp(&self) -> Option<&Network> {
+        match self {
+            Net::Mlp(n) => Some(n),
+            Net::Layers(_) => None,
+        }
+    }
+
+    /// The layer network, if this network is one.
+    pub fn layers(&self) -> Option<&LayerNetwork> {
+        match self {
+            Net::Mlp(_) => None,
+            Net::Layers(n) => Some(n),
+        }
+    }
+
+    /// The network's own output buffer for `rows` rows.
+    pub fn output(&self, rows: usize) -> Mat {
+        match self {
+            Net::Mlp(n) => n.output(rows),
+            Net::Layers(n) => Mat::dense(n.output(rows), rows, n.output_len()),
+        }
+    }
+
+    /// Forward pass of `input` [rows, in] into `output` [rows, out]. A layer
+    /// network needs both dense from their tensor's start.
+    pub fn forward<B: Backend>(&self, backend: &mut B, input: Mat, pass: Pass, output: Mat) {
+        match self {
+            Net::Mlp(n) => n.forward(backend, input, pass.mlp_dropout(), output),
+            Net::Layers(n) => n.forward(
+                backend,
+                input.rows as usize,
+                dense_prefix(input),
+                pass,
+                dense_prefix(output),
+            ),
+        }
+    }
+
+    /// Backward pass after [`forward`](Self::forward) with the same `input`,
+    /// `pass` and `output` (see [`Network::backward`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<B: Backend>(
+        &self,
+        backend: &mut B,
+        input: Mat,
+        pass: Pass,
+        output: Mat,
+        d_output: Mat,
+        param_grads: bool,
+        d_input: Option<Mat>,
+    ) {
+        match self {
+            Net::Mlp(n) => n.backward(
+                backend,
+                input,
+                pass.mlp_dropout(),
+                output,
+                d_output,
+                param_grads,
+                d_input,
+            ),
+            Net::Layers(n) => n.backward(
+                backend,
+                input.rows as usize,
+                dense_prefix(input),
+                pass,
+                dense_prefix(output),
+                dense_prefix(d_output),
+                param_grads,
+                d_input.map(dense_prefix),
+            ),
+        }
+    }
+
+    /// One Adam step on every parameter.
+    pub fn adam_update<B: Backend>(&self, backend: &mut B, adam: AdamSettings) {
+        match self {
+            Net::Mlp(n) => backend.adam_update(n.params, n.grads, n.adam_m, n.adam_v, adam),
+            Net::Layers(n) => n.adam_update(backend, adam),
+        }
+    }
+
+    /// Sets `stats[slot]` if any parameter is NaN or infinite.
+    pub fn finite_check<B: Backend>(&self, backend: &mut B, stats: Tensor, slot: u32) {
+        match self {
+            Net::Mlp(n) => backend.finite_check(n.params, stats, slot),
+            Net::Layers(n) => n.finite_check(backend, stats, slot),
+        }
+    }
+
+    /// The network's state in the checkpoint's layout; `batches_tracked` is
+    /// the number of training passes the caller has made.
+    pub fn state<B: Backend>(&self, backend: &mut B, batches_tracked: i64) -> Result<NetworkState> {
+        match self {
+            Net::Mlp(n) => Ok(NetworkState {
+                params: backend.read(n.params)?,
+                adam_m: backend.read(n.adam_m)?,
+                adam_v: backend.read(n.adam_v)?,
+                ..NetworkState::default()
+            }),
+            Net::Layers(n) => Ok(NetworkState {
+                batches_tracked: if n.has_batch_norm() {
+                    batches_tracked
+                } else {
+                    0
+                },
+                ..n.state(backend)?
+            }),
+        }
+    }
+
+    /// Restores a [`state`](Self::state) (its lengths checked by the caller).
+    pub fn restore<B: Backend>(&self, backend: &mut B, state: &NetworkState) -> Result<()> {
+        match self {
+            Net::Mlp(n) => {
+                backend.write(n.params, &state.params)?;
+                backend.write(n.adam_m, &state.adam_m)?;
+                backend.write(n.adam_v, &state.adam_v)
+            }
+            Net::Layers(n) => n.restore(backend, state),
+        }
+    }
+}

@@ -135,6 +135,7 @@ fn checkpoint_images(path: &Path, count: usize) -> Result<EvalInput> {
         count,
         label: None,
         seed: saved.settings.seed.wrapping_add(1),
+        batch_stats: false,
     };
     let images = sample::generate(&mut CpuBackend::new(), &saved, path, &request)?;
     let labels = (spec.classes > 0).then(|| {

@@ -16,14 +16,19 @@ pub fn check_gpu_fit(gpu: &GpuBackend, spec: &ModelSpec) -> Result<()> {
         .min(limits.max_buffer_size);
     let info = gpu.adapter_info();
     let plan = StepPlan::new(spec);
+    // A layer model's sizes follow from the model itself (and its batch).
+    let (g_flag, d_flag) = match spec.generator.mlp() {
+        Some(_) => ("--g-hidden", "--d-hidden"),
+        None => ("--model", "--model"),
+    };
     let needs = [
         (
-            "--g-hidden",
+            g_flag,
             "the generator's parameters",
             plan.generator_param_bytes(),
         ),
         (
-            "--d-hidden",
+            d_flag,
             "the discriminator's parameters",
             plan.discriminator_param_bytes(),
         ),

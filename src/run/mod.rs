@@ -67,6 +67,9 @@ pub struct TrainSettings {
     pub eval_count: usize,
     /// The classifier cache file of `--eval-every`.
     pub classifier: Option<PathBuf>,
+    /// Draw the sample grids with each batch's own batch-norm statistics
+    /// (`--batch-stats`).
+    pub batch_stats: bool,
 }
 
 /// A training run from its settings: reads the checkpoint to resume and the
@@ -101,6 +104,7 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         resume = Some((saved, path.clone()));
     }
+    ModelSpec::check_overrides(kind, &overrides)?;
     let spec = ModelSpec::build(kind, &overrides);
     let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
     let dataset = data::load_split(&data_dir, data::Split::Train)?;
@@ -110,6 +114,7 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
         seed,
         sample_every,
         max_steps: settings.max_steps,
+        grid_batch_stats: settings.batch_stats,
     };
     // Reject impossible flags before any work starts, with the trainer's
     // own checks (it runs them again for library callers that come without

@@ -26,6 +26,9 @@ pub struct SampleSettings {
     pub label: Option<usize>,
     /// Noise seed (None: the checkpoint's training seed).
     pub seed: Option<u32>,
+    /// Batch norm uses each chunk of up to 256 images' own statistics
+    /// instead of the running ones (`--batch-stats`).
+    pub batch_stats: bool,
     pub backend: BackendChoice,
     /// The output file; its extension picks the format.
     pub out: PathBuf,
@@ -59,6 +62,7 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
         count,
         label: settings.label,
         seed: settings.seed.unwrap_or(saved.settings.seed),
+        batch_stats: settings.batch_stats,
     };
     let noise = noise.as_ref().map(|(_, (_, values))| values.as_slice());
     // Reject bad flags before creating a backend.

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::step::{DISCRIMINATOR_PASSES_PER_STEP, GENERATOR_PASSES_PER_STEP};
 use super::{TrainConfig, Trainer};
 use crate::backend::{stat, Backend, Clock};
-use crate::checkpoint::{self, Checkpoint, NetworkState, RunSettings};
+use crate::checkpoint::{self, Checkpoint, RunSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::Network;
 
 /// Where a run starts: epoch `epoch` (0-based) after `cursor` of its
 /// batches, `step` steps into the run, with the epoch's partial stats.
@@ -82,20 +82,6 @@ impl CheckpointOptions {
     }
 }
 
-fn network_state<B: Backend>(backend: &mut B, net: &Network) -> Result<NetworkState> {
-    Ok(NetworkState {
-        params: backend.read(net.params)?,
-        adam_m: backend.read(net.adam_m)?,
-        adam_v: backend.read(net.adam_v)?,
-    })
-}
-
-fn restore_network<B: Backend>(backend: &mut B, net: &Network, state: &NetworkState) -> Result<()> {
-    backend.write(net.params, &state.params)?;
-    backend.write(net.adam_m, &state.adam_m)?;
-    backend.write(net.adam_v, &state.adam_v)
-}
-
 impl<'a, B: Backend> Trainer<'a, B> {
     /// Writes a checkpoint every `every` epochs (at least 1; default 10).
     pub fn set_checkpoint_every(&mut self, every: usize) -> Result<()> {
@@ -140,8 +126,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
             clock,
             epoch,
             stats,
-            generator: network_state(self.backend, &self.state.generator)?,
-            discriminator: network_state(self.backend, &self.state.discriminator)?,
+            generator: self.state.generator.state(
+                self.backend,
+                i64::from(clock.step) * GENERATOR_PASSES_PER_STEP,
+            )?,
+            discriminator: self.state.discriminator.state(
+                self.backend,
+                i64::from(clock.step) * DISCRIMINATOR_PASSES_PER_STEP,
+            )?,
         })
     }
 
@@ -220,31 +212,40 @@ impl<'a, B: Backend> Trainer<'a, B> {
             }
         }
         for (name, net, state) in [
-            ("generator", &trainer.state.generator, &saved.generator),
+            (
+                "generator",
+                &trainer.config.spec.generator,
+                &saved.generator,
+            ),
             (
                 "discriminator",
-                &trainer.state.discriminator,
+                &trainer.config.spec.discriminator,
                 &saved.discriminator,
             ),
         ] {
-            let len = net.layout.len;
+            let (len, buffers) = checkpoint::flat_lengths(net);
             if [&state.params, &state.adam_m, &state.adam_v]
                 .iter()
                 .any(|v| v.len() != len)
+                || state.buffers.len() != buffers
             {
-                return Err(bad(format!("the {name} state does not have {len} values")));
+                return Err(bad(format!(
+                    "the {name} state does not have {len} values and {buffers} statistics"
+                )));
             }
         }
         if saved.stats.len() != stat::COUNT {
             return Err(bad("the epoch stats do not have 4 values".into()));
         }
         let stats = trainer.state.stats;
-        restore_network(trainer.backend, &trainer.state.generator, &saved.generator)?;
-        restore_network(
-            trainer.backend,
-            &trainer.state.discriminator,
-            &saved.discriminator,
-        )?;
+        trainer
+            .state
+            .generator
+            .restore(trainer.backend, &saved.generator)?;
+        trainer
+            .state
+            .discriminator
+            .restore(trainer.backend, &saved.discriminator)?;
         trainer
             .backend
             .write(stats, &super::health::with_flags(saved.stats.clone()))?;

@@ -7,6 +7,7 @@ use super::step::GanState;
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::model;
+use crate::nn::Pass;
 
 /// `count` generated images (MNIST-polarity bytes) and, for conditional
 /// models, the digit requested of each.
@@ -43,7 +44,7 @@ pub fn generate_images<B: Backend>(
         if let Some(labels) = &mut labels {
             labels.extend((start..start + rows).map(|i| (i % spec.classes) as u8));
         }
-        let values = state.generate(backend, &inputs, output)?;
+        let values = state.generate(backend, &inputs, Pass::Eval, output)?;
         images.extend(model::images_from_outputs(&values, spec.scaling));
         start += rows;
     }

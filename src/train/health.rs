@@ -22,8 +22,12 @@ pub fn with_flags(mut sums: Vec<f32>) -> Vec<f32> {
 
 /// Records the parameter checks of both networks (flags into the stats).
 pub fn check_parameters<B: Backend>(backend: &mut B, state: &GanState) {
-    backend.finite_check(state.generator.params, state.stats, stat::G_NON_FINITE);
-    backend.finite_check(state.discriminator.params, state.stats, stat::D_NON_FINITE);
+    state
+        .generator
+        .finite_check(backend, state.stats, stat::G_NON_FINITE);
+    state
+        .discriminator
+        .finite_check(backend, state.stats, stat::D_NON_FINITE);
 }
 
 /// What went wrong in a diverged epoch (see [`check_stats`]).

@@ -15,6 +15,7 @@ use crate::backend::{stat, Backend, Clock, Tensor, WorkCounts};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{self, ModelSpec};
+use crate::nn::Pass;
 pub use crate::report::{
     EpochReport, EvalFigures, ImageEvaluator, Observer, OnEpoch, Progress, SampleGrid, GRID_SIDE,
 };
@@ -42,6 +43,11 @@ pub struct TrainConfig {
     pub sample_every: usize,
     /// Stop after this many steps in total (for smoke tests).
     pub max_steps: Option<usize>,
+    /// Draw the sample grids with each batch's own batch-norm statistics
+    /// ([`Pass::BatchStats`], as `pytorch/examples` does) instead of the
+    /// running ones ([`Pass::Eval`], the TensorFlow tutorial's
+    /// `training=False`). Models without batch norm draw the same either way.
+    pub grid_batch_stats: bool,
 }
 
 impl TrainConfig {
@@ -137,9 +143,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
 
     /// The generator's current images for the fixed sample inputs, as bytes.
     pub fn sample_images(&mut self) -> Result<Vec<u8>> {
-        let values = self
-            .state
-            .generate(self.backend, &self.sample_inputs, self.sample_output)?;
+        let pass = if self.config.grid_batch_stats {
+            Pass::BatchStats
+        } else {
+            Pass::Eval
+        };
+        let values =
+            self.state
+                .generate(self.backend, &self.sample_inputs, pass, self.sample_output)?;
         Ok(model::images_from_outputs(
             &values,
             self.config.spec.scaling,

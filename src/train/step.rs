@@ -2,26 +2,41 @@
 //! learns from a real batch and a generated batch, then the generator learns
 //! from a fresh noise batch through the discriminator. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
+//!
+//! The discriminator sees the real and the generated batch in one pass of
+//! twice the rows: neither model's D has batch norm, so one pass gives what
+//! two would. The MLPs put the real rows first; a layer network's generator
+//! writes its images from the start of the D input, so there the generated
+//! rows come first.
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
-use crate::model::ModelSpec;
-use crate::model::StepPlan;
-use crate::nn::Network;
+use crate::model::{ModelSpec, NetSpec, StepPlan};
+use crate::nn::{Net, Pass};
 use crate::rng::stream;
 
 /// Dropout pass numbers (they select the mask streams).
 const PASS_D_STEP: u32 = 0;
 const PASS_G_STEP: u32 = 1;
 
+/// Training passes of the generator per step (the D step's fakes and the G
+/// step's): what each of its batch norms' `num_batches_tracked` counts.
+pub const GENERATOR_PASSES_PER_STEP: i64 = 2;
+/// Training passes of the discriminator per step (the D step's and the G step's).
+pub const DISCRIMINATOR_PASSES_PER_STEP: i64 = 2;
+
 /// Both networks and every buffer a training step needs, resident on a backend.
 pub struct GanState {
     pub spec: ModelSpec,
-    pub generator: Network,
-    pub discriminator: Network,
+    pub generator: Net,
+    pub discriminator: Net,
+    /// First D-input row of the real batch and of the generated one.
+    real_start: usize,
+    fake_start: usize,
     /// Generator input [batch, noise + classes]: noise, then the one-hot label.
     noise: Tensor,
-    /// Discriminator input [2 * batch, pixels + classes]: real rows, then fake rows.
+    /// Discriminator input [2 * batch, pixels + classes]: the real and the
+    /// generated rows (see the module docs for their order).
     d_input: Tensor,
     /// Loss gradient with respect to D's logits [2 * batch, 1].
     d_logits_grad: Tensor,
@@ -42,12 +57,17 @@ impl GanState {
     ) -> Result<Self> {
         let plan = StepPlan::with_sample_rows(spec, sample_rows);
         let (g_rows, d_rows) = (plan.generator_rows, plan.discriminator_rows);
-        let generator = Network::new(backend, &spec.generator, g_rows, seed, 0)?;
-        let discriminator = Network::new(backend, &spec.discriminator, d_rows, seed, 1)?;
+        let generator = Net::new(backend, &spec.generator, g_rows, seed, 0)?;
+        let discriminator = Net::new(backend, &spec.discriminator, d_rows, seed, 1)?;
+        let fakes_first = matches!(spec.generator, NetSpec::Layers(_));
+        let batch = spec.batch_size;
+        let (real_start, fake_start) = if fakes_first { (batch, 0) } else { (0, batch) };
         Ok(GanState {
             spec: spec.clone(),
             generator,
             discriminator,
+            real_start,
+            fake_start,
             noise: backend.alloc(g_rows * spec.generator_input())?,
             d_input: backend.alloc(d_rows * spec.discriminator_input())?,
             d_logits_grad: backend.alloc(d_rows)?,
@@ -89,17 +109,26 @@ impl GanState {
     }
 
     /// Fresh noise (and, if conditional, random labels for both networks'
-    /// inputs), then the generator's images into D-input rows `batch..2 * batch`.
+    /// inputs), then the generator's images (in training) into the fake rows
+    /// of the D input.
     fn generate_fakes<B: Backend>(&self, backend: &mut B, noise_stream: u32, label_stream: u32) {
         let batch = self.batch();
         let z = self.noise_input(batch);
         backend.normal_noise(z.cols(0, self.spec.noise_dim), noise_stream);
         if self.spec.classes > 0 {
             let g_labels = z.cols(self.spec.noise_dim, self.spec.classes);
-            backend.random_onehot(g_labels, Some(self.labels_at(batch)), label_stream);
+            backend.random_onehot(
+                g_labels,
+                Some(self.labels_at(self.fake_start)),
+                label_stream,
+            );
         }
-        self.generator
-            .forward(backend, z, None, self.images_at(batch));
+        self.generator.forward(
+            backend,
+            z,
+            Pass::Train { dropout: None },
+            self.images_at(self.fake_start),
+        );
     }
 
     /// Records one whole training step: D on a real and a generated batch,
@@ -111,49 +140,63 @@ impl GanState {
         let d = &self.discriminator;
         let g = &self.generator;
 
-        // Discriminator: real rows 0..batch, fake rows batch..2 batch.
+        // Discriminator: one pass over the real and the fake rows.
         let (x_real, onehot_real) = (
-            self.images_at(0),
-            (spec.classes > 0).then(|| self.labels_at(0)),
+            self.images_at(self.real_start),
+            (spec.classes > 0).then(|| self.labels_at(self.real_start)),
         );
         backend.gather_batch(x_real, onehot_real, spec.scaling.scale, spec.scaling.shift);
         self.generate_fakes(backend, stream::NOISE_D, stream::LABELS_D);
         let both = self.d_input();
         let logits = d.output(2 * batch);
         let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
-        d.forward(backend, both, Some(PASS_D_STEP), logits);
+        let d_pass = Pass::Train {
+            dropout: Some(PASS_D_STEP),
+        };
+        d.forward(backend, both, d_pass, logits);
         // D loss = mean BCE over real rows + mean BCE over fake rows.
+        let real_first = self.real_start == 0;
+        let (target_first, target_second, prob_first, prob_second) = if real_first {
+            (
+                spec.real_target,
+                spec.fake_target,
+                stat::D_REAL,
+                stat::D_FAKE,
+            )
+        } else {
+            (
+                spec.fake_target,
+                spec.real_target,
+                stat::D_FAKE,
+                stat::D_REAL,
+            )
+        };
         backend.bce_with_logits(
             logits,
             d_logits_grad,
             batch as u32,
-            spec.real_target,
-            spec.fake_target,
+            target_first,
+            target_second,
             weight,
             self.stats,
             LossSlots {
                 loss: stat::D_LOSS,
-                prob_first: Some(stat::D_REAL),
-                prob_second: Some(stat::D_FAKE),
+                prob_first: Some(prob_first),
+                prob_second: Some(prob_second),
             },
         );
-        d.backward(
-            backend,
-            both,
-            Some(PASS_D_STEP),
-            logits,
-            d_logits_grad,
-            true,
-            None,
-        );
-        backend.adam_update(d.params, d.grads, d.adam_m, d.adam_v, spec.adam);
+        d.backward(backend, both, d_pass, logits, d_logits_grad, true, None);
+        d.adam_update(backend, spec.adam);
 
         // Generator: non-saturating loss, BCE of D(G(z)) against target 1.
         self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G);
-        let fakes = self.d_input().rows(batch, batch);
+        let fakes = self.d_input().rows(self.fake_start, batch);
         let logits = d.output(batch);
         let d_logits_grad = d_logits_grad.rows(0, batch);
-        d.forward(backend, fakes, Some(PASS_G_STEP), logits);
+        let g_pass = Pass::Train {
+            dropout: Some(PASS_G_STEP),
+        };
+        d.forward(backend, fakes, g_pass, logits);
         backend.bce_with_logits(
             logits,
             d_logits_grad,
@@ -172,7 +215,7 @@ impl GanState {
         d.backward(
             backend,
             fakes,
-            Some(PASS_G_STEP),
+            g_pass,
             logits,
             d_logits_grad,
             false,
@@ -181,13 +224,13 @@ impl GanState {
         g.backward(
             backend,
             self.noise_input(batch),
-            None,
-            self.images_at(batch),
+            Pass::Train { dropout: None },
+            self.images_at(self.fake_start),
             fake_grad,
             true,
             None,
         );
-        backend.adam_update(g.params, g.grads, g.adam_m, g.adam_v, spec.adam);
+        g.adam_update(backend, spec.adam);
         backend.end_step();
     }
 
@@ -196,13 +239,15 @@ impl GanState {
         self.noise.len as usize / self.spec.generator_input()
     }
 
-    /// Runs the generator (no training) on host-given inputs `[rows, noise + classes]`
-    /// and returns its outputs `[rows, pixels]`. Uses the step buffers, so call
-    /// it between steps.
+    /// Runs the generator (no training; `pass` is [`Pass::Eval`] or
+    /// [`Pass::BatchStats`]) on host-given inputs `[rows, noise + classes]`
+    /// and returns its outputs `[rows, pixels]`. Uses the step buffers, so
+    /// call it between steps.
     pub fn generate<B: Backend>(
         &self,
         backend: &mut B,
         inputs: &[f32],
+        pass: Pass,
         output: Tensor,
     ) -> Result<Vec<f32>> {
         let width = self.spec.generator_input();
@@ -214,7 +259,7 @@ impl GanState {
         self.generator.forward(
             backend,
             z,
-            None,
+            pass,
             Mat::dense(output, rows, self.spec.image_pixels),
         );
         let mut values = backend.read(output)?;

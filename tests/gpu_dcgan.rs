@@ -1,0 +1,191 @@
+//! The DCGAN's whole training steps on the GPU (Vulkan and GL) against the
+//! CPU reference: after 1 step and after 10, every trainable tensor of both
+//! networks, Adam's moments, the batch norms' running statistics and the
+//! loss sums agree.
+//!
+//! Tolerance, as `tests/gpu_parity.rs` argues for the MLPs: each kernel
+//! matches its CPU twin to a few ulps (tests/gpu_layer_ops.rs,
+//! tests/gpu_conv.rs, tests/gpu_batch_norm.rs) and only the order of f32
+//! summation differs, so parameters differ by the rounding of Adam's moves:
+//! |gpu - cpu| <= ATOL_PER_STEP * steps + RTOL * |cpu| with ATOL_PER_STEP =
+//! 2e-3 * lr (0.2% of the largest move Adam makes in a step) and RTOL = 1e-4.
+//! The running statistics are not moved by Adam but are averages of the
+//! layer inputs, which differ by the parameters' differences; they take the
+//! same bound with lr replaced by their own scale (1). A wrong kernel moves
+//! parameters by O(lr) in the first step and fails this at once.
+//!
+//! One allowance, for single elements: the gradient of a weight that feeds
+//! a batch norm is a difference of nearly equal terms (batch norm's
+//! backward subtracts the batch mean of dy and its projection on x_hat), so
+//! an element can have a gradient close to Adam's eps, where the update
+//! lr g / (|g| + eps) turns a rounding difference of the gradient into a
+//! difference of up to O(lr). Of the generator's Linear (78,400 weights,
+//! into the first batch norm) 2 elements fell outside the bound above on
+//! Vulkan and GL, after 1 step (by 2.3e-7) and after 10 (by 4.5e-6); every
+//! other tensor was inside it everywhere. So at most 1 element in 10,000 of
+//! a tensor (none of a tensor under 10,000 elements) may be outside the
+//! bound, and such an element must still be within lr * steps of the CPU
+//! (less than Adam's largest possible move). A bug in a kernel moves most
+//! elements of a tensor, not one in 10,000.
+
+mod common;
+
+use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::Backend;
+use gan_gpu::checkpoint::Checkpoint;
+use gan_gpu::data::{self, Dataset, Split};
+use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+use gan_gpu::train::{TrainConfig, Trainer};
+
+const RTOL: f32 = 1e-4;
+const BATCH: usize = 8;
+
+/// The tutorial's DCGAN with narrow feature maps (lavapipe and llvmpipe run
+/// the full width at seconds a step).
+fn overrides() -> Overrides {
+    Overrides {
+        batch_size: Some(BATCH),
+        g_hidden: Some(vec![16, 8, 8]),
+        d_hidden: Some(vec![8, 16]),
+        ..Default::default()
+    }
+}
+
+fn config(steps: usize) -> TrainConfig {
+    let overrides = overrides();
+    TrainConfig {
+        spec: ModelSpec::build(ModelKind::Dcgan, &overrides),
+        seed: 5,
+        out_dir: std::env::temp_dir().join(format!("gan-gpu-dcgan-{}", std::process::id())),
+        sample_every: 1000,
+        max_steps: Some(steps),
+        grid_batch_stats: false,
+    }
+}
+
+/// The state after `steps` steps (all within the first epoch).
+fn run<B: Backend>(backend: &mut B, steps: usize, data: &Dataset) -> Checkpoint {
+    let config = config(steps);
+    let out = config.out_dir.clone();
+    let mut trainer = Trainer::new(backend, config, data).unwrap();
+    let summary = trainer.run(|_| {}).unwrap();
+    assert_eq!(summary.steps, steps);
+    let state = trainer.capture(0).unwrap();
+    drop(trainer);
+    std::fs::remove_dir_all(out).ok();
+    state
+}
+
+/// (name, length) of each trainable tensor of a network, in its flat order.
+fn trainable_names(spec: &gan_gpu::model::NetSpec, prefix: &str) -> Vec<(String, usize)> {
+    spec.stack()
+        .state_dict(prefix)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, t)| t.trainable)
+        .map(|(name, t)| (name, t.shape.iter().product()))
+        .collect()
+}
+
+/// Compares two flat buffers tensor by tensor; failures are pushed.
+fn compare_flat(
+    what: &str,
+    names: &[(String, usize)],
+    cpu: &[f32],
+    gpu: &[f32],
+    (atol, loose): (f32, f32),
+    failures: &mut Vec<String>,
+) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: lengths");
+    let mut start = 0;
+    for (name, len) in names {
+        let (c, g) = (&cpu[start..start + len], &gpu[start..start + len]);
+        let (mut worst, mut at, mut outside, mut far) = (0.0f32, 0, 0, false);
+        for (i, (a, b)) in c.iter().zip(g).enumerate() {
+            let excess = (a - b).abs() - (atol + RTOL * a.abs());
+            if excess > 0.0 || !b.is_finite() {
+                outside += 1;
+                far |= (a - b).abs().is_nan() || (a - b).abs() > loose;
+            }
+            if excess > worst || !b.is_finite() {
+                (worst, at) = (excess.max(f32::MIN_POSITIVE), i);
+            }
+        }
+        if outside > len / 10_000 || far {
+            failures.push(format!(
+                "{what} {name}[{at}]: cpu {} gpu {} (bound {atol:.2e} + {RTOL} |cpu|), {outside} of {len} outside",
+                c[at], g[at]
+            ));
+        }
+        start += len;
+    }
+    assert_eq!(start, cpu.len(), "{what}: names cover the buffer");
+}
+
+fn compare(label: &str, steps: usize, cpu: &Checkpoint, gpu: &Checkpoint) {
+    let spec = ModelSpec::build(ModelKind::Dcgan, &overrides());
+    let lr = spec.adam.lr;
+    let atol = 2e-3 * lr * steps as f32;
+    let mut failures = Vec::new();
+    for (net, spec_net, c, g) in [
+        ("generator", &spec.generator, &cpu.generator, &gpu.generator),
+        (
+            "discriminator",
+            &spec.discriminator,
+            &cpu.discriminator,
+            &gpu.discriminator,
+        ),
+    ] {
+        let names = trainable_names(spec_net, net);
+        let bounds = (atol, lr * steps as f32);
+        compare_flat(label, &names, &c.params, &g.params, bounds, &mut failures);
+        let stats = [(format!("{net} running statistics"), c.buffers.len())];
+        let stat_bounds = (2e-3 * steps as f32, steps as f32);
+        compare_flat(
+            label,
+            &stats,
+            &c.buffers,
+            &g.buffers,
+            stat_bounds,
+            &mut failures,
+        );
+        assert_eq!(
+            c.batches_tracked, g.batches_tracked,
+            "{label}: {net} batches"
+        );
+    }
+    for (i, (c, g)) in cpu.stats.iter().zip(&gpu.stats).enumerate() {
+        // Loss sums over the steps: each term agrees to the parameters' bound.
+        assert!(
+            (c - g).abs() <= 1e-3 * steps as f32 + 1e-3 * c.abs(),
+            "{label}: stat {i}: cpu {c} gpu {g}"
+        );
+    }
+    assert!(failures.is_empty(), "{label}:\n{}", failures.join("\n"));
+    println!("{label}: every tensor within the bound");
+}
+
+#[test]
+fn dcgan_steps_on_the_gpu_match_the_cpu() {
+    let _lock = common::gpu_test_lock();
+    let data = data::load_split(&data::bundled_dir(), Split::Train)
+        .expect("bundled MNIST")
+        .head(64);
+    let cpu: Vec<Checkpoint> = [1, 10]
+        .iter()
+        .map(|&steps| run(&mut CpuBackend::new(), steps, &data))
+        .collect();
+    assert_eq!(cpu[1].generator.batches_tracked, 20);
+    for (api, _) in common::gpu_backends() {
+        for (i, steps) in [1, 10].into_iter().enumerate() {
+            let mut gpu = gan_gpu::backend::gpu::GpuBackend::with_api(api).unwrap();
+            let on_gpu = run(&mut gpu, steps, &data);
+            compare(
+                &format!("{api:?} after {steps} steps"),
+                steps,
+                &cpu[i],
+                &on_gpu,
+            );
+        }
+    }
+}
