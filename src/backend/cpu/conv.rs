@@ -11,6 +11,11 @@
 //! - backward input:  dcol `[K, P]` = W^T dy `[out, P]`, dx = col2im(dcol)
 //! - backward params: dW `[out, K]` = sum over images of dy col^T
 //!
+//! The products run over a group of g images at once, their columns side by
+//! side (col `[K, g P]`, dy regrouped to `[out, g P]`): one product of g P
+//! columns instead of g of P packs W once per group, and the small feature
+//! maps of a DCGAN (P = 49) make a product of one image too narrow to be fast.
+//!
 //! col2im is the adjoint of im2col (a scatter-add of each column back onto
 //! its patch). A transposed convolution is the adjoint of the convolution
 //! [`ConvTranspose2dParams::as_conv`] describes: its forward is that
@@ -48,30 +53,68 @@ fn gemm(
 }
 
 /// The input coordinate under output coordinate `o` and kernel offset `kk`,
-/// o * stride + kk - padding, or None where that falls in the padding.
+/// o * stride + kk - padding, or None where that falls in the padding: the
+/// definition [`valid_outputs`] is tested against.
+#[cfg(test)]
 fn input_at(o: usize, kk: usize, p: &Conv2dParams, size: usize) -> Option<usize> {
     (o * p.stride + kk)
         .checked_sub(p.padding)
         .filter(|i| *i < size)
 }
 
-/// col `[K, P]` from one image x `[in_channels, in_h, in_w]`: row
-/// (c * k + ki) * k + kj, column oh * out_w + ow holds
-/// x[c, oh * s + ki - p, ow * s + kj - p], or 0 in the padding.
-fn im2col(p: &Conv2dParams, x: &[f32], col: &mut [f32]) {
+/// Where one image's `[K, P]` block lies in a column buffer of several
+/// images: element (row, column) at `row * stride + offset + column`.
+#[derive(Clone, Copy)]
+struct Block {
+    stride: usize,
+    offset: usize,
+}
+
+/// The output coordinates `lo..hi` whose input coordinate
+/// o * stride + kk - padding lies inside `0..size` (the others fall in the
+/// padding), for `out` outputs: where [`input_at`] is Some.
+fn valid_outputs(kk: usize, p: &Conv2dParams, size: usize, out: usize) -> (usize, usize) {
+    let s = p.stride;
+    let lo = p.padding.saturating_sub(kk).div_ceil(s);
+    let hi = if size + p.padding > kk {
+        ((size + p.padding - kk - 1) / s + 1).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// col `[K, P]` (placed per `at`) from one image x `[in_channels, in_h,
+/// in_w]`: row (c * k + ki) * k + kj, column oh * out_w + ow holds
+/// x[c, oh * s + ki - p, ow * s + kj - p], or 0 in the padding. Each row of
+/// the output grid is the run of valid columns (a plain copy at stride 1)
+/// between zeros.
+fn im2col(p: &Conv2dParams, x: &[f32], col: &mut [f32], at: Block) {
     let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
     for c in 0..p.in_channels {
         let plane = &x[c * p.in_h * p.in_w..(c + 1) * p.in_h * p.in_w];
         for ki in 0..k {
+            let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
             for kj in 0..k {
-                let row = ((c * k + ki) * k + kj) * out_h * out_w;
-                for oh in 0..out_h {
-                    for ow in 0..out_w {
-                        col[row + oh * out_w + ow] =
-                            match (input_at(oh, ki, p, p.in_h), input_at(ow, kj, p, p.in_w)) {
-                                (Some(ih), Some(iw)) => plane[ih * p.in_w + iw],
-                                _ => 0.0,
-                            };
+                let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
+                let row = ((c * k + ki) * k + kj) * at.stride + at.offset;
+                let dest = &mut col[row..row + out_h * out_w];
+                for (oh, line) in dest.chunks_mut(out_w).enumerate() {
+                    if oh < oh_lo || oh >= oh_hi || ow_lo >= ow_hi {
+                        line.fill(0.0);
+                        continue;
+                    }
+                    let ih = oh * p.stride + ki - p.padding;
+                    let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
+                    line[..ow_lo].fill(0.0);
+                    line[ow_hi..].fill(0.0);
+                    let run = &mut line[ow_lo..ow_hi];
+                    if p.stride == 1 {
+                        run.copy_from_slice(&plane[start..start + run.len()]);
+                    } else {
+                        for (j, v) in run.iter_mut().enumerate() {
+                            *v = plane[start + j * p.stride];
+                        }
                     }
                 }
             }
@@ -80,22 +123,31 @@ fn im2col(p: &Conv2dParams, x: &[f32], col: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: dx `[in_channels, in_h, in_w]` = the sum, over
-/// every column of dcol `[K, P]`, of that column scattered back onto its
-/// patch (entries over the padding are dropped). Overwrites `dx`.
-fn col2im(p: &Conv2dParams, dcol: &[f32], dx: &mut [f32]) {
+/// every column of dcol `[K, P]` (placed per `at`), of that column scattered
+/// back onto its patch (entries over the padding are dropped). Overwrites `dx`.
+fn col2im(p: &Conv2dParams, dcol: &[f32], at: Block, dx: &mut [f32]) {
     let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
     dx.fill(0.0);
     for c in 0..p.in_channels {
         let plane = &mut dx[c * p.in_h * p.in_w..(c + 1) * p.in_h * p.in_w];
         for ki in 0..k {
+            let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
             for kj in 0..k {
-                let row = ((c * k + ki) * k + kj) * out_h * out_w;
-                for oh in 0..out_h {
-                    for ow in 0..out_w {
-                        if let (Some(ih), Some(iw)) =
-                            (input_at(oh, ki, p, p.in_h), input_at(ow, kj, p, p.in_w))
-                        {
-                            plane[ih * p.in_w + iw] += dcol[row + oh * out_w + ow];
+                let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
+                if ow_lo >= ow_hi {
+                    continue;
+                }
+                let row = ((c * k + ki) * k + kj) * at.stride + at.offset;
+                for oh in oh_lo..oh_hi {
+                    let ih = oh * p.stride + ki - p.padding;
+                    let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
+                    let line = &dcol[row + oh * out_w + ow_lo..row + oh * out_w + ow_hi];
+                    if p.stride == 1 {
+                        let target = &mut plane[start..start + line.len()];
+                        target.iter_mut().zip(line).for_each(|(t, v)| *t += v);
+                    } else {
+                        for (j, v) in line.iter().enumerate() {
+                            plane[start + j * p.stride] += v;
                         }
                     }
                 }
@@ -141,6 +193,35 @@ fn sizes(p: &Conv2dParams) -> Sizes {
     }
 }
 
+/// Values of the column buffer of one group of images: the products run
+/// over the columns of several images at once (one `[K, g P]` operand), so
+/// a group is as many images as fit this many values (at least one).
+const GROUP_VALUES: usize = 1 << 22;
+
+impl Sizes {
+    /// Images per group.
+    fn group(&self, batch: usize) -> usize {
+        (GROUP_VALUES / (self.k * self.p).max(1)).clamp(1, batch.max(1))
+    }
+}
+
+/// Copies the images `[g, out, P]` of `y` into the columns of `cols`
+/// `[out, g P]` (`to_cols`), or back (`!to_cols`).
+fn regroup(out: usize, p: usize, images: &mut [f32], cols: &mut [f32], to_cols: bool) {
+    let g = images.len() / (out * p);
+    for n in 0..g {
+        for o in 0..out {
+            let image = &mut images[(n * out + o) * p..(n * out + o + 1) * p];
+            let col = &mut cols[o * g * p + n * p..o * g * p + (n + 1) * p];
+            if to_cols {
+                col.copy_from_slice(image);
+            } else {
+                image.copy_from_slice(col);
+            }
+        }
+    }
+}
+
 /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`,
 /// w `[out, in, k, k]`) + bias `[out]` (when given).
 pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
@@ -148,19 +229,36 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32
     assert_eq!(w.len(), p.w_len(), "conv2d_forward: w length");
     assert_eq!(y.len(), p.y_len(), "conv2d_forward: y length");
     let s = sizes(p);
-    let mut col = vec![0.0; s.k * s.p];
-    for (x_n, y_n) in x.chunks(s.x_image).zip(y.chunks_mut(s.y_image)) {
-        im2col(p, x_n, &mut col);
-        // y_n [out, P] = W [out, K] col [K, P].
+    let group = s.group(p.batch);
+    let mut col = vec![0.0; s.k * group * s.p];
+    let mut y_cols = vec![0.0; p.out_channels * group * s.p];
+    for (x_g, y_g) in x
+        .chunks(group * s.x_image)
+        .zip(y.chunks_mut(group * s.y_image))
+    {
+        let g = x_g.len() / s.x_image;
+        let (col, y_cols) = (
+            &mut col[..s.k * g * s.p],
+            &mut y_cols[..p.out_channels * g * s.p],
+        );
+        for (n, x_n) in x_g.chunks(s.x_image).enumerate() {
+            let at = Block {
+                stride: g * s.p,
+                offset: n * s.p,
+            };
+            im2col(p, x_n, col, at);
+        }
+        // The group's y [out, g P] = W [out, K] col [K, g P].
         gemm(
-            (p.out_channels, s.k, s.p),
+            (p.out_channels, s.k, g * s.p),
             w,
             (s.k, 1),
-            &col,
-            (s.p, 1),
+            col,
+            (g * s.p, 1),
             0.0,
-            y_n,
+            y_cols,
         );
+        regroup(p.out_channels, s.p, y_g, y_cols, false);
     }
     if let Some(bias) = bias {
         add_bias(p.out_channels, s.p, bias, y);
@@ -174,20 +272,40 @@ pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [
     assert_eq!(w.len(), p.w_len(), "conv2d_backward_input: w length");
     assert_eq!(dx.len(), p.x_len(), "conv2d_backward_input: dx length");
     let s = sizes(p);
-    let mut dcol = vec![0.0; s.k * s.p];
-    for (dy_n, dx_n) in dy.chunks(s.y_image).zip(dx.chunks_mut(s.x_image)) {
-        // dcol [K, P] = W^T [K, out] dy_n [out, P]; W^T[k, o] = W[o, k] sits
-        // at o * K + k (row stride 1, column stride K).
+    let group = s.group(p.batch);
+    let mut dcol = vec![0.0; s.k * group * s.p];
+    let mut dy_cols = vec![0.0; p.out_channels * group * s.p];
+    let mut dy_g = vec![0.0; group * s.y_image];
+    for (dy_src, dx_g) in dy
+        .chunks(group * s.y_image)
+        .zip(dx.chunks_mut(group * s.x_image))
+    {
+        let g = dy_src.len() / s.y_image;
+        let (dcol, dy_cols) = (
+            &mut dcol[..s.k * g * s.p],
+            &mut dy_cols[..p.out_channels * g * s.p],
+        );
+        let dy_g = &mut dy_g[..g * s.y_image];
+        dy_g.copy_from_slice(dy_src);
+        regroup(p.out_channels, s.p, dy_g, dy_cols, true);
+        // dcol [K, g P] = W^T [K, out] dy [out, g P]; W^T[k, o] = W[o, k]
+        // sits at o * K + k (row stride 1, column stride K).
         gemm(
-            (s.k, p.out_channels, s.p),
+            (s.k, p.out_channels, g * s.p),
             w,
             (1, s.k),
-            dy_n,
-            (s.p, 1),
+            dy_cols,
+            (g * s.p, 1),
             0.0,
-            &mut dcol,
+            dcol,
         );
-        col2im(p, &dcol, dx_n);
+        for (n, dx_n) in dx_g.chunks_mut(s.x_image).enumerate() {
+            let at = Block {
+                stride: g * s.p,
+                offset: n * s.p,
+            };
+            col2im(p, dcol, at, dx_n);
+        }
     }
 }
 
@@ -205,18 +323,38 @@ pub fn conv2d_backward_params(
     assert_eq!(dy.len(), p.y_len(), "conv2d_backward_params: dy length");
     assert_eq!(dw.len(), p.w_len(), "conv2d_backward_params: dw length");
     let s = sizes(p);
-    let mut col = vec![0.0; s.k * s.p];
+    let group = s.group(p.batch);
+    let mut col = vec![0.0; s.k * group * s.p];
+    let mut dy_cols = vec![0.0; p.out_channels * group * s.p];
+    let mut dy_g = vec![0.0; group * s.y_image];
     dw.fill(0.0);
-    for (x_n, dy_n) in x.chunks(s.x_image).zip(dy.chunks(s.y_image)) {
-        im2col(p, x_n, &mut col);
-        // dW [out, K] += dy_n [out, P] col^T [P, K]; col^T[q, k] = col[k, q]
-        // sits at k * P + q (row stride 1, column stride P).
+    for (x_g, dy_src) in x
+        .chunks(group * s.x_image)
+        .zip(dy.chunks(group * s.y_image))
+    {
+        let g = x_g.len() / s.x_image;
+        let (col, dy_cols) = (
+            &mut col[..s.k * g * s.p],
+            &mut dy_cols[..p.out_channels * g * s.p],
+        );
+        for (n, x_n) in x_g.chunks(s.x_image).enumerate() {
+            let at = Block {
+                stride: g * s.p,
+                offset: n * s.p,
+            };
+            im2col(p, x_n, col, at);
+        }
+        let dy_g = &mut dy_g[..g * s.y_image];
+        dy_g.copy_from_slice(dy_src);
+        regroup(p.out_channels, s.p, dy_g, dy_cols, true);
+        // dW [out, K] += dy [out, g P] col^T [g P, K]; col^T[q, k] = col[k, q]
+        // sits at k * g P + q (row stride 1, column stride g P).
         gemm(
-            (p.out_channels, s.p, s.k),
-            dy_n,
-            (s.p, 1),
-            &col,
-            (1, s.p),
+            (p.out_channels, g * s.p, s.k),
+            dy_cols,
+            (g * s.p, 1),
+            col,
+            (1, g * s.p),
             1.0,
             dw,
         );
@@ -291,5 +429,115 @@ pub fn conv_transpose2d_backward_params(
     conv2d_backward_params(&p.as_conv(), dy, x, dw, None);
     if let Some(dbias) = dbias {
         bias_grad(p.out_channels, p.out_h() * p.out_w(), dy, dbias);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shape whose column buffer holds 3 images a group, so a batch of 7
+    /// runs as groups of 3, 3 and 1.
+    fn wide() -> Conv2dParams {
+        Conv2dParams {
+            batch: 7,
+            in_channels: 64,
+            out_channels: 2,
+            in_h: 28,
+            in_w: 28,
+            kernel: 5,
+            stride: 1,
+            padding: 2,
+        }
+    }
+
+    fn values(n: usize, salt: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32) * 0.37 + salt).sin()).collect()
+    }
+
+    #[test]
+    fn valid_outputs_are_exactly_those_inside_the_input() {
+        for (size, kernel, stride, padding) in [
+            (1, 1, 1, 0),
+            (5, 3, 1, 1),
+            (7, 5, 2, 2),
+            (28, 5, 2, 2),
+            (4, 4, 2, 1),
+            (3, 5, 1, 3),
+            (6, 3, 3, 0),
+        ] {
+            let p = Conv2dParams {
+                batch: 1,
+                in_channels: 1,
+                out_channels: 1,
+                in_h: size,
+                in_w: size,
+                kernel,
+                stride,
+                padding,
+            };
+            let out = p.out_h();
+            for kk in 0..kernel {
+                let (lo, hi) = valid_outputs(kk, &p, size, out);
+                let inside: Vec<usize> = (0..out)
+                    .filter(|&o| input_at(o, kk, &p, size).is_some())
+                    .collect();
+                assert_eq!(inside, (lo..hi).collect::<Vec<_>>(), "{p:?} kk {kk}");
+            }
+        }
+    }
+
+    #[test]
+    fn groups_of_images_give_what_one_image_at_a_time_gives() {
+        let p = wide();
+        assert_eq!(sizes(&p).group(p.batch), 3);
+        let one = Conv2dParams { batch: 1, ..p };
+        let s = sizes(&p);
+        let (x, w, dy) = (
+            values(p.x_len(), 0.1),
+            values(p.w_len(), 0.2),
+            values(p.y_len(), 0.3),
+        );
+        let mut y = vec![0.0; p.y_len()];
+        conv2d_forward(&p, &x, &w, None, &mut y);
+        let mut dx = vec![0.0; p.x_len()];
+        conv2d_backward_input(&p, &dy, &w, &mut dx);
+        let mut dw = vec![0.0; p.w_len()];
+        conv2d_backward_params(&p, &x, &dy, &mut dw, None);
+        let mut dw_sum = vec![0.0f64; p.w_len()];
+        for n in 0..p.batch {
+            let (x_n, dy_n) = (
+                &x[n * s.x_image..][..s.x_image],
+                &dy[n * s.y_image..][..s.y_image],
+            );
+            let mut y_n = vec![0.0; s.y_image];
+            conv2d_forward(&one, x_n, &w, None, &mut y_n);
+            assert_eq!(
+                &y[n * s.y_image..][..s.y_image],
+                &y_n[..],
+                "forward, image {n}"
+            );
+            let mut dx_n = vec![0.0; s.x_image];
+            conv2d_backward_input(&one, dy_n, &w, &mut dx_n);
+            assert_eq!(
+                &dx[n * s.x_image..][..s.x_image],
+                &dx_n[..],
+                "backward input, image {n}"
+            );
+            let mut dw_n = vec![0.0; p.w_len()];
+            conv2d_backward_params(&one, x_n, dy_n, &mut dw_n, None);
+            dw_sum
+                .iter_mut()
+                .zip(&dw_n)
+                .for_each(|(a, b)| *a += *b as f64);
+        }
+        // The weight gradient sums 7 * 784 products in another order: f32
+        // rounding of a sum of ~5,000 terms of O(1) is ~1e-3 at most.
+        for (i, (a, b)) in dw.iter().zip(&dw_sum).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-3 + 1e-5 * b.abs(),
+                "dw[{i}]: {a} vs {b}"
+            );
+        }
     }
 }
