@@ -555,7 +555,7 @@ fn every_bad_input_gets_a_clear_error() {
         flag("--max-steps 0", &["--max-steps", "0"], "--max-steps"),
         flag(
             "widths that cannot be allocated",
-            &["--g-hidden", "60000", "--d-hidden", "60000"],
+            &["--g-hidden", "60000,60000", "--d-hidden", "60000"],
             "--g-hidden",
         ),
         flag(
