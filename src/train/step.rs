@@ -3,15 +3,17 @@
 //! from a fresh noise batch through the discriminator. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
 //!
-//! The discriminator sees the real and the generated batch in one pass of
-//! twice the rows: neither model's D has batch norm, so one pass gives what
-//! two would. The MLPs put the real rows first; a layer network's generator
-//! writes its images from the start of the D input, so there the generated
-//! rows come first.
+//! In the D step the discriminator sees the real and the generated batch in
+//! one pass of twice the rows, real rows first: no model's D has batch norm,
+//! so one pass gives what two would. An MLP generator writes its images
+//! straight into the fake rows of the D input; a layer network writes into
+//! its own output buffer (it takes dense buffers from their start), from
+//! which the D step copies them (one element-wise op) and the G step's D
+//! pass reads them in place.
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
-use crate::model::{ModelSpec, NetSpec, StepPlan};
+use crate::model::{Activation, ModelSpec, NetSpec, StepPlan};
 use crate::nn::{Net, Pass};
 use crate::rng::stream;
 
@@ -30,9 +32,9 @@ pub struct GanState {
     pub spec: ModelSpec,
     pub generator: Net,
     pub discriminator: Net,
-    /// First D-input row of the real batch and of the generated one.
-    real_start: usize,
-    fake_start: usize,
+    /// Whether the generator writes into the D input itself (an MLP) or
+    /// into its own output buffer (a layer network).
+    generator_writes_d_input: bool,
     /// Generator input [batch, noise + classes]: noise, then the one-hot label.
     noise: Tensor,
     /// Discriminator input [2 * batch, pixels + classes]: the real and the
@@ -59,15 +61,18 @@ impl GanState {
         let (g_rows, d_rows) = (plan.generator_rows, plan.discriminator_rows);
         let generator = Net::new(backend, &spec.generator, g_rows, seed, 0)?;
         let discriminator = Net::new(backend, &spec.discriminator, d_rows, seed, 1)?;
-        let fakes_first = matches!(spec.generator, NetSpec::Layers(_));
-        let batch = spec.batch_size;
-        let (real_start, fake_start) = if fakes_first { (batch, 0) } else { (0, batch) };
+        let generator_writes_d_input = matches!(spec.generator, NetSpec::Mlp(_));
+        if !generator_writes_d_input && spec.classes > 0 {
+            return Err(crate::error::Error::config(
+                "--model",
+                "a conditional model needs an MLP generator",
+            ));
+        }
         Ok(GanState {
             spec: spec.clone(),
             generator,
             discriminator,
-            real_start,
-            fake_start,
+            generator_writes_d_input,
             noise: backend.alloc(g_rows * spec.generator_input())?,
             d_input: backend.alloc(d_rows * spec.discriminator_input())?,
             d_logits_grad: backend.alloc(d_rows)?,
@@ -108,27 +113,54 @@ impl GanState {
             .cols(self.spec.image_pixels, self.spec.classes)
     }
 
+    /// Where the generator writes a batch of images in training.
+    fn generated(&self) -> Mat {
+        if self.generator_writes_d_input {
+            self.images_at(self.batch())
+        } else {
+            self.generator.output(self.batch())
+        }
+    }
+
+    /// The G step's discriminator input: the generated batch (with its
+    /// labels, for a conditional model).
+    fn d_fakes(&self) -> Mat {
+        if self.generator_writes_d_input {
+            self.d_input().rows(self.batch(), self.batch())
+        } else {
+            self.generator.output(self.batch())
+        }
+    }
+
     /// Fresh noise (and, if conditional, random labels for both networks'
-    /// inputs), then the generator's images (in training) into the fake rows
-    /// of the D input.
-    fn generate_fakes<B: Backend>(&self, backend: &mut B, noise_stream: u32, label_stream: u32) {
+    /// inputs), then the generator's images (in training) into
+    /// [`generated`](Self::generated); `into_d_input` also puts them in the
+    /// fake rows of the D input.
+    fn generate_fakes<B: Backend>(
+        &self,
+        backend: &mut B,
+        noise_stream: u32,
+        label_stream: u32,
+        into_d_input: bool,
+    ) {
         let batch = self.batch();
         let z = self.noise_input(batch);
         backend.normal_noise(z.cols(0, self.spec.noise_dim), noise_stream);
         if self.spec.classes > 0 {
             let g_labels = z.cols(self.spec.noise_dim, self.spec.classes);
-            backend.random_onehot(
-                g_labels,
-                Some(self.labels_at(self.fake_start)),
-                label_stream,
+            backend.random_onehot(g_labels, Some(self.labels_at(batch)), label_stream);
+        }
+        let generated = self.generated();
+        self.generator
+            .forward(backend, z, Pass::Train { dropout: None }, generated);
+        if into_d_input && !self.generator_writes_d_input {
+            backend.activation_forward(
+                generated,
+                Activation::Identity,
+                None,
+                self.images_at(batch),
             );
         }
-        self.generator.forward(
-            backend,
-            z,
-            Pass::Train { dropout: None },
-            self.images_at(self.fake_start),
-        );
     }
 
     /// Records one whole training step: D on a real and a generated batch,
@@ -142,11 +174,11 @@ impl GanState {
 
         // Discriminator: one pass over the real and the fake rows.
         let (x_real, onehot_real) = (
-            self.images_at(self.real_start),
-            (spec.classes > 0).then(|| self.labels_at(self.real_start)),
+            self.images_at(0),
+            (spec.classes > 0).then(|| self.labels_at(0)),
         );
         backend.gather_batch(x_real, onehot_real, spec.scaling.scale, spec.scaling.shift);
-        self.generate_fakes(backend, stream::NOISE_D, stream::LABELS_D);
+        self.generate_fakes(backend, stream::NOISE_D, stream::LABELS_D, true);
         let both = self.d_input();
         let logits = d.output(2 * batch);
         let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
@@ -155,42 +187,26 @@ impl GanState {
         };
         d.forward(backend, both, d_pass, logits);
         // D loss = mean BCE over real rows + mean BCE over fake rows.
-        let real_first = self.real_start == 0;
-        let (target_first, target_second, prob_first, prob_second) = if real_first {
-            (
-                spec.real_target,
-                spec.fake_target,
-                stat::D_REAL,
-                stat::D_FAKE,
-            )
-        } else {
-            (
-                spec.fake_target,
-                spec.real_target,
-                stat::D_FAKE,
-                stat::D_REAL,
-            )
-        };
         backend.bce_with_logits(
             logits,
             d_logits_grad,
             batch as u32,
-            target_first,
-            target_second,
+            spec.real_target,
+            spec.fake_target,
             weight,
             self.stats,
             LossSlots {
                 loss: stat::D_LOSS,
-                prob_first: Some(prob_first),
-                prob_second: Some(prob_second),
+                prob_first: Some(stat::D_REAL),
+                prob_second: Some(stat::D_FAKE),
             },
         );
         d.backward(backend, both, d_pass, logits, d_logits_grad, true, None);
         d.adam_update(backend, spec.adam);
 
         // Generator: non-saturating loss, BCE of D(G(z)) against target 1.
-        self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G);
-        let fakes = self.d_input().rows(self.fake_start, batch);
+        self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G, false);
+        let fakes = self.d_fakes();
         let logits = d.output(batch);
         let d_logits_grad = d_logits_grad.rows(0, batch);
         let g_pass = Pass::Train {
@@ -225,7 +241,7 @@ impl GanState {
             backend,
             self.noise_input(batch),
             Pass::Train { dropout: None },
-            self.images_at(self.fake_start),
+            self.generated(),
             fake_grad,
             true,
             None,
