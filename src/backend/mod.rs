@@ -122,7 +122,7 @@ pub struct Dropout {
     pub stream: u32,
 }
 
-/// The tensors of one batch-norm layer, each [channels].
+/// The tensors of one batch-norm layer, each `[channels]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchNormTensors {
     pub gamma: Tensor,

@@ -6,11 +6,11 @@
 //! `running_mean`, `running_var`, `num_batches_tracked`). A flat vector is
 //! the shape (n, 1, 1).
 //!
-//! The MLP models' [`NetworkSpec`] maps onto such a list
-//! ([`LayerStack::from_mlp`]) with the same tensor names their checkpoints
-//! use today.
+//! The MLP models' `NetworkSpec` maps onto such a list
+//! ([`LayerStack::from_mlp`], in `model::spec`) with the same tensor names
+//! their checkpoints have always had.
 
-use super::spec::{Activation, Init, NetworkSpec};
+use super::activation::Activation;
 use crate::error::{Error, Result};
 use crate::rng;
 
@@ -97,6 +97,17 @@ pub enum Layer {
     Reshape(Shape),
     /// `nn.Flatten()`.
     Flatten,
+}
+
+/// How a network's weights are initialised (biases always start at 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// N(0, std^2).
+    Normal { std: f32 },
+    /// Glorot/Xavier uniform, Keras' default: U(-a, a), a = sqrt(6 / (in + out)).
+    GlorotUniform,
+    /// The TensorFlow tutorials' `xavier_init`: N(0, (1 / sqrt(in / 2))^2).
+    XavierNormal,
 }
 
 /// A tensor a layer holds: its name inside the module (`weight`, ...) and
@@ -310,27 +321,6 @@ impl LayerStack {
             .sum())
     }
 
-    /// An MLP of `spec` as layers: each Linear (with bias), then its
-    /// activation, then a dropout where p > 0.
-    pub fn from_mlp(spec: &NetworkSpec) -> LayerStack {
-        let mut layers = Vec::new();
-        for l in &spec.layers {
-            layers.push(Layer::Linear {
-                out: l.out_dim,
-                bias: true,
-            });
-            layers.push(Layer::Activation(l.activation));
-            if l.dropout > 0.0 {
-                layers.push(Layer::Dropout(l.dropout));
-            }
-        }
-        LayerStack {
-            input: Shape::flat(spec.in_dim()),
-            layers,
-            init: spec.init,
-        }
-    }
-
     /// The input shape of each layer.
     pub fn inputs(&self) -> Result<Vec<Shape>> {
         let shapes = self.shapes()?;
@@ -462,9 +452,10 @@ impl LayerStack {
     }
 }
 
-/// `len` weights drawn per `init` for a layer of `fan_in` inputs and
-/// `fan_out` outputs (`model::layout` draws the MLPs' the same way).
-fn init_weights(
+/// `len` weights drawn per `init` from the counter generator (stream INIT,
+/// `step`, index k for the k-th weight) for a layer of `fan_in` inputs and
+/// `fan_out` outputs: the layer lists' and the MLPs' (`model::layout`).
+pub(super) fn init_weights(
     init: Init,
     seed: u32,
     step: u32,
@@ -630,40 +621,6 @@ mod tests {
                 ("discriminator.7.bias".into(), vec![1]),
             ]
         );
-    }
-
-    #[test]
-    fn the_mlp_models_keep_their_checkpoint_names() {
-        use crate::checkpoint::{flat_lengths, module_indices};
-        use crate::model::{ModelKind, ModelSpec, NetworkLayout, Overrides};
-        for kind in ModelKind::ALL {
-            let spec = ModelSpec::build(kind, &Overrides::default());
-            for (prefix, net) in [
-                ("generator", &spec.generator),
-                ("discriminator", &spec.discriminator),
-            ] {
-                let Some(mlp) = net.mlp() else { continue };
-                let stack = LayerStack::from_mlp(mlp);
-                // The names the MLP checkpoints have always had: each
-                // Linear's `nn.Sequential` index by `module_indices`.
-                let always: Vec<(String, Vec<usize>)> = mlp
-                    .layers
-                    .iter()
-                    .zip(module_indices(mlp))
-                    .flat_map(|(l, i)| {
-                        [
-                            (format!("{prefix}.{i}.weight"), vec![l.out_dim, l.in_dim]),
-                            (format!("{prefix}.{i}.bias"), vec![l.out_dim]),
-                        ]
-                    })
-                    .collect();
-                assert_eq!(names(&stack, prefix), always, "{kind:?} {prefix}");
-                let len = NetworkLayout::new(mlp).len;
-                assert_eq!(stack.trainable_len().unwrap(), len, "{kind:?} {prefix}");
-                assert_eq!(flat_lengths(net), (len, 0), "{kind:?} {prefix}");
-                assert_eq!(stack.output().unwrap(), Shape::flat(mlp.out_dim()));
-            }
-        }
     }
 
     #[test]

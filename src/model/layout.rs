@@ -2,8 +2,8 @@
 //! (row-major, as PyTorch's `nn.Linear` holds it) followed by its bias \[out\],
 //! layer after layer, in one buffer. Gradients and Adam moments share it.
 
-use super::spec::{Init, NetworkSpec};
-use crate::rng;
+use super::layers::init_weights;
+use super::spec::NetworkSpec;
 
 /// Where one layer's tensors sit in its network's flat buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,23 +54,9 @@ impl NetworkLayout {
         let mut params = vec![0.0f32; self.len];
         for (i, slot) in self.layers.iter().enumerate() {
             let step = network_id * 64 + i as u32;
-            let (fan_in, fan_out) = (slot.in_dim as f32, slot.out_dim as f32);
-            let weights = &mut params[slot.weight..slot.bias];
-            for (k, w) in weights.iter_mut().enumerate() {
-                let k = k as u32;
-                *w = match spec.init {
-                    Init::Normal { std } => std * rng::normal(seed, rng::stream::INIT, step, k),
-                    Init::XavierNormal => {
-                        let std = 1.0 / (fan_in / 2.0).sqrt();
-                        std * rng::normal(seed, rng::stream::INIT, step, k)
-                    }
-                    Init::GlorotUniform => {
-                        let a = (6.0 / (fan_in + fan_out)).sqrt();
-                        let u = rng::uniform01(seed, rng::stream::INIT, step, k);
-                        (2.0 * u - 1.0) * a
-                    }
-                };
-            }
+            let len = slot.bias - slot.weight;
+            let weights = init_weights(spec.init, seed, step, slot.in_dim, slot.out_dim, len);
+            params[slot.weight..slot.bias].copy_from_slice(&weights);
         }
         params
     }

@@ -1,9 +1,11 @@
-//! A model is data: the three tutorial GANs as layer lists plus loss, optimiser
-//! and data settings ([`spec`]), and the flat parameter layout of a network
-//! ([`layout`]) that both backends index into, the step plan of every
-//! buffer's size ([`plan`]), and the generator's inputs and outputs
-//! ([`inputs`]).
+//! A model is data: the three MLP tutorial GANs and the TensorFlow DCGAN as
+//! networks (an MLP or a list of layers, [`spec`] and [`layers`]) plus loss,
+//! optimiser and data settings; the activations ([`activation`]); the flat
+//! parameter layout of an MLP ([`layout`]) that both backends index into;
+//! the step plan of every buffer's size and a step's FLOPs ([`plan`]); and
+//! the generator's inputs and outputs ([`inputs`]).
 
+pub mod activation;
 pub mod inputs;
 pub mod layers;
 pub mod layout;
@@ -11,14 +13,15 @@ pub mod plan;
 pub mod spec;
 mod validate;
 
+pub use activation::Activation;
 pub use inputs::{
     generator_inputs, generator_inputs_from, images_from_outputs, EVAL_NOISE_STEP,
     SAMPLE_NOISE_STEP,
 };
+pub use layers::Init;
 pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
 pub use spec::{
-    Activation, AdamSettings, Init, LayerSpec, ModelKind, ModelSpec, NetSpec, NetworkSpec,
-    Overrides, PixelScaling,
+    AdamSettings, LayerSpec, ModelKind, ModelSpec, NetSpec, NetworkSpec, Overrides, PixelScaling,
 };

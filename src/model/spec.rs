@@ -4,8 +4,10 @@
 //! settings); flags override them via [`Overrides`] and
 //! [`ModelSpec::validate`] rejects impossible values.
 
+use super::activation::Activation;
+use super::layers::Init;
 use super::layers::{
-    dcgan_discriminator, dcgan_generator, LayerStack, Shape, DCGAN_DISCRIMINATOR_CHANNELS,
+    dcgan_discriminator, dcgan_generator, Layer, LayerStack, Shape, DCGAN_DISCRIMINATOR_CHANNELS,
     DCGAN_GENERATOR_CHANNELS,
 };
 use crate::data::MNIST_SIDE;
@@ -80,92 +82,6 @@ impl std::str::FromStr for ModelKind {
                 )
             })
     }
-}
-
-/// A layer's nonlinearity. The derivative of each is computed from the
-/// layer's *output*, so backward passes need no stored pre-activations.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// LeakyReLU with the given negative slope.
-    LeakyRelu(f32),
-    Sigmoid,
-    Tanh,
-}
-
-impl Activation {
-    /// `act(z)`.
-    #[inline]
-    pub fn apply(self, z: f32) -> f32 {
-        match self {
-            Activation::Identity => z,
-            Activation::Relu => z.max(0.0),
-            Activation::LeakyRelu(slope) => {
-                if z > 0.0 {
-                    z
-                } else {
-                    slope * z
-                }
-            }
-            Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-            Activation::Tanh => z.tanh(),
-        }
-    }
-
-    /// `act'(z)` expressed through the output `y = act(z)`.
-    #[inline]
-    pub fn derivative_from_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::LeakyRelu(slope) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    slope
-                }
-            }
-            Activation::Sigmoid => y * (1.0 - y),
-            Activation::Tanh => 1.0 - y * y,
-        }
-    }
-
-    /// The code the shaders use for this activation (`shaders/activation.wgsl`).
-    pub fn code(self) -> u32 {
-        match self {
-            Activation::Identity => 0,
-            Activation::Relu => 1,
-            Activation::LeakyRelu(_) => 2,
-            Activation::Sigmoid => 3,
-            Activation::Tanh => 4,
-        }
-    }
-
-    /// The LeakyReLU slope, or 0 for the others.
-    pub fn slope(self) -> f32 {
-        match self {
-            Activation::LeakyRelu(s) => s,
-            _ => 0.0,
-        }
-    }
-}
-
-/// How a network's weights are initialised (biases always start at 0).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Init {
-    /// N(0, std^2).
-    Normal { std: f32 },
-    /// Glorot/Xavier uniform, Keras' default: U(-a, a), a = sqrt(6 / (in + out)).
-    GlorotUniform,
-    /// The TensorFlow tutorials' `xavier_init`: N(0, (1 / sqrt(in / 2))^2).
-    XavierNormal,
 }
 
 /// One fully connected layer: `y = dropout(act(x W^T + b))`, W is [out, in].
@@ -278,6 +194,29 @@ impl NetSpec {
         match self {
             NetSpec::Mlp(mlp) => mlp.hidden(),
             NetSpec::Layers(stack) => stack.hidden_channels().unwrap_or_default(),
+        }
+    }
+}
+
+impl LayerStack {
+    /// An MLP of `spec` as layers: each Linear (with bias), then its
+    /// activation, then a dropout where p > 0.
+    pub fn from_mlp(spec: &NetworkSpec) -> LayerStack {
+        let mut layers = Vec::new();
+        for l in &spec.layers {
+            layers.push(Layer::Linear {
+                out: l.out_dim,
+                bias: true,
+            });
+            layers.push(Layer::Activation(l.activation));
+            if l.dropout > 0.0 {
+                layers.push(Layer::Dropout(l.dropout));
+            }
+        }
+        LayerStack {
+            input: Shape::flat(spec.in_dim()),
+            layers,
+            init: spec.init,
         }
     }
 }
@@ -664,5 +603,45 @@ mod tests {
         };
         let err = ModelSpec::check_overrides(ModelKind::Dcgan, &wrong).unwrap_err();
         assert!(err.to_string().contains("--d-hidden"), "{err}");
+    }
+
+    #[test]
+    fn the_mlp_models_keep_their_checkpoint_names() {
+        use crate::checkpoint::{flat_lengths, module_indices};
+        use crate::model::{ModelKind, ModelSpec, NetworkLayout, Overrides};
+        for kind in ModelKind::ALL {
+            let spec = ModelSpec::build(kind, &Overrides::default());
+            for (prefix, net) in [
+                ("generator", &spec.generator),
+                ("discriminator", &spec.discriminator),
+            ] {
+                let Some(mlp) = net.mlp() else { continue };
+                let stack = LayerStack::from_mlp(mlp);
+                // The names the MLP checkpoints have always had: each
+                // Linear's `nn.Sequential` index by `module_indices`.
+                let always: Vec<(String, Vec<usize>)> = mlp
+                    .layers
+                    .iter()
+                    .zip(module_indices(mlp))
+                    .flat_map(|(l, i)| {
+                        [
+                            (format!("{prefix}.{i}.weight"), vec![l.out_dim, l.in_dim]),
+                            (format!("{prefix}.{i}.bias"), vec![l.out_dim]),
+                        ]
+                    })
+                    .collect();
+                let names: Vec<(String, Vec<usize>)> = stack
+                    .state_dict(prefix)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(name, t)| (name, t.shape))
+                    .collect();
+                assert_eq!(names, always, "{kind:?} {prefix}");
+                let len = NetworkLayout::new(mlp).len;
+                assert_eq!(stack.trainable_len().unwrap(), len, "{kind:?} {prefix}");
+                assert_eq!(flat_lengths(net), (len, 0), "{kind:?} {prefix}");
+                assert_eq!(stack.output().unwrap(), Shape::flat(mlp.out_dim()));
+            }
+        }
     }
 }

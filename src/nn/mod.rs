@@ -1,10 +1,9 @@
 //! Networks on a backend, below everything that trains or runs one: the GAN
 //! step (`crate::train`), the evaluation's classifier (`crate::eval`) and
-//! `gan-gpu sample`. An MLP ([`NetworkSpec`](crate::model::NetworkSpec))
-//! runs as a [`Network`] on the fused linear ops; a layer list
-//! ([`LayerStack`](crate::model::LayerStack)) as a [`LayerNetwork`] on the
-//! primitive ops; [`Net`] is either, built from a
-//! [`NetSpec`](crate::model::NetSpec).
+//! `gan-gpu sample`. An MLP (`model::NetworkSpec`) runs as a [`Network`]
+//! on the fused linear ops; a layer list (`model::LayerStack`) as a
+//! [`LayerNetwork`] on the primitive ops; [`Net`] is either, built from a
+//! `model::NetSpec`.
 
 pub mod layered;
 pub mod network;
