@@ -6,7 +6,8 @@
 //! batches 2, 3 and 5. Every case checks the training forward (y,
 //! saved_mean, saved_inv_std, the updated running_mean and running_var),
 //! the evaluation forward and the backward (dx, dgamma, dbeta); two cases
-//! also run every fused activation. Each comparison prints its largest
+//! also run every fused activation. Rows in 2 and 3 groups with their own
+//! statistics run every op too. Each comparison prints its largest
 //! difference; outputs start as a sentinel, so an element a kernel never
 //! writes fails.
 
@@ -144,14 +145,35 @@ const CASES: [(usize, usize, usize, f32); 10] = [
     (5, 3, 64, 0.1),
 ];
 
+/// (batch, channels, spatial, momentum, groups): rows in groups with their
+/// own statistics (the D of a GAN over [real; fake]); 144 x 2 = 288 values
+/// a channel of a group runs the strided loops twice.
+const GROUP_CASES: [(usize, usize, usize, f32, usize); 4] = [
+    (4, 3, 1, 0.1, 2),
+    (2, 3, 25, 0.3, 2),
+    (4, 2, 144, 0.1, 2),
+    (6, 3, 5, 0.3, 3),
+];
+
 fn params(case: usize) -> BatchNormParams {
     let (batch, channels, spatial, momentum) = CASES[case];
+    make_params(batch, channels, spatial, momentum, 1)
+}
+
+fn make_params(
+    batch: usize,
+    channels: usize,
+    spatial: usize,
+    momentum: f32,
+    groups: usize,
+) -> BatchNormParams {
     let p = BatchNormParams {
         batch,
         channels,
         spatial,
         momentum,
         eps: 1e-5,
+        groups,
     };
     p.validate_train().unwrap();
     p
@@ -167,24 +189,32 @@ const ACTIVATIONS: [Activation; 5] = [
 
 /// Every op on case `case`, with activation `act` in the forward ops.
 fn run_case(g: &mut Gpu, case: usize, act: Activation) {
-    let p = params(case);
-    let (len, c, n) = (p.len(), p.channels, p.count());
-    let key = 10 * case as u32;
-    // x off centre, so the mean matters.
-    let x: Vec<f32> = data(len, key).iter().map(|v| 0.5 + v).collect();
+    run_params(g, params(case), 10 * case as u32, act);
+}
+
+/// Every op on `p`, with activation `act` in the forward ops.
+fn run_params(g: &mut Gpu, p: BatchNormParams, key: u32, act: Activation) {
+    let (len, c, n, saved) = (p.len(), p.channels, p.count(), p.stats_len());
+    // x off centre, so the mean matters; each group of rows 0.5 further.
+    let row_len = p.channels * p.spatial;
+    let x: Vec<f32> = data(len, key)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| 0.5 + v + 0.5 * (i / row_len / p.group_rows()) as f32)
+        .collect();
     let gamma: Vec<f32> = data(c, key + 1).iter().map(|v| 1.0 + 0.5 * v).collect();
     let beta = data(c, key + 2);
     let running_mean0 = data(c, key + 3);
     let running_var0: Vec<f32> = data(c, key + 4).iter().map(|v| 1.0 + 0.5 * v).collect();
     let dy = data(len, key + 5);
     let name = format!(
-        "B={} C={} S={} momentum={} {act:?}",
-        p.batch, p.channels, p.spatial, p.momentum
+        "B={} C={} S={} momentum={} groups={} {act:?}",
+        p.batch, p.channels, p.spatial, p.momentum, p.groups
     );
 
     // Training forward.
     let mut y = vec![0.0; len];
-    let (mut mean, mut inv_std) = (vec![0.0; c], vec![0.0; c]);
+    let (mut mean, mut inv_std) = (vec![0.0; saved], vec![0.0; saved]);
     let (mut rm, mut rv) = (running_mean0.clone(), running_var0.clone());
     cpu::batch_norm_forward_train(
         &p,
@@ -201,7 +231,7 @@ fn run_case(g: &mut Gpu, case: usize, act: Activation) {
     let (gx, ggamma, gbeta) = (g.tensor(&x), g.tensor(&gamma), g.tensor(&beta));
     let (grm, grv) = (g.tensor(&running_mean0), g.tensor(&running_var0));
     let gy = g.output(len);
-    let (gmean, ginv) = (g.output(c), g.output(c));
+    let (gmean, ginv) = (g.output(saved), g.output(saved));
     g.gpu
         .try_batch_norm_forward_train(&p, act, gx, ggamma, gbeta, gy, gmean, ginv, grm, grv)
         .unwrap();
@@ -262,6 +292,20 @@ fn batch_norm_matches_cpu() {
         for case in 0..CASES.len() {
             run_case(g, case, Activation::Identity);
         }
+    });
+}
+
+#[test]
+fn grouped_batch_norm_matches_cpu() {
+    on_every_api("grouped batch_norm", |g| {
+        for (i, (batch, channels, spatial, momentum, groups)) in GROUP_CASES.into_iter().enumerate()
+        {
+            let p = make_params(batch, channels, spatial, momentum, groups);
+            run_params(g, p, 200 + 10 * i as u32, Activation::Identity);
+        }
+        let (batch, channels, spatial, momentum, groups) = GROUP_CASES[1];
+        let p = make_params(batch, channels, spatial, momentum, groups);
+        run_params(g, p, 300, Activation::LeakyRelu(0.2));
     });
 }
 
@@ -347,6 +391,23 @@ fn batch_norm_rejects_bad_arguments() {
                 &one_value, id, one, gamma, beta, y_one, mean, inv, rm, rv,
             ),
             "training on one value per channel",
+        );
+        // Groups 2: the saved statistics are [2, C]; and the batch must be
+        // a multiple of the groups.
+        let two = make_params(4, 1, 1, 0.1, 2);
+        let (x2, y2) = (g.tensor(&data(two.len(), 2)), g.output(two.len()));
+        let (g1, b1) = (g.tensor(&[1.0]), g.tensor(&[0.0]));
+        let (m1, i1, rm1, rv1) = (g.output(1), g.output(1), g.output(1), g.output(1));
+        expect(
+            g.gpu
+                .try_batch_norm_forward_train(&two, id, x2, g1, b1, y2, m1, i1, rm1, rv1),
+            "groups 2 with [C] saved statistics",
+        );
+        let uneven = BatchNormParams { groups: 3, ..p };
+        expect(
+            g.gpu
+                .try_batch_norm_forward_eval(&uneven, id, x, gamma, beta, rm, rv, y),
+            "batch 2 in 3 groups",
         );
         let no_eps = BatchNormParams { eps: 0.0, ..p };
         expect(

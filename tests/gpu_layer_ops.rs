@@ -424,6 +424,7 @@ fn run_prefix<B: Backend>(b: &mut B) -> Outputs {
         spatial: p.out_h() * p.out_w(),
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     let bn = bn_tensors(b, bp.channels);
     b.batch_norm_forward_train(&bp, Activation::LeakyRelu(0.3), n(conv_y), &bn, n(bn_y));
@@ -530,6 +531,7 @@ fn layer_ops_match_the_cpu_through_the_trait() {
         spatial: 9,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     for act in [Activation::LeakyRelu(0.3), Activation::Tanh] {
         check_case!(
@@ -603,6 +605,7 @@ fn the_fault_wrapper_passes_the_layer_ops_through() {
         spatial: 4,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     let d = Some(Dropout { p: 0.3, stream: 5 });
     let mut faulty = FaultyBackend::new(CpuBackend::new(), None);

@@ -3,7 +3,8 @@
 //! L = sum(y * r) for a fixed random r, each forward against a direct loop
 //! over its definition, the transposed convolution as the adjoint of the
 //! convolution, and batch norm's running statistics and eval mode against
-//! hand-computed numbers.
+//! hand-computed numbers; batch norm with groups of rows against finite
+//! differences and against separate calls, one a group.
 //!
 //! Tolerance. Forwards run in f32; L is summed in f64. A central difference
 //! with step h has truncation error h^2/6 * f''' and rounding error about
@@ -213,6 +214,7 @@ fn batch_norm_cases() -> Vec<BatchNormParams> {
                     spatial,
                     momentum: 0.1,
                     eps: 1e-5,
+                    groups: 1,
                 };
                 if p.validate_train().is_ok() {
                     cases.push(p);
@@ -324,6 +326,7 @@ fn output_shapes_follow_pytorch() {
         spatial: 1,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     bn.validate().unwrap();
     assert!(err(bn.validate_train()).contains("more than 1 value per channel"));
@@ -332,6 +335,27 @@ fn output_shapes_follow_pytorch() {
         ..bn
     };
     assert!(err(bad_momentum.validate()).contains("momentum"));
+    let no_groups = BatchNormParams { groups: 0, ..bn };
+    assert!(err(no_groups.validate()).contains("groups must be at least 1"));
+    let uneven = BatchNormParams {
+        batch: 5,
+        groups: 2,
+        ..bn
+    };
+    assert!(err(uneven.validate()).contains("not a multiple of groups"));
+    let one_a_group = BatchNormParams {
+        batch: 4,
+        groups: 4,
+        ..bn
+    };
+    one_a_group.validate().unwrap();
+    assert!(err(one_a_group.validate_train()).contains("more than 1 value per channel"));
+    BatchNormParams {
+        groups: 2,
+        ..one_a_group
+    }
+    .validate_train()
+    .unwrap();
 }
 
 // ---------------------------------------------------------------- forwards
@@ -622,14 +646,20 @@ fn conv_transpose2d_gradients_match_finite_differences() {
 fn batch_norm_inputs(p: &BatchNormParams, seed: u32) -> [Vec<f32>; 4] {
     let mut x = random(p.len(), 1.0, seed);
     let channel = |i: usize| (i / p.spatial) % p.channels;
-    let n = p.count() as f64;
-    for c in 0..p.channels {
-        let values = || (0..x.len()).filter(move |i| channel(*i) == c);
-        let mean = values().map(|i| x[i] as f64).sum::<f64>() / n;
-        let var = values().map(|i| (x[i] as f64 - mean).powi(2)).sum::<f64>() / n;
-        let (to_mean, to_std) = (0.5 * c as f64, 0.5 + 0.25 * c as f64);
-        for i in values() {
-            x[i] = (to_mean + (x[i] as f64 - mean) / var.sqrt() * to_std) as f32;
+    let group = |i: usize| i / (p.spatial * p.channels) / p.group_rows();
+    let n = p.group_count() as f64;
+    // Each channel of each group gets its own mean and a std >= 0.5, so
+    // groups that shared statistics would not pass.
+    for g in 0..p.groups {
+        for c in 0..p.channels {
+            let values = || (0..x.len()).filter(move |i| channel(*i) == c && group(*i) == g);
+            let mean = values().map(|i| x[i] as f64).sum::<f64>() / n;
+            let var = values().map(|i| (x[i] as f64 - mean).powi(2)).sum::<f64>() / n;
+            let to_mean = 0.5 * c as f64 + 0.7 * g as f64;
+            let to_std = 0.5 + 0.25 * c as f64 + 0.5 * g as f64;
+            for i in values() {
+                x[i] = (to_mean + (x[i] as f64 - mean) / var.sqrt() * to_std) as f32;
+            }
         }
     }
     let gamma = random(p.channels, 0.3, seed + 1)
@@ -647,9 +677,9 @@ fn batch_norm_inputs(p: &BatchNormParams, seed: u32) -> [Vec<f32>; 4] {
 /// L = <batch_norm_forward_train(x), r>; the running estimates it moves are
 /// scratch copies.
 fn batch_norm_loss(p: &BatchNormParams, x: &[f32], gamma: &[f32], beta: &[f32], r: &[f32]) -> f64 {
-    let c = p.channels;
+    let (c, saved) = (p.channels, p.stats_len());
     let mut y = vec![0.0; p.len()];
-    let (mut mean, mut inv_std) = (vec![0.0; c], vec![0.0; c]);
+    let (mut mean, mut inv_std) = (vec![0.0; saved], vec![0.0; saved]);
     let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
     batch_norm_forward_train(
         p,
@@ -673,9 +703,9 @@ fn batch_norm_analytic(
     beta: &[f32],
     r: &[f32],
 ) -> [Vec<f32>; 3] {
-    let c = p.channels;
+    let (c, saved) = (p.channels, p.stats_len());
     let mut y = vec![0.0; p.len()];
-    let (mut mean, mut inv_std) = (vec![0.0; c], vec![0.0; c]);
+    let (mut mean, mut inv_std) = (vec![0.0; saved], vec![0.0; saved]);
     let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
     batch_norm_forward_train(
         p,
@@ -737,6 +767,55 @@ fn batch_norm_gradients_match_finite_differences() {
     println!("batch_norm: worst |diff| over all cases {worst:?}");
 }
 
+/// Groups of rows with their own statistics (the D of a GAN over [real;
+/// fake]): 2 groups, 1-d and 2-d, and 3 groups; the same step and
+/// tolerance as above (each group's channels have std >= 0.5).
+fn batch_norm_group_cases() -> Vec<BatchNormParams> {
+    [
+        (4, 3, 1, 2),
+        (2, 1, 25, 2),
+        (4, 3, 25, 2),
+        (6, 2, 1, 3),
+        (3, 2, 9, 3),
+    ]
+    .into_iter()
+    .map(|(batch, channels, spatial, groups)| {
+        let p = BatchNormParams {
+            batch,
+            channels,
+            spatial,
+            momentum: 0.1,
+            eps: 1e-5,
+            groups,
+        };
+        p.validate_train().unwrap();
+        p
+    })
+    .collect()
+}
+
+#[test]
+fn grouped_batch_norm_gradients_match_finite_differences() {
+    let mut checks = Vec::new();
+    for (n, p) in batch_norm_group_cases().iter().enumerate() {
+        let inputs = batch_norm_inputs(p, 500 + n as u32 * 10);
+        let [x, gamma, beta, r] = &inputs;
+        let grads = batch_norm_analytic(p, x, gamma, beta, r);
+        checks.extend(batch_norm_checks(p, &inputs, &grads));
+    }
+    let worst = all_pass(checks);
+    println!("grouped batch_norm: worst |diff| over all cases {worst:?}");
+
+    // The gradient of one batch statistic over all rows fails the grouped check.
+    let p = batch_norm_group_cases()[2];
+    let inputs = batch_norm_inputs(&p, 520);
+    let [x, gamma, beta, r] = &inputs;
+    let joint = BatchNormParams { groups: 1, ..p };
+    let grads = batch_norm_analytic(&joint, x, gamma, beta, r);
+    let checks = batch_norm_checks(&p, &inputs, &grads);
+    assert!(checks[0].is_err(), "dx of the joint statistics passed");
+}
+
 #[test]
 fn a_wrong_gradient_is_caught() {
     // conv2d's dw scaled by 1.2.
@@ -756,6 +835,7 @@ fn a_wrong_gradient_is_caught() {
         spatial: 25,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     let inputs = batch_norm_inputs(&p, 80);
     let [x, gamma, beta, r] = &inputs;
@@ -794,6 +874,7 @@ fn batch_norm_running_statistics_use_the_unbiased_variance() {
         spatial: 2,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     let x = [1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 2.0, 6.0];
     let (gamma, beta) = ([1.0, 2.0], [0.0, 0.5]);
@@ -837,6 +918,7 @@ fn batch_norm_eval_uses_the_running_statistics() {
         spatial: 1,
         momentum: 0.1,
         eps: 1e-5,
+        groups: 1,
     };
     let (gamma, beta) = ([2.0, 0.5], [0.1, -0.3]);
     let (rm, rv) = ([1.0, -2.0], [4.0, 0.25]);
@@ -873,4 +955,150 @@ fn batch_norm_eval_uses_the_running_statistics() {
         (train_y[2] - y[2]).abs() > 0.5,
         "train {train_y:?} vs eval {y:?}"
     );
+}
+
+/// The training forward and the backward over [a; b] with `groups` 2 and
+/// the returned values, against two `groups` 1 calls (a, then b).
+struct Pass {
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    rm: Vec<f32>,
+    rv: Vec<f32>,
+    dx: Vec<f32>,
+    dgamma: Vec<f32>,
+    dbeta: Vec<f32>,
+}
+
+/// Forward (running estimates from rm, rv) and backward with dy on p.
+fn bn_pass(
+    p: &BatchNormParams,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    dy: &[f32],
+    rm: &[f32],
+    rv: &[f32],
+) -> Pass {
+    let (c, saved) = (p.channels, p.stats_len());
+    let mut out = Pass {
+        y: vec![f32::NAN; p.len()],
+        mean: vec![f32::NAN; saved],
+        inv_std: vec![f32::NAN; saved],
+        rm: rm.to_vec(),
+        rv: rv.to_vec(),
+        dx: vec![f32::NAN; p.len()],
+        dgamma: vec![f32::NAN; c],
+        dbeta: vec![f32::NAN; c],
+    };
+    batch_norm_forward_train(
+        p,
+        x,
+        gamma,
+        beta,
+        &mut out.y,
+        &mut out.mean,
+        &mut out.inv_std,
+        &mut out.rm,
+        &mut out.rv,
+    );
+    batch_norm_backward(
+        p,
+        x,
+        dy,
+        gamma,
+        &out.mean,
+        &out.inv_std,
+        &mut out.dx,
+        &mut out.dgamma,
+        &mut out.dbeta,
+    );
+    out
+}
+
+/// Groups 2 over [a; b] is exactly PyTorch's two training calls, a then b:
+/// y, the saved statistics ([2, C]: a's, then b's) and the running
+/// estimates after both are bit for bit those of two `groups` 1 calls (the
+/// same f64 sums in the same order). The backward's dx is the two dx
+/// concatenated, exactly; dgamma and dbeta are the sums of the two calls'
+/// to f32 rounding: the grouped op rounds its f64 total once (eps/2
+/// relative), the separate ones round each part (eps/2 of each) and their
+/// f32 sum once more, so they differ by at most 2 * eps * (|da| + |db|).
+/// Swapping the order of the two running updates is detected.
+#[test]
+fn two_groups_equal_two_separate_calls() {
+    for (batch, channels, spatial) in [(8, 3, 1), (4, 2, 25)] {
+        let p = BatchNormParams {
+            batch,
+            channels,
+            spatial,
+            momentum: 0.3,
+            eps: 1e-5,
+            groups: 2,
+        };
+        let half = BatchNormParams {
+            batch: batch / 2,
+            groups: 1,
+            ..p
+        };
+        let [x, gamma, beta, dy] = batch_norm_inputs(&p, 900 + batch as u32);
+        let rm = random(channels, 0.5, 950);
+        let rv: Vec<f32> = random(channels, 0.2, 951).iter().map(|v| 1.0 + v).collect();
+        let (xa, xb) = x.split_at(half.len());
+        let (dya, dyb) = dy.split_at(half.len());
+
+        let both = bn_pass(&p, &x, &gamma, &beta, &dy, &rm, &rv);
+        let a = bn_pass(&half, xa, &gamma, &beta, dya, &rm, &rv);
+        let b = bn_pass(&half, xb, &gamma, &beta, dyb, &a.rm, &a.rv);
+        let cat = |u: &[f32], v: &[f32]| [u, v].concat();
+        assert_eq!(both.y, cat(&a.y, &b.y), "y");
+        assert_eq!(both.mean, cat(&a.mean, &b.mean), "saved_mean");
+        assert_eq!(both.inv_std, cat(&a.inv_std, &b.inv_std), "saved_inv_std");
+        assert_eq!(both.rm, b.rm, "running_mean");
+        assert_eq!(both.rv, b.rv, "running_var");
+        assert_eq!(both.dx, cat(&a.dx, &b.dx), "dx");
+        let mut worst = 0.0f32;
+        for (name, g, u, v) in [
+            ("dgamma", &both.dgamma, &a.dgamma, &b.dgamma),
+            ("dbeta", &both.dbeta, &a.dbeta, &b.dbeta),
+        ] {
+            for c in 0..channels {
+                let diff = (g[c] - (u[c] + v[c])).abs();
+                let tol = 2.0 * f32::EPSILON * (u[c].abs() + v[c].abs());
+                assert!(diff <= tol, "{name}[{c}]: {} vs {} + {}", g[c], u[c], v[c]);
+                worst = worst.max(diff);
+            }
+        }
+        println!("{p:?}: forward and dx exact, dgamma/dbeta worst |diff| {worst:.2e}");
+
+        // The groups' statistics differ, so the order of the running
+        // updates shows: b then a gives other running estimates.
+        let b_first = bn_pass(&half, xb, &gamma, &beta, dyb, &rm, &rv);
+        let a_second = bn_pass(&half, xa, &gamma, &beta, dya, &b_first.rm, &b_first.rv);
+        assert!(
+            both.rm
+                .iter()
+                .zip(&a_second.rm)
+                .all(|(u, v)| (u - v).abs() > 1e-3),
+            "{:?} {:?}",
+            both.rm,
+            a_second.rm
+        );
+        assert!(both
+            .rv
+            .iter()
+            .zip(&a_second.rv)
+            .any(|(u, v)| (u - v).abs() > 1e-3));
+        // And one set of statistics over all rows is not the same thing.
+        let joint = bn_pass(
+            &BatchNormParams { groups: 1, ..p },
+            &x,
+            &gamma,
+            &beta,
+            &dy,
+            &rm,
+            &rv,
+        );
+        assert!(joint.y != both.y && joint.rm != both.rm);
+    }
 }

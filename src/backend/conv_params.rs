@@ -209,14 +209,24 @@ impl ConvTranspose2dParams {
 
 /// Batch norm over `channels` (PyTorch's `BatchNorm1d` with `spatial` 1, or
 /// `BatchNorm2d` with `spatial` = h * w): x and y `[batch, channels, spatial]`,
-/// gamma, beta and the statistics `[channels]`. Each channel is normalised
-/// over its `batch * spatial` values.
+/// gamma, beta and the running statistics `[channels]`, the saved
+/// statistics of training `[groups, channels]`. In training each channel of
+/// each group of rows is normalised over its `(batch / groups) * spatial`
+/// values; in evaluation every value by the running statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormParams {
     pub batch: usize,
     pub channels: usize,
     /// h * w for 2-D batch norm, 1 for 1-D.
     pub spatial: usize,
+    /// In training, the batch's rows split into `groups` equal consecutive
+    /// groups (rows `g * batch / groups ..` `(g + 1) * batch / groups`), each
+    /// normalised by its own statistics, exactly as `groups` separate
+    /// PyTorch training calls in order: the running statistics are updated
+    /// once a group, group 0 first. The D of a GAN sees [real; fake] as one
+    /// pass with `groups` 2. At least 1, and `batch` must be a multiple of
+    /// it; evaluation ignores it.
+    pub groups: usize,
     /// Weight of the batch statistic in the running estimate (PyTorch's
     /// default 0.1): running = (1 - momentum) * running + momentum * batch.
     pub momentum: f32,
@@ -230,6 +240,23 @@ impl BatchNormParams {
         self.batch * self.spatial
     }
 
+    /// Rows of a group: batch / groups (groups 0 counts as 1 here; `validate`
+    /// rejects it).
+    pub fn group_rows(&self) -> usize {
+        self.batch / self.groups.max(1)
+    }
+
+    /// Values per channel of a group, the count its statistics are over:
+    /// (batch / groups) * spatial.
+    pub fn group_count(&self) -> usize {
+        self.group_rows() * self.spatial
+    }
+
+    /// Elements of the saved statistics: groups * channels.
+    pub fn stats_len(&self) -> usize {
+        self.groups * self.channels
+    }
+
     /// Elements of x and y: batch * channels * spatial.
     pub fn len(&self) -> usize {
         self.batch * self.channels * self.spatial
@@ -240,8 +267,9 @@ impl BatchNormParams {
         self.len() == 0
     }
 
-    /// An error for a zero size, a momentum outside [0, 1] or an eps that is
-    /// not positive. Training also needs [`validate_train`](Self::validate_train).
+    /// An error for a zero size or groups, a batch that is not a multiple
+    /// of groups, a momentum outside [0, 1] or an eps that is not positive.
+    /// Training also needs [`validate_train`](Self::validate_train).
     pub fn validate(&self) -> Result<()> {
         positive(
             "batch_norm",
@@ -249,8 +277,18 @@ impl BatchNormParams {
                 ("batch", self.batch),
                 ("channels", self.channels),
                 ("spatial", self.spatial),
+                ("groups", self.groups),
             ],
         )?;
+        if !self.batch.is_multiple_of(self.groups) {
+            return Err(Error::config(
+                "batch_norm",
+                format!(
+                    "batch {} is not a multiple of groups {}",
+                    self.batch, self.groups
+                ),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.momentum) {
             return Err(Error::config(
                 "batch_norm",
@@ -266,17 +304,18 @@ impl BatchNormParams {
         Ok(())
     }
 
-    /// [`validate`](Self::validate), and more than one value per channel, as
-    /// PyTorch requires in training: one value has no variance (and the
-    /// unbiased estimate of the running variance divides by count - 1).
+    /// [`validate`](Self::validate), and more than one value per channel of
+    /// each group, as PyTorch requires in training: one value has no
+    /// variance (and the unbiased estimate of the running variance divides
+    /// by count - 1).
     pub fn validate_train(&self) -> Result<()> {
         self.validate()?;
-        if self.count() < 2 {
+        if self.group_count() < 2 {
             return Err(Error::config(
                 "batch_norm",
                 format!(
-                    "training needs more than 1 value per channel (batch {} x spatial {})",
-                    self.batch, self.spatial
+                    "training needs more than 1 value per channel of a group (batch {} / groups {} x spatial {})",
+                    self.batch, self.groups, self.spatial
                 ),
             ));
         }

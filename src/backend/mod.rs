@@ -122,15 +122,19 @@ pub struct Dropout {
     pub stream: u32,
 }
 
-/// The tensors of one batch-norm layer, each `[channels]`.
+/// The tensors of one batch-norm layer: gamma, beta and the running
+/// statistics `[channels]`, the saved statistics `[groups, channels]`
+/// (group-major; `[channels]` for `groups` 1) of its [`BatchNormParams`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchNormTensors {
     pub gamma: Tensor,
     pub beta: Tensor,
     pub running_mean: Tensor,
     pub running_var: Tensor,
-    /// Written by the training forward, read by the backward.
+    /// `[groups, channels]`: each group's batch mean, written by the
+    /// training forward, read by the backward.
     pub saved_mean: Tensor,
+    /// `[groups, channels]`: each group's 1 / sqrt(biased var + eps).
     pub saved_inv_std: Tensor,
 }
 
@@ -388,7 +392,10 @@ pub trait Backend {
     );
 
     /// y = act(batch_norm_train(x)); updates running stats, writes saved stats.
-    /// x and y are `[batch, channels, spatial]`, as
+    /// x and y are `[batch, channels, spatial]`; each of `p.groups`
+    /// consecutive groups of rows is normalised by its own statistics,
+    /// saved at `[group, channel]` (saved_* `[groups, channels]`), and the
+    /// running stats are updated once a group, group 0 first, as
     /// [`cpu::batch_norm::batch_norm_forward_train`] followed by `act`.
     fn batch_norm_forward_train(
         &mut self,
@@ -399,8 +406,9 @@ pub trait Backend {
         y: Tensor,
     );
 
-    /// y = act(batch_norm_eval(x)) from the running stats (saved_* unused),
-    /// as [`cpu::batch_norm::batch_norm_forward_eval`] followed by `act`.
+    /// y = act(batch_norm_eval(x)) from the running stats (saved_* and
+    /// `p.groups` unused), as [`cpu::batch_norm::batch_norm_forward_eval`]
+    /// followed by `act`.
     fn batch_norm_forward_eval(
         &mut self,
         p: &BatchNormParams,
@@ -411,8 +419,11 @@ pub trait Backend {
     );
 
     /// Training backward with no activation (the caller applies activation_backward first):
-    /// dx, dgamma, dbeta from x, dy, gamma and the saved stats, as
-    /// [`cpu::batch_norm::batch_norm_backward`] (beta and the running stats unused).
+    /// dx, dgamma, dbeta from x, dy, gamma and the saved stats
+    /// `[groups, channels]` of the training forward, as
+    /// [`cpu::batch_norm::batch_norm_backward`] (beta and the running stats
+    /// unused): each group's dx from its own stats, dgamma and dbeta
+    /// `[channels]` summed over the groups.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
         &mut self,

@@ -243,6 +243,7 @@ impl LayerNetwork {
                             spatial: input.height * input.width,
                             momentum,
                             eps,
+                            groups: 1,
                         },
                         act,
                         state: [t[0], t[1], t[2], t[3]],

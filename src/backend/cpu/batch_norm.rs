@@ -5,7 +5,15 @@
 //! and the training `_backward`, the full gradient through the batch
 //! statistics. Shapes as in [`BatchNormParams`]: x and y
 //! `[batch, channels, spatial]` (NCHW with spatial = h * w, or `[batch,
-//! features]` with spatial 1), everything else `[channels]`.
+//! features]` with spatial 1), the saved statistics `[groups, channels]`,
+//! everything else `[channels]`.
+//!
+//! With `groups` G > 1 the training functions treat the batch as G equal
+//! consecutive groups of rows and do exactly what G separate calls with
+//! `groups` 1 would do, one a group in order: each group is normalised by
+//! its own statistics (saved at `[g, c]`), the running estimates are
+//! updated once a group (group 0 first), and the backward is the
+//! concatenation of the groups' dx and the sum of their dgamma and dbeta.
 //!
 //! Sums over a channel are accumulated in f64, so the reference's own
 //! rounding stays far below any tolerance a GPU twin is held to. Every
@@ -17,31 +25,58 @@ use std::ops::Range;
 
 use crate::backend::conv_params::BatchNormParams;
 
-/// The index ranges holding channel `c`: one run of `spatial` values per image.
-fn channel_ranges(p: &BatchNormParams, c: usize) -> impl Iterator<Item = Range<usize>> + '_ {
-    (0..p.batch).map(move |n| {
+/// The index ranges holding channel `c` of the rows `rows`: one run of
+/// `spatial` values per image.
+fn channel_ranges(
+    p: &BatchNormParams,
+    rows: Range<usize>,
+    c: usize,
+) -> impl Iterator<Item = Range<usize>> + '_ {
+    rows.map(move |n| {
         let start = (n * p.channels + c) * p.spatial;
         start..start + p.spatial
     })
 }
 
-/// Panics unless x, y (or dx, dy) hold `p.len()` values and the per-channel
-/// slices `p.channels`.
-fn check_lengths(what: &str, p: &BatchNormParams, full: &[usize], per_channel: &[usize]) {
+/// The rows of group `g`.
+fn group_rows(p: &BatchNormParams, g: usize) -> Range<usize> {
+    let rows = p.group_rows();
+    g * rows..(g + 1) * rows
+}
+
+/// Panics unless x, y (or dx, dy) hold `p.len()` values, the per-channel
+/// slices `p.channels` and the saved statistics `p.stats_len()`.
+fn check_lengths(
+    what: &str,
+    p: &BatchNormParams,
+    full: &[usize],
+    per_channel: &[usize],
+    saved: &[usize],
+) {
+    assert!(
+        p.groups >= 1 && p.batch.is_multiple_of(p.groups),
+        "{what}: batch {} in {} groups",
+        p.batch,
+        p.groups
+    );
     for len in full {
         assert_eq!(*len, p.len(), "{what}: a [batch, channels, spatial] slice");
     }
     for len in per_channel {
         assert_eq!(*len, p.channels, "{what}: a [channels] slice");
     }
+    for len in saved {
+        assert_eq!(*len, p.stats_len(), "{what}: a [groups, channels] slice");
+    }
 }
 
 /// y `[B, C, S]` = gamma * (x - mean) * inv_std + beta, with the mean and
-/// the biased variance of each channel over its B * S values and
-/// inv_std = 1 / sqrt(var + eps). Writes saved_mean and saved_inv_std `[C]`
-/// for the backward, and updates running_mean and running_var `[C]` as
-/// running = (1 - momentum) * running + momentum * batch statistic, with the
-/// unbiased variance var * n / (n - 1).
+/// the biased variance of each channel of each group over its n =
+/// (B / groups) * S values and inv_std = 1 / sqrt(var + eps). Writes
+/// saved_mean and saved_inv_std `[groups, C]` for the backward, and updates
+/// running_mean and running_var `[C]` once a group, group 0 first, as
+/// running = (1 - momentum) * running + momentum * group statistic, with
+/// the unbiased variance var * n / (n - 1).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train(
     p: &BatchNormParams,
@@ -61,44 +96,43 @@ pub fn batch_norm_forward_train(
         &[
             gamma.len(),
             beta.len(),
-            saved_mean.len(),
-            saved_inv_std.len(),
             running_mean.len(),
             running_var.len(),
         ],
+        &[saved_mean.len(), saved_inv_std.len()],
     );
-    let n = p.count();
+    let n = p.group_count();
     assert!(n > 1, "batch_norm_forward_train: one value per channel");
-    for c in 0..p.channels {
-        // Two passes: the mean, then the mean squared deviation from it.
-        let sum: f64 = channel_ranges(p, c)
-            .flat_map(|r| x[r].iter())
-            .map(|v| *v as f64)
-            .sum();
-        let mean = sum / n as f64;
-        let squares: f64 = channel_ranges(p, c)
-            .flat_map(|r| x[r].iter())
-            .map(|v| (*v as f64 - mean).powi(2))
-            .sum();
-        let var = squares / n as f64;
-        let inv_std = 1.0 / (var + p.eps as f64).sqrt();
-        for r in channel_ranges(p, c) {
-            for i in r {
+    // Group-major, so the running estimates see group 0's statistics first.
+    for g in 0..p.groups {
+        for c in 0..p.channels {
+            let ranges = || channel_ranges(p, group_rows(p, g), c);
+            // Two passes: the mean, then the mean squared deviation from it.
+            let sum: f64 = ranges().flat_map(|r| x[r].iter()).map(|v| *v as f64).sum();
+            let mean = sum / n as f64;
+            let squares: f64 = ranges()
+                .flat_map(|r| x[r].iter())
+                .map(|v| (*v as f64 - mean).powi(2))
+                .sum();
+            let var = squares / n as f64;
+            let inv_std = 1.0 / (var + p.eps as f64).sqrt();
+            for i in ranges().flatten() {
                 let x_hat = (x[i] as f64 - mean) * inv_std;
                 y[i] = gamma[c] * x_hat as f32 + beta[c];
             }
+            saved_mean[g * p.channels + c] = mean as f32;
+            saved_inv_std[g * p.channels + c] = inv_std as f32;
+            let m = p.momentum;
+            let unbiased = var * n as f64 / (n - 1) as f64;
+            running_mean[c] = (1.0 - m) * running_mean[c] + m * mean as f32;
+            running_var[c] = (1.0 - m) * running_var[c] + m * unbiased as f32;
         }
-        saved_mean[c] = mean as f32;
-        saved_inv_std[c] = inv_std as f32;
-        let m = p.momentum;
-        let unbiased = var * n as f64 / (n - 1) as f64;
-        running_mean[c] = (1.0 - m) * running_mean[c] + m * mean as f32;
-        running_var[c] = (1.0 - m) * running_var[c] + m * unbiased as f32;
     }
 }
 
 /// y `[B, C, S]` = gamma * (x - running_mean) / sqrt(running_var + eps) + beta:
-/// evaluation and sampling, where the batch's own statistics play no part.
+/// evaluation and sampling, where the batch's own statistics (and `groups`)
+/// play no part.
 pub fn batch_norm_forward_eval(
     p: &BatchNormParams,
     x: &[f32],
@@ -118,26 +152,28 @@ pub fn batch_norm_forward_eval(
             running_mean.len(),
             running_var.len(),
         ],
+        &[],
     );
     for c in 0..p.channels {
         let inv_std = 1.0 / (running_var[c] + p.eps).sqrt();
-        for r in channel_ranges(p, c) {
-            for i in r {
-                y[i] = gamma[c] * (x[i] - running_mean[c]) * inv_std + beta[c];
-            }
+        for i in channel_ranges(p, 0..p.batch, c).flatten() {
+            y[i] = gamma[c] * (x[i] - running_mean[c]) * inv_std + beta[c];
         }
     }
 }
 
 /// The training-mode gradients of <y, dy> for y = batch_norm_forward_train(x),
-/// given x and dy `[B, C, S]`, gamma and the saved statistics `[C]`. With
-/// x_hat = (x - mean) * inv_std and n = B * S values a channel:
+/// given x and dy `[B, C, S]`, gamma `[C]` and the saved statistics
+/// `[groups, C]`. With x_hat = (x - mean_g) * inv_std_g and n =
+/// (B / groups) * S values a channel of a group, for group g:
 ///
-/// - dbeta `[C]` = sum of dy
-/// - dgamma `[C]` = sum of dy * x_hat
-/// - dx `[B, C, S]` = gamma * inv_std * (dy - dbeta / n - x_hat * dgamma / n)
+/// - dbeta_g `[C]` = sum over the group of dy
+/// - dgamma_g `[C]` = sum over the group of dy * x_hat
+/// - dx `[B, C, S]` = gamma * inv_std_g * (dy - dbeta_g / n - x_hat * dgamma_g / n)
 ///
-/// the last because the mean and the variance depend on every x of the channel.
+/// the last because the group's mean and variance depend on every x of the
+/// group's channel. dgamma and dbeta are the sums over the groups (summed in
+/// f64, rounded once).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     p: &BatchNormParams,
@@ -154,33 +190,31 @@ pub fn batch_norm_backward(
         "batch_norm_backward",
         p,
         &[x.len(), dy.len(), dx.len()],
-        &[
-            gamma.len(),
-            saved_mean.len(),
-            saved_inv_std.len(),
-            dgamma.len(),
-            dbeta.len(),
-        ],
+        &[gamma.len(), dgamma.len(), dbeta.len()],
+        &[saved_mean.len(), saved_inv_std.len()],
     );
-    let n = p.count() as f64;
+    let n = p.group_count() as f64;
     for c in 0..p.channels {
-        let (mean, inv_std) = (saved_mean[c] as f64, saved_inv_std[c] as f64);
-        let x_hat = |i: usize| (x[i] as f64 - mean) * inv_std;
-        let (mut sum_dy, mut sum_dy_x_hat) = (0.0f64, 0.0f64);
-        for r in channel_ranges(p, c) {
-            for i in r {
+        let (mut total_dy, mut total_dy_x_hat) = (0.0f64, 0.0f64);
+        for g in 0..p.groups {
+            let s = g * p.channels + c;
+            let (mean, inv_std) = (saved_mean[s] as f64, saved_inv_std[s] as f64);
+            let x_hat = |i: usize| (x[i] as f64 - mean) * inv_std;
+            let ranges = || channel_ranges(p, group_rows(p, g), c);
+            let (mut sum_dy, mut sum_dy_x_hat) = (0.0f64, 0.0f64);
+            for i in ranges().flatten() {
                 sum_dy += dy[i] as f64;
                 sum_dy_x_hat += dy[i] as f64 * x_hat(i);
             }
-        }
-        let scale = gamma[c] as f64 * inv_std;
-        for r in channel_ranges(p, c) {
-            for i in r {
+            let scale = gamma[c] as f64 * inv_std;
+            for i in ranges().flatten() {
                 let g = dy[i] as f64 - sum_dy / n - x_hat(i) * sum_dy_x_hat / n;
                 dx[i] = (scale * g) as f32;
             }
+            total_dy += sum_dy;
+            total_dy_x_hat += sum_dy_x_hat;
         }
-        dbeta[c] = sum_dy as f32;
-        dgamma[c] = sum_dy_x_hat as f32;
+        dbeta[c] = total_dy as f32;
+        dgamma[c] = total_dy_x_hat as f32;
     }
 }

@@ -10,17 +10,21 @@
 //!
 //! - `batch_norm_forward_train`: two dispatches. `batch_norm_forward_train`
 //!   (one workgroup per channel, tree sums in workgroup memory, the mean
-//!   first and then the centred sum of squares) writes saved_mean and
-//!   saved_inv_std and updates running_mean and running_var; then
-//!   `batch_norm_normalize` (one thread per element) writes
-//!   y = act(gamma * (x - mean) * inv_std + beta).
+//!   first and then the centred sum of squares; the groups of rows one
+//!   after another, so the running update sees group 0 first) writes
+//!   saved_mean and saved_inv_std `[groups, C]` and updates running_mean
+//!   and running_var; then `batch_norm_normalize` (one thread per element)
+//!   writes y = act(gamma * (x - mean) * inv_std + beta) with the
+//!   statistics of the element's group.
 //! - `batch_norm_forward_eval`: one element-wise dispatch from the running
-//!   estimates, with the same optional activation.
+//!   estimates, with the same optional activation (groups play no part).
 //! - `batch_norm_backward`: `batch_norm_backward` (per channel) writes
-//!   dbeta = sum dy and dgamma = sum dy * x_hat; `batch_norm_backward_dx`
-//!   (per channel) computes the same sums again and writes dx. The sums are
-//!   recomputed rather than read from dgamma and dbeta so that no kernel
-//!   binds more than the 6 storage buffers the backend asks adapters for.
+//!   dbeta = sum dy and dgamma = sum dy * x_hat (the groups' sums added);
+//!   `batch_norm_backward_dx` (per channel) computes each group's sums
+//!   again and writes the group's dx. The sums are recomputed rather than
+//!   read from dgamma and dbeta so that no kernel binds more than the 6
+//!   storage buffers the backend asks adapters for (and dgamma and dbeta
+//!   are totals over the groups, not the per-group sums dx needs).
 //!
 //! The activation fused into the forward ops' epilogue is the models'
 //! [`Activation`] (identity, ReLU, LeakyReLU(slope), sigmoid, tanh), by the
@@ -52,11 +56,11 @@ const STORAGE_BUFFERS: u32 = 6;
 
 impl GpuBackend {
     /// The training forward: y `[B, C, S]` = act(gamma * (x - mean) *
-    /// inv_std + beta) with each channel's batch mean and biased variance;
-    /// writes saved_mean and saved_inv_std `[C]` and moves running_mean
-    /// and running_var `[C]` towards the batch statistics (unbiased
-    /// variance), as `cpu::batch_norm::batch_norm_forward_train` followed
-    /// by `act`.
+    /// inv_std + beta) with the batch mean and biased variance of each
+    /// channel of each of `p.groups` groups of rows; writes saved_mean and
+    /// saved_inv_std `[groups, C]` and moves running_mean and running_var
+    /// `[C]` towards each group's statistics in turn (unbiased variance), as
+    /// `cpu::batch_norm::batch_norm_forward_train` followed by `act`.
     #[allow(clippy::too_many_arguments)]
     pub fn try_batch_norm_forward_train(
         &mut self,
@@ -73,14 +77,14 @@ impl GpuBackend {
     ) -> Result<()> {
         let op = "batch_norm_forward_train";
         let u = self.check_bn_params(op, p, act, true)?;
-        let (full, c) = (Some(p.len()), Some(p.channels));
+        let (full, c, saved) = (Some(p.len()), Some(p.channels), Some(p.stats_len()));
         self.check_args(
             op,
             &[("x", x, full), ("gamma", gamma, c), ("beta", beta, c)],
             &[
                 ("y", y, full),
-                ("saved_mean", saved_mean, c),
-                ("saved_inv_std", saved_inv_std, c),
+                ("saved_mean", saved_mean, saved),
+                ("saved_inv_std", saved_inv_std, saved),
                 ("running_mean", running_mean, c),
                 ("running_var", running_var, c),
             ],
@@ -125,8 +129,9 @@ impl GpuBackend {
     }
 
     /// The training backward (no activation): dx `[B, C, S]`, dgamma and
-    /// dbeta `[C]` for x and dy `[B, C, S]`, gamma and the saved statistics
-    /// of the forward, as `cpu::batch_norm::batch_norm_backward`.
+    /// dbeta `[C]` for x and dy `[B, C, S]`, gamma `[C]` and the saved
+    /// statistics `[groups, C]` of the forward, as
+    /// `cpu::batch_norm::batch_norm_backward`.
     #[allow(clippy::too_many_arguments)]
     pub fn try_batch_norm_backward(
         &mut self,
@@ -142,15 +147,15 @@ impl GpuBackend {
     ) -> Result<()> {
         let op = "batch_norm_backward";
         let u = self.check_bn_params(op, p, Activation::Identity, true)?;
-        let (full, c) = (Some(p.len()), Some(p.channels));
+        let (full, c, saved) = (Some(p.len()), Some(p.channels), Some(p.stats_len()));
         self.check_args(
             op,
             &[
                 ("x", x, full),
                 ("dy", dy, full),
                 ("gamma", gamma, c),
-                ("saved_mean", saved_mean, c),
-                ("saved_inv_std", saved_inv_std, c),
+                ("saved_mean", saved_mean, saved),
+                ("saved_inv_std", saved_inv_std, saved),
             ],
             &[("dx", dx, full), ("dgamma", dgamma, c), ("dbeta", dbeta, c)],
         )?;
@@ -161,7 +166,8 @@ impl GpuBackend {
     }
 
     /// Checks the adapter, then the parameters (`validate_train` when
-    /// `train`, else `validate`), and returns the kernels' uniform.
+    /// `train`, else `validate`), and returns the kernels' uniform (groups
+    /// 1 unless `train`: evaluation ignores them).
     fn check_bn_params(
         &self,
         op: &str,
@@ -191,7 +197,7 @@ impl GpuBackend {
             eps: p.eps,
             act: act.code(),
             slope: act.slope(),
-            pad: 0,
+            groups: if train { p.groups as u32 } else { 1 },
         })
     }
 

@@ -158,10 +158,10 @@ pub struct ConvParams {
     pub pad: [u32; 2],
 }
 
-/// `BatchNormParams` of `shaders/batch_norm.wgsl`: the shape, momentum and
-/// eps of [`crate::backend::conv_params::BatchNormParams`], and the
-/// activation (code of `shaders/activation.wgsl`, LeakyReLU's slope) the
-/// normalising kernels apply.
+/// `BatchNormUniform` of `shaders/batch_norm.wgsl`: the shape, momentum,
+/// eps and groups of [`crate::backend::conv_params::BatchNormParams`], and
+/// the activation (code of `shaders/activation.wgsl`, LeakyReLU's slope)
+/// the normalising kernels apply.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct BatchNormUniform {
@@ -172,7 +172,8 @@ pub struct BatchNormUniform {
     pub eps: f32,
     pub act: u32,
     pub slope: f32,
-    pub pad: u32,
+    /// Groups of rows with their own statistics in training (1 in eval).
+    pub groups: u32,
 }
 
 /// `ElementwiseParams` of `shaders/elementwise.wgsl`: the R x C views (offset
