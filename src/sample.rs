@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use crate::backend::{Backend, Mat};
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::model::{self, ModelSpec};
 use crate::nn::{Net, Pass};
@@ -200,13 +200,8 @@ pub fn generate_with_noise<B: Backend>(
     }
     let rows = request.count.min(CHUNK_ROWS);
     let generator = Net::new(backend, &spec.generator, rows, request.seed, 0)?;
-    let (len, buffers) = checkpoint::flat_lengths(&spec.generator);
     let g = &saved.generator;
-    if [&g.params, &g.adam_m, &g.adam_v]
-        .iter()
-        .any(|v| v.len() != len)
-        || g.buffers.len() != buffers
-    {
+    if !g.fits(&spec.generator) {
         return Err(Error::Checkpoint {
             path: path.to_path_buf(),
             problem: "the generator's parameters do not fit its layout".into(),

@@ -99,6 +99,18 @@ pub struct NetworkState {
     pub batches_tracked: i64,
 }
 
+impl NetworkState {
+    /// Whether every flat buffer has the length `net`'s layout gives it
+    /// ([`flat_lengths`]): what a network can be restored from.
+    pub fn fits(&self, net: &NetSpec) -> bool {
+        let (len, buffers) = flat_lengths(net);
+        [&self.params, &self.adam_m, &self.adam_v]
+            .iter()
+            .all(|v| v.len() == len)
+            && self.buffers.len() == buffers
+    }
+}
+
 /// The complete state of a training run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {

@@ -223,12 +223,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 &saved.discriminator,
             ),
         ] {
-            let (len, buffers) = checkpoint::flat_lengths(net);
-            if [&state.params, &state.adam_m, &state.adam_v]
-                .iter()
-                .any(|v| v.len() != len)
-                || state.buffers.len() != buffers
-            {
+            if !state.fits(net) {
+                let (len, buffers) = checkpoint::flat_lengths(net);
                 return Err(bad(format!(
                     "the {name} state does not have {len} values and {buffers} statistics"
                 )));
