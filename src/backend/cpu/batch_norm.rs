@@ -23,25 +23,61 @@
 
 use std::ops::Range;
 
-use crate::backend::conv_params::BatchNormParams;
+use rayon::prelude::*;
 
-/// The index ranges holding channel `c` of the rows `rows`: one run of
-/// `spatial` values per image.
-fn channel_ranges(
-    p: &BatchNormParams,
-    rows: Range<usize>,
-    c: usize,
-) -> impl Iterator<Item = Range<usize>> + '_ {
-    rows.map(move |n| {
-        let start = (n * p.channels + c) * p.spatial;
-        start..start + p.spatial
-    })
-}
+use crate::backend::conv_params::BatchNormParams;
 
 /// The rows of group `g`.
 fn group_rows(p: &BatchNormParams, g: usize) -> Range<usize> {
     let rows = p.group_rows();
     g * rows..(g + 1) * rows
+}
+
+/// Sums over each channel of group `g`: entry c holds, for every k, the sum
+/// of `term(c, i)[k]` over the indices i of channel c in the group's rows,
+/// added in row then position order from zero (image n of channel c is the
+/// run of `spatial` values at (n * channels + c) * spatial). Blocks of channels run in parallel, each
+/// walking the rows once, so a `[batch, features]` input is read row by row
+/// rather than a strided column at a time.
+fn channel_sums<const K: usize>(
+    p: &BatchNormParams,
+    g: usize,
+    term: impl Fn(usize, usize) -> [f64; K] + Sync,
+) -> Vec<[f64; K]> {
+    let mut sums = vec![[0.0f64; K]; p.channels];
+    let block = (p.channels / 8).clamp(1, 64);
+    sums.par_chunks_mut(block).enumerate().for_each(|(b, acc)| {
+        for n in group_rows(p, g) {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let c = b * block + j;
+                let start = (n * p.channels + c) * p.spatial;
+                for i in start..start + p.spatial {
+                    let t = term(c, i);
+                    for k in 0..K {
+                        a[k] += t[k];
+                    }
+                }
+            }
+        }
+    });
+    sums
+}
+
+/// out[i] = value(channel, i) for every index i of `out` `[rows, C, S]`,
+/// rows in parallel.
+fn per_element(p: &BatchNormParams, out: &mut [f32], value: impl Fn(usize, usize) -> f32 + Sync) {
+    let row_len = p.channels * p.spatial;
+    out.par_chunks_mut(row_len)
+        .with_min_len(((1 << 14) / row_len.max(1)).max(1))
+        .enumerate()
+        .for_each(|(n, row)| {
+            for (c, plane) in row.chunks_mut(p.spatial).enumerate() {
+                let start = (n * p.channels + c) * p.spatial;
+                for (j, v) in plane.iter_mut().enumerate() {
+                    *v = value(c, start + j);
+                }
+            }
+        });
 }
 
 /// Panics unless x, y (or dx, dy) hold `p.len()` values, the per-channel
@@ -105,26 +141,32 @@ pub fn batch_norm_forward_train(
     assert!(n > 1, "batch_norm_forward_train: one value per channel");
     // Group-major, so the running estimates see group 0's statistics first.
     for g in 0..p.groups {
+        // Two passes: the mean, then the mean squared deviation from it.
+        let means: Vec<f64> = channel_sums(p, g, |_, i| [x[i] as f64])
+            .iter()
+            .map(|[sum]| sum / n as f64)
+            .collect();
+        let vars: Vec<f64> = channel_sums(p, g, |c, i| [(x[i] as f64 - means[c]).powi(2)])
+            .iter()
+            .map(|[squares]| squares / n as f64)
+            .collect();
+        let inv_stds: Vec<f64> = vars
+            .iter()
+            .map(|var| 1.0 / (var + p.eps as f64).sqrt())
+            .collect();
+        let rows = group_rows(p, g);
+        let y_g = &mut y[rows.start * p.channels * p.spatial..rows.end * p.channels * p.spatial];
+        let first = rows.start * p.channels * p.spatial;
+        per_element(p, y_g, |c, i| {
+            let x_hat = (x[first + i] as f64 - means[c]) * inv_stds[c];
+            gamma[c] * x_hat as f32 + beta[c]
+        });
         for c in 0..p.channels {
-            let ranges = || channel_ranges(p, group_rows(p, g), c);
-            // Two passes: the mean, then the mean squared deviation from it.
-            let sum: f64 = ranges().flat_map(|r| x[r].iter()).map(|v| *v as f64).sum();
-            let mean = sum / n as f64;
-            let squares: f64 = ranges()
-                .flat_map(|r| x[r].iter())
-                .map(|v| (*v as f64 - mean).powi(2))
-                .sum();
-            let var = squares / n as f64;
-            let inv_std = 1.0 / (var + p.eps as f64).sqrt();
-            for i in ranges().flatten() {
-                let x_hat = (x[i] as f64 - mean) * inv_std;
-                y[i] = gamma[c] * x_hat as f32 + beta[c];
-            }
-            saved_mean[g * p.channels + c] = mean as f32;
-            saved_inv_std[g * p.channels + c] = inv_std as f32;
+            saved_mean[g * p.channels + c] = means[c] as f32;
+            saved_inv_std[g * p.channels + c] = inv_stds[c] as f32;
             let m = p.momentum;
-            let unbiased = var * n as f64 / (n - 1) as f64;
-            running_mean[c] = (1.0 - m) * running_mean[c] + m * mean as f32;
+            let unbiased = vars[c] * n as f64 / (n - 1) as f64;
+            running_mean[c] = (1.0 - m) * running_mean[c] + m * means[c] as f32;
             running_var[c] = (1.0 - m) * running_var[c] + m * unbiased as f32;
         }
     }
@@ -154,12 +196,13 @@ pub fn batch_norm_forward_eval(
         ],
         &[],
     );
-    for c in 0..p.channels {
-        let inv_std = 1.0 / (running_var[c] + p.eps).sqrt();
-        for i in channel_ranges(p, 0..p.batch, c).flatten() {
-            y[i] = gamma[c] * (x[i] - running_mean[c]) * inv_std + beta[c];
-        }
-    }
+    let inv_stds: Vec<f32> = running_var
+        .iter()
+        .map(|var| 1.0 / (var + p.eps).sqrt())
+        .collect();
+    per_element(p, y, |c, i| {
+        gamma[c] * (x[i] - running_mean[c]) * inv_stds[c] + beta[c]
+    });
 }
 
 /// The training-mode gradients of <y, dy> for y = batch_norm_forward_train(x),
@@ -194,27 +237,29 @@ pub fn batch_norm_backward(
         &[saved_mean.len(), saved_inv_std.len()],
     );
     let n = p.group_count() as f64;
-    for c in 0..p.channels {
-        let (mut total_dy, mut total_dy_x_hat) = (0.0f64, 0.0f64);
-        for g in 0..p.groups {
-            let s = g * p.channels + c;
-            let (mean, inv_std) = (saved_mean[s] as f64, saved_inv_std[s] as f64);
-            let x_hat = |i: usize| (x[i] as f64 - mean) * inv_std;
-            let ranges = || channel_ranges(p, group_rows(p, g), c);
-            let (mut sum_dy, mut sum_dy_x_hat) = (0.0f64, 0.0f64);
-            for i in ranges().flatten() {
-                sum_dy += dy[i] as f64;
-                sum_dy_x_hat += dy[i] as f64 * x_hat(i);
-            }
-            let scale = gamma[c] as f64 * inv_std;
-            for i in ranges().flatten() {
-                let g = dy[i] as f64 - sum_dy / n - x_hat(i) * sum_dy_x_hat / n;
-                dx[i] = (scale * g) as f32;
-            }
-            total_dy += sum_dy;
-            total_dy_x_hat += sum_dy_x_hat;
+    let (mut total_dy, mut total_dy_x_hat) = (vec![0.0f64; p.channels], vec![0.0f64; p.channels]);
+    for g in 0..p.groups {
+        let stats = &saved_mean[g * p.channels..(g + 1) * p.channels];
+        let inv_stds = &saved_inv_std[g * p.channels..(g + 1) * p.channels];
+        let x_hat = |c: usize, i: usize| (x[i] as f64 - stats[c] as f64) * inv_stds[c] as f64;
+        let sums = channel_sums(p, g, |c, i| [dy[i] as f64, dy[i] as f64 * x_hat(c, i)]);
+        let rows = group_rows(p, g);
+        let first = rows.start * p.channels * p.spatial;
+        let dx_g = &mut dx[first..rows.end * p.channels * p.spatial];
+        per_element(p, dx_g, |c, j| {
+            let i = first + j;
+            let [sum_dy, sum_dy_x_hat] = sums[c];
+            let scale = gamma[c] as f64 * inv_stds[c] as f64;
+            let d = dy[i] as f64 - sum_dy / n - x_hat(c, i) * sum_dy_x_hat / n;
+            (scale * d) as f32
+        });
+        for (c, [sum_dy, sum_dy_x_hat]) in sums.iter().enumerate() {
+            total_dy[c] += sum_dy;
+            total_dy_x_hat[c] += sum_dy_x_hat;
         }
-        dbeta[c] = total_dy as f32;
-        dgamma[c] = total_dy_x_hat as f32;
+    }
+    for c in 0..p.channels {
+        dbeta[c] = total_dy[c] as f32;
+        dgamma[c] = total_dy_x_hat[c] as f32;
     }
 }

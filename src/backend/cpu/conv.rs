@@ -1,5 +1,5 @@
 //! The reference convolution and transposed convolution: readable im2col and
-//! col2im loops around `matrixmultiply::sgemm`, one `_forward` and the
+//! col2im loops around the `gemm` crate's product, one `_forward` and the
 //! `_backward_input` / `_backward_params` pair per op, shapes in the doc
 //! comments. Layouts are PyTorch's (see [`crate::backend::conv_params`]).
 //!
@@ -25,10 +25,14 @@
 //! Every function overwrites its outputs. Parameters must pass their
 //! `validate`; slices of the wrong length panic.
 
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
 use crate::backend::conv_params::{Conv2dParams, ConvTranspose2dParams};
 
 /// c `[m, n]` (+)= a `[m, k]` b `[k, n]`, with `c` dense row-major: the
-/// CPU backend's one strided product ([`super::ops::gemm`]); `a` and `b` are
+/// layer ops' strided product ([`super::ops::layer_gemm`]); `a` and `b` are
 /// given with their (row, column) strides, so a transposed operand is read
 /// in place by swapping them. `beta` is 0 (overwrite) or 1 (accumulate).
 fn gemm(
@@ -40,7 +44,7 @@ fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    super::ops::gemm(
+    super::ops::layer_gemm(
         (m, k, n),
         a,
         (0, a_rs, a_cs),
@@ -62,14 +66,6 @@ fn input_at(o: usize, kk: usize, p: &Conv2dParams, size: usize) -> Option<usize>
         .filter(|i| *i < size)
 }
 
-/// Where one image's `[K, P]` block lies in a column buffer of several
-/// images: element (row, column) at `row * stride + offset + column`.
-#[derive(Clone, Copy)]
-struct Block {
-    stride: usize,
-    offset: usize,
-}
-
 /// The output coordinates `lo..hi` whose input coordinate
 /// o * stride + kk - padding lies inside `0..size` (the others fall in the
 /// padding), for `out` outputs: where [`input_at`] is Some.
@@ -84,22 +80,31 @@ fn valid_outputs(kk: usize, p: &Conv2dParams, size: usize, out: usize) -> (usize
     (lo.min(hi), hi)
 }
 
-/// col `[K, P]` (placed per `at`) from one image x `[in_channels, in_h,
-/// in_w]`: row (c * k + ki) * k + kj, column oh * out_w + ow holds
-/// x[c, oh * s + ki - p, ow * s + kj - p], or 0 in the padding. Each row of
-/// the output grid is the run of valid columns (a plain copy at stride 1)
-/// between zeros.
-fn im2col(p: &Conv2dParams, x: &[f32], col: &mut [f32], at: Block) {
+/// Items of `len` values each that one rayon task takes at least: enough
+/// that a task is worth handing to another thread (about 16k values).
+fn min_items(len: usize) -> usize {
+    ((1 << 14) / len.max(1)).max(1)
+}
+
+/// col `[K, g P]` from a group of g images x `[g, in_channels, in_h, in_w]`:
+/// row (c * k + ki) * k + kj, column n * P + oh * out_w + ow holds
+/// x[n, c, oh * s + ki - p, ow * s + kj - p], or 0 in the padding. Each row
+/// of an image's output grid is the run of valid columns (a plain copy at
+/// stride 1) between zeros. Rows are filled in parallel.
+fn im2col(p: &Conv2dParams, x: &[f32], g: usize, col: &mut [f32]) {
     let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
-    for c in 0..p.in_channels {
-        let plane = &x[c * p.in_h * p.in_w..(c + 1) * p.in_h * p.in_w];
-        for ki in 0..k {
+    let (plane_len, image_len) = (p.in_h * p.in_w, p.in_channels * p.in_h * p.in_w);
+    let positions = out_h * out_w;
+    col.par_chunks_mut(g * positions)
+        .with_min_len(min_items(g * positions))
+        .enumerate()
+        .for_each(|(row, dest)| {
+            let (c, ki, kj) = (row / (k * k), row / k % k, row % k);
             let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
-            for kj in 0..k {
-                let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
-                let row = ((c * k + ki) * k + kj) * at.stride + at.offset;
-                let dest = &mut col[row..row + out_h * out_w];
-                for (oh, line) in dest.chunks_mut(out_w).enumerate() {
+            let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
+            for (n, image) in dest.chunks_mut(positions).enumerate() {
+                let plane = &x[n * image_len + c * plane_len..][..plane_len];
+                for (oh, line) in image.chunks_mut(out_w).enumerate() {
                     if oh < oh_lo || oh >= oh_hi || ow_lo >= ow_hi {
                         line.fill(0.0);
                         continue;
@@ -118,42 +123,48 @@ fn im2col(p: &Conv2dParams, x: &[f32], col: &mut [f32], at: Block) {
                     }
                 }
             }
-        }
-    }
+        });
 }
 
-/// The adjoint of [`im2col`]: dx `[in_channels, in_h, in_w]` = the sum, over
-/// every column of dcol `[K, P]` (placed per `at`), of that column scattered
-/// back onto its patch (entries over the padding are dropped). Overwrites `dx`.
-fn col2im(p: &Conv2dParams, dcol: &[f32], at: Block, dx: &mut [f32]) {
+/// The adjoint of [`im2col`]: dx `[g, in_channels, in_h, in_w]` = the sum,
+/// over every column of dcol `[K, g P]`, of that column scattered back onto
+/// its image's patch (entries over the padding are dropped). Overwrites
+/// `dx`; the planes (image, channel) are summed in parallel, each in the
+/// same order as one thread would.
+fn col2im(p: &Conv2dParams, dcol: &[f32], g: usize, dx: &mut [f32]) {
     let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
-    dx.fill(0.0);
-    for c in 0..p.in_channels {
-        let plane = &mut dx[c * p.in_h * p.in_w..(c + 1) * p.in_h * p.in_w];
-        for ki in 0..k {
-            let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
-            for kj in 0..k {
-                let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
-                if ow_lo >= ow_hi {
-                    continue;
-                }
-                let row = ((c * k + ki) * k + kj) * at.stride + at.offset;
-                for oh in oh_lo..oh_hi {
-                    let ih = oh * p.stride + ki - p.padding;
-                    let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
-                    let line = &dcol[row + oh * out_w + ow_lo..row + oh * out_w + ow_hi];
-                    if p.stride == 1 {
-                        let target = &mut plane[start..start + line.len()];
-                        target.iter_mut().zip(line).for_each(|(t, v)| *t += v);
-                    } else {
-                        for (j, v) in line.iter().enumerate() {
-                            plane[start + j * p.stride] += v;
+    let columns = g * out_h * out_w;
+    let plane_len = p.in_h * p.in_w;
+    dx.par_chunks_mut(plane_len)
+        .with_min_len(min_items(plane_len * k * k))
+        .enumerate()
+        .for_each(|(i, plane)| {
+            let (n, c) = (i / p.in_channels, i % p.in_channels);
+            plane.fill(0.0);
+            for ki in 0..k {
+                let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
+                for kj in 0..k {
+                    let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
+                    if ow_lo >= ow_hi {
+                        continue;
+                    }
+                    let row = ((c * k + ki) * k + kj) * columns + n * out_h * out_w;
+                    for oh in oh_lo..oh_hi {
+                        let ih = oh * p.stride + ki - p.padding;
+                        let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
+                        let line = &dcol[row + oh * out_w + ow_lo..row + oh * out_w + ow_hi];
+                        if p.stride == 1 {
+                            let target = &mut plane[start..start + line.len()];
+                            target.iter_mut().zip(line).for_each(|(t, v)| *t += v);
+                        } else {
+                            for (j, v) in line.iter().enumerate() {
+                                plane[start + j * p.stride] += v;
+                            }
                         }
                     }
                 }
             }
-        }
-    }
+        });
 }
 
 /// y `[batch, channels, spatial]` += bias `[channels]`.
@@ -205,21 +216,53 @@ impl Sizes {
     }
 }
 
-/// Copies the images `[g, out, P]` of `y` into the columns of `cols`
-/// `[out, g P]` (`to_cols`), or back (`!to_cols`).
-fn regroup(out: usize, p: usize, images: &mut [f32], cols: &mut [f32], to_cols: bool) {
-    let g = images.len() / (out * p);
-    for n in 0..g {
-        for o in 0..out {
-            let image = &mut images[(n * out + o) * p..(n * out + o + 1) * p];
-            let col = &mut cols[o * g * p + n * p..o * g * p + (n + 1) * p];
-            if to_cols {
-                col.copy_from_slice(image);
-            } else {
-                image.copy_from_slice(col);
-            }
+/// cols `[out, g P]` from the images `[g, out, P]`: row o holds the planes
+/// o of every image side by side. Rows of planes are copied in parallel.
+fn images_to_cols(out: usize, p: usize, images: &[f32], cols: &mut [f32]) {
+    let g = images.len() / (out * p).max(1);
+    cols.par_chunks_mut(p)
+        .with_min_len(min_items(p))
+        .enumerate()
+        .for_each(|(i, col)| {
+            let (o, n) = (i / g, i % g);
+            col.copy_from_slice(&images[(n * out + o) * p..][..p]);
+        });
+}
+
+/// The inverse of [`images_to_cols`]: the images `[g, out, P]` from cols
+/// `[out, g P]`.
+fn cols_to_images(out: usize, p: usize, cols: &[f32], images: &mut [f32]) {
+    let g = images.len() / (out * p).max(1);
+    images
+        .par_chunks_mut(p)
+        .with_min_len(min_items(p))
+        .enumerate()
+        .for_each(|(i, image)| {
+            let (n, o) = (i / out, i % out);
+            image.copy_from_slice(&cols[o * g * p + n * p..][..p]);
+        });
+}
+
+thread_local! {
+    /// The column buffers of the last call on this thread, kept so that a
+    /// step does not allocate (and fault in) tens of megabytes per call.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` on two scratch buffers of `a` and `b` values. Their contents are
+/// whatever the last call left: every user overwrites all of them.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffers = cell.borrow_mut();
+        let (first, second) = &mut *buffers;
+        if first.len() < a {
+            first.resize(a, 0.0);
         }
-    }
+        if second.len() < b {
+            second.resize(b, 0.0);
+        }
+        f(&mut first[..a], &mut second[..b])
+    })
 }
 
 /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`,
@@ -230,36 +273,34 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32
     assert_eq!(y.len(), p.y_len(), "conv2d_forward: y length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    let mut col = vec![0.0; s.k * group * s.p];
-    let mut y_cols = vec![0.0; p.out_channels * group * s.p];
-    for (x_g, y_g) in x
-        .chunks(group * s.x_image)
-        .zip(y.chunks_mut(group * s.y_image))
-    {
-        let g = x_g.len() / s.x_image;
-        let (col, y_cols) = (
-            &mut col[..s.k * g * s.p],
-            &mut y_cols[..p.out_channels * g * s.p],
-        );
-        for (n, x_n) in x_g.chunks(s.x_image).enumerate() {
-            let at = Block {
-                stride: g * s.p,
-                offset: n * s.p,
-            };
-            im2col(p, x_n, col, at);
-        }
-        // The group's y [out, g P] = W [out, K] col [K, g P].
-        gemm(
-            (p.out_channels, s.k, g * s.p),
-            w,
-            (s.k, 1),
-            col,
-            (g * s.p, 1),
-            0.0,
-            y_cols,
-        );
-        regroup(p.out_channels, s.p, y_g, y_cols, false);
-    }
+    with_scratch(
+        s.k * group * s.p,
+        p.out_channels * group * s.p,
+        |col, y_cols| {
+            for (x_g, y_g) in x
+                .chunks(group * s.x_image)
+                .zip(y.chunks_mut(group * s.y_image))
+            {
+                let g = x_g.len() / s.x_image;
+                let (col, y_cols) = (
+                    &mut col[..s.k * g * s.p],
+                    &mut y_cols[..p.out_channels * g * s.p],
+                );
+                im2col(p, x_g, g, col);
+                // The group's y [out, g P] = W [out, K] col [K, g P].
+                gemm(
+                    (p.out_channels, s.k, g * s.p),
+                    w,
+                    (s.k, 1),
+                    col,
+                    (g * s.p, 1),
+                    0.0,
+                    y_cols,
+                );
+                cols_to_images(p.out_channels, s.p, y_cols, y_g);
+            }
+        },
+    );
     if let Some(bias) = bias {
         add_bias(p.out_channels, s.p, bias, y);
     }
@@ -273,40 +314,35 @@ pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [
     assert_eq!(dx.len(), p.x_len(), "conv2d_backward_input: dx length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    let mut dcol = vec![0.0; s.k * group * s.p];
-    let mut dy_cols = vec![0.0; p.out_channels * group * s.p];
-    let mut dy_g = vec![0.0; group * s.y_image];
-    for (dy_src, dx_g) in dy
-        .chunks(group * s.y_image)
-        .zip(dx.chunks_mut(group * s.x_image))
-    {
-        let g = dy_src.len() / s.y_image;
-        let (dcol, dy_cols) = (
-            &mut dcol[..s.k * g * s.p],
-            &mut dy_cols[..p.out_channels * g * s.p],
-        );
-        let dy_g = &mut dy_g[..g * s.y_image];
-        dy_g.copy_from_slice(dy_src);
-        regroup(p.out_channels, s.p, dy_g, dy_cols, true);
-        // dcol [K, g P] = W^T [K, out] dy [out, g P]; W^T[k, o] = W[o, k]
-        // sits at o * K + k (row stride 1, column stride K).
-        gemm(
-            (s.k, p.out_channels, g * s.p),
-            w,
-            (1, s.k),
-            dy_cols,
-            (g * s.p, 1),
-            0.0,
-            dcol,
-        );
-        for (n, dx_n) in dx_g.chunks_mut(s.x_image).enumerate() {
-            let at = Block {
-                stride: g * s.p,
-                offset: n * s.p,
-            };
-            col2im(p, dcol, at, dx_n);
-        }
-    }
+    with_scratch(
+        s.k * group * s.p,
+        p.out_channels * group * s.p,
+        |dcol, dy_cols| {
+            for (dy_g, dx_g) in dy
+                .chunks(group * s.y_image)
+                .zip(dx.chunks_mut(group * s.x_image))
+            {
+                let g = dy_g.len() / s.y_image;
+                let (dcol, dy_cols) = (
+                    &mut dcol[..s.k * g * s.p],
+                    &mut dy_cols[..p.out_channels * g * s.p],
+                );
+                images_to_cols(p.out_channels, s.p, dy_g, dy_cols);
+                // dcol [K, g P] = W^T [K, out] dy [out, g P]; W^T[k, o] = W[o, k]
+                // sits at o * K + k (row stride 1, column stride K).
+                gemm(
+                    (s.k, p.out_channels, g * s.p),
+                    w,
+                    (1, s.k),
+                    dy_cols,
+                    (g * s.p, 1),
+                    0.0,
+                    dcol,
+                );
+                col2im(p, dcol, g, dx_g);
+            }
+        },
+    );
 }
 
 /// dw `[out, in, k, k]` = the sum over images of dy `[out, P]` col^T `[P, K]`,
@@ -324,41 +360,36 @@ pub fn conv2d_backward_params(
     assert_eq!(dw.len(), p.w_len(), "conv2d_backward_params: dw length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    let mut col = vec![0.0; s.k * group * s.p];
-    let mut dy_cols = vec![0.0; p.out_channels * group * s.p];
-    let mut dy_g = vec![0.0; group * s.y_image];
     dw.fill(0.0);
-    for (x_g, dy_src) in x
-        .chunks(group * s.x_image)
-        .zip(dy.chunks(group * s.y_image))
-    {
-        let g = x_g.len() / s.x_image;
-        let (col, dy_cols) = (
-            &mut col[..s.k * g * s.p],
-            &mut dy_cols[..p.out_channels * g * s.p],
-        );
-        for (n, x_n) in x_g.chunks(s.x_image).enumerate() {
-            let at = Block {
-                stride: g * s.p,
-                offset: n * s.p,
-            };
-            im2col(p, x_n, col, at);
-        }
-        let dy_g = &mut dy_g[..g * s.y_image];
-        dy_g.copy_from_slice(dy_src);
-        regroup(p.out_channels, s.p, dy_g, dy_cols, true);
-        // dW [out, K] += dy [out, g P] col^T [g P, K]; col^T[q, k] = col[k, q]
-        // sits at k * g P + q (row stride 1, column stride g P).
-        gemm(
-            (p.out_channels, g * s.p, s.k),
-            dy_cols,
-            (g * s.p, 1),
-            col,
-            (1, g * s.p),
-            1.0,
-            dw,
-        );
-    }
+    with_scratch(
+        s.k * group * s.p,
+        p.out_channels * group * s.p,
+        |col, dy_cols| {
+            for (x_g, dy_g) in x
+                .chunks(group * s.x_image)
+                .zip(dy.chunks(group * s.y_image))
+            {
+                let g = x_g.len() / s.x_image;
+                let (col, dy_cols) = (
+                    &mut col[..s.k * g * s.p],
+                    &mut dy_cols[..p.out_channels * g * s.p],
+                );
+                im2col(p, x_g, g, col);
+                images_to_cols(p.out_channels, s.p, dy_g, dy_cols);
+                // dW [out, K] += dy [out, g P] col^T [g P, K]; col^T[q, k] = col[k, q]
+                // sits at k * g P + q (row stride 1, column stride g P).
+                gemm(
+                    (p.out_channels, g * s.p, s.k),
+                    dy_cols,
+                    (g * s.p, 1),
+                    col,
+                    (1, g * s.p),
+                    1.0,
+                    dw,
+                );
+            }
+        },
+    );
     if let Some(dbias) = dbias {
         bias_grad(p.out_channels, s.p, dy, dbias);
     }

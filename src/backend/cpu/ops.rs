@@ -1,44 +1,68 @@
 //! The reference ops as pure functions on slices and [`Mat`] views, shapes in
 //! comments. [`super::CpuBackend`] wires them to its tensor table.
 
+use rayon::prelude::*;
+
 use crate::backend::{Clock, Dropout, Mat};
 use crate::model::{Activation, AdamSettings, LayerSlot};
 use crate::rng;
 
+/// The operand extents of one strided product: m x k times k x n into
+/// m x n, each operand by its base offset and (row, column) strides.
+type Strides = (usize, usize, usize);
+
+/// Panics unless every element the product reads or writes lies inside its
+/// slice; true when there is anything to compute (m, n > 0).
+fn check_product(
+    (m, k, n): (usize, usize, usize),
+    a: (&[f32], Strides),
+    b: (&[f32], Strides),
+    c: (&[f32], Strides),
+) -> bool {
+    if m == 0 || n == 0 {
+        return false;
+    }
+    // Bounds: the last element each operand touches must be inside its slice.
+    let last = |(off, rs, cs): Strides, rows: usize, cols: usize| {
+        off + (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(
+        k == 0 || last(a.1, m, k) < a.0.len(),
+        "gemm: A out of bounds"
+    );
+    assert!(
+        k == 0 || last(b.1, k, n) < b.0.len(),
+        "gemm: B out of bounds"
+    );
+    assert!(last(c.1, m, n) < c.0.len(), "gemm: C out of bounds");
+    true
+}
+
 /// `c (+)= op(a) op(b)` through `matrixmultiply::sgemm`, where each operand is
 /// given by its base slice offset and its row and column strides. m x k times
-/// k x n into m x n. `beta` is 0 (overwrite) or 1 (accumulate).
+/// k x n into m x n. `beta` is 0 (overwrite) or 1 (accumulate). The MLP
+/// tutorials' products: their numbers are pinned bit for bit to this
+/// library's blocking (`tests/pinned_mlp.rs`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
-    (a_off, a_rs, a_cs): (usize, usize, usize),
+    (a_off, a_rs, a_cs): Strides,
     b: &[f32],
-    (b_off, b_rs, b_cs): (usize, usize, usize),
+    (b_off, b_rs, b_cs): Strides,
     beta: f32,
     c: &mut [f32],
-    (c_off, c_rs, c_cs): (usize, usize, usize),
+    (c_off, c_rs, c_cs): Strides,
 ) {
-    if m == 0 || n == 0 {
+    let shapes = (
+        (a_off, a_rs, a_cs),
+        (b_off, b_rs, b_cs),
+        (c_off, c_rs, c_cs),
+    );
+    if !check_product((m, k, n), (a, shapes.0), (b, shapes.1), (c, shapes.2)) {
         return;
     }
-    // Bounds: the last element each operand touches must be inside its slice.
-    let last = |off: usize, rows: usize, rs: usize, cols: usize, cs: usize| {
-        off + (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
-    assert!(
-        k == 0 || last(a_off, m, a_rs, k, a_cs) < a.len(),
-        "gemm: A out of bounds"
-    );
-    assert!(
-        k == 0 || last(b_off, k, b_rs, n, b_cs) < b.len(),
-        "gemm: B out of bounds"
-    );
-    assert!(
-        last(c_off, m, c_rs, n, c_cs) < c.len(),
-        "gemm: C out of bounds"
-    );
-    // SAFETY: the asserts above keep every index sgemm forms inside the slices,
+    // SAFETY: check_product keeps every index sgemm forms inside the slices,
     // and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
     unsafe {
         matrixmultiply::sgemm(
@@ -56,6 +80,73 @@ pub(super) fn gemm(
             c.as_mut_ptr().add(c_off),
             c_rs as isize,
             c_cs as isize,
+        );
+    }
+}
+
+/// The same product as [`gemm`] through the `gemm` crate: the products of
+/// the layer ops (convolutions, and the layer models' Linear as a 1x1
+/// convolution). `gemm` picks its kernel at run time (AVX-512 where the CPU
+/// has it, which `matrixmultiply` lacks, else AVX2 and FMA, else SSE) and
+/// splits large products over rayon's thread pool (`RAYON_NUM_THREADS` sets
+/// its size). It splits the output, never the inner dimension, so each
+/// element is summed in the same order whatever the thread count: a run is
+/// bit for bit repeatable on one machine.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn layer_gemm(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (a_off, a_rs, a_cs): Strides,
+    b: &[f32],
+    (b_off, b_rs, b_cs): Strides,
+    beta: f32,
+    c: &mut [f32],
+    (c_off, c_rs, c_cs): Strides,
+) {
+    let shapes = (
+        (a_off, a_rs, a_cs),
+        (b_off, b_rs, b_cs),
+        (c_off, c_rs, c_cs),
+    );
+    if !check_product((m, k, n), (a, shapes.0), (b, shapes.1), (c, shapes.2)) {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: the product is zero (`gemm` would leave c as it is).
+        if beta == 0.0 {
+            for i in 0..m {
+                for j in 0..n {
+                    c[c_off + i * c_rs + j * c_cs] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: check_product keeps every index the product forms inside the
+    // slices, and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    // `gemm` takes (column, row) strides and computes
+    // dst = alpha dst + beta lhs rhs, reading dst only when asked to.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr().add(c_off),
+            c_cs as isize,
+            c_rs as isize,
+            beta != 0.0,
+            a.as_ptr().add(a_off),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr().add(b_off),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
         );
     }
 }
@@ -128,25 +219,42 @@ pub fn activation_forward(
     if rows == 0 || cols == 0 {
         return;
     }
-    for r in 0..rows {
+    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
+    rows_mut(yd, y).for_each(|(r, row)| {
         let xrow = &xd[x.at(r, 0)..x.at(r, 0) + cols];
-        let row = &mut yd[y.at(r, 0)..y.at(r, 0) + cols];
         for (v, &z) in row.iter_mut().zip(xrow) {
             *v = act.apply(z);
         }
-        if let Some(d) = dropout {
-            let threshold = rng::dropout_threshold(d.p);
+        if let (Some(d), Some(threshold)) = (dropout, threshold) {
             for (c, v) in row.iter_mut().enumerate() {
                 let index = (r * cols + c) as u32;
                 let keep = rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
                 *v = if keep { *v / (1.0 - d.p) } else { 0.0 };
             }
         }
-    }
+    });
+}
+
+/// The rows of the view `m` of `data`, numbered, as a parallel iterator of
+/// `m.cols`-long slices (rows of elementwise ops run on rayon's pool; at
+/// least about 16k values a task).
+fn rows_mut(data: &mut [f32], m: Mat) -> impl IndexedParallelIterator<Item = (usize, &mut [f32])> {
+    let (rows, cols) = (m.rows as usize, m.cols as usize);
+    let stride = (m.stride as usize).max(cols).max(1);
+    let end = if rows == 0 {
+        m.offset as usize
+    } else {
+        m.at(rows - 1, 0) + cols
+    };
+    data[m.offset as usize..end]
+        .par_chunks_mut(stride)
+        .with_min_len(((1 << 14) / stride).max(1))
+        .map(move |chunk| &mut chunk[..cols])
+        .enumerate()
 }
 
 /// dz [B, out] = dy * act'(y) with the dropout mask and scale folded in (see
-/// `Backend::linear_backward_input`), written dense into `dz` (resized).
+/// `Backend::linear_backward_input`), written into the view `dz` of `dzd`.
 #[allow(clippy::too_many_arguments)]
 pub fn activation_backward(
     dyd: &[f32],
@@ -156,33 +264,35 @@ pub fn activation_backward(
     act: Activation,
     dropout: Option<Dropout>,
     clock: Clock,
-    dz: &mut Vec<f32>,
+    dzd: &mut [f32],
+    dz: Mat,
 ) {
-    let (batch, n_out) = (y.rows as usize, y.cols as usize);
-    dz.resize(batch * n_out, 0.0);
-    for r in 0..batch {
-        for c in 0..n_out {
-            let out = yd[y.at(r, c)];
-            let dact = match dropout {
-                None => act.derivative_from_output(out),
-                Some(d) => {
-                    let keep = rng::dropout_keep(
-                        clock.seed,
-                        d.stream,
-                        clock.step,
-                        (r * n_out + c) as u32,
-                        rng::dropout_threshold(d.p),
-                    );
-                    if keep {
+    let n_out = y.cols as usize;
+    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
+    rows_mut(dzd, dz).for_each(|(r, row)| {
+        let y_row = &yd[y.at(r, 0)..][..n_out];
+        let dy_row = &dyd[dy.at(r, 0)..][..n_out];
+        match (dropout, threshold) {
+            (Some(d), Some(threshold)) => {
+                for (c, ((dz, &out), &g)) in row.iter_mut().zip(y_row).zip(dy_row).enumerate() {
+                    let index = (r * n_out + c) as u32;
+                    let keep =
+                        rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
+                    let dact = if keep {
                         act.derivative_from_output(out * (1.0 - d.p)) / (1.0 - d.p)
                     } else {
                         0.0
-                    }
+                    };
+                    *dz = g * dact;
                 }
-            };
-            dz[r * n_out + c] = dyd[dy.at(r, c)] * dact;
+            }
+            _ => {
+                for ((dz, &out), &g) in row.iter_mut().zip(y_row).zip(dy_row) {
+                    *dz = g * act.derivative_from_output(out);
+                }
+            }
         }
-    }
+    });
 }
 
 /// dx [B, dx.cols] = dz [B, out] W [out, in][:, ..dx.cols].
