@@ -124,7 +124,10 @@ fn setup() -> Setup {
     }
 }
 
-const TRAIN: Pass = Pass::Train { dropout: Some(0) };
+const TRAIN: Pass = Pass::Train {
+    dropout: Some(0),
+    batches: 1,
+};
 
 impl Setup {
     /// L = sum(y * r) after a training forward.
@@ -253,13 +256,8 @@ fn batch_norm_tracks_in_training_and_not_when_sampling() {
     assert_ne!(eval, batch_stats, "eval uses the running statistics");
 
     // Training without dropout gives what BatchStats gave, and moves the statistics.
-    s.net.forward(
-        &mut s.backend,
-        ROWS,
-        s.input,
-        Pass::Train { dropout: None },
-        s.output,
-    );
+    s.net
+        .forward(&mut s.backend, ROWS, s.input, Pass::train(None), s.output);
     assert_eq!(s.backend.read(s.output).unwrap(), batch_stats);
     let tracked = s.net.state(&mut s.backend).unwrap().buffers;
     assert_ne!(tracked, initial);

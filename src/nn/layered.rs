@@ -19,7 +19,7 @@
 //! training, the running statistics in [`Pass::Eval`], and the batch's own
 //! statistics without touching the running ones in [`Pass::BatchStats`].
 
-use super::Pass;
+use super::{Pass, MAX_TRAIN_BATCHES};
 use crate::backend::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
 use crate::backend::{Backend, BatchNormTensors, Dropout, Mat, Tensor};
 use crate::checkpoint::NetworkState;
@@ -247,8 +247,8 @@ impl LayerNetwork {
                         },
                         act,
                         state: [t[0], t[1], t[2], t[3]],
-                        saved_mean: backend.alloc(c)?,
-                        saved_inv_std: backend.alloc(c)?,
+                        saved_mean: backend.alloc(MAX_TRAIN_BATCHES * c)?,
+                        saved_inv_std: backend.alloc(MAX_TRAIN_BATCHES * c)?,
                         scratch_mean: backend.alloc(c)?,
                         scratch_var: backend.alloc(c)?,
                         dz: backend.alloc(len)?,
@@ -360,6 +360,7 @@ impl LayerNetwork {
                 Some((p, layer)),
                 Pass::Train {
                     dropout: Some(pass),
+                    ..
                 },
             ) => Some(Dropout {
                 p,
@@ -386,13 +387,15 @@ impl LayerNetwork {
             Pass::BatchStats => (*scratch_mean, *scratch_var),
             _ => (self.value(state[2]), self.value(state[3])),
         };
+        // One [channels] row of saved statistics a batch of the pass.
+        let saved = pass.batches() * (saved_mean.len as usize / MAX_TRAIN_BATCHES);
         BatchNormTensors {
             gamma: self.value(state[0]),
             beta: self.value(state[1]),
             running_mean,
             running_var,
-            saved_mean: *saved_mean,
-            saved_inv_std: *saved_inv_std,
+            saved_mean: saved_mean.prefix(saved),
+            saved_inv_std: saved_inv_std.prefix(saved),
         }
     }
 
@@ -437,6 +440,7 @@ impl LayerNetwork {
                 Op::BatchNorm { params, act, .. } => {
                     let p = BatchNormParams {
                         batch: rows,
+                        groups: pass.batches(),
                         ..*params
                     };
                     let bn = self.bn_tensors(op, pass);
@@ -535,6 +539,7 @@ impl LayerNetwork {
                 } => {
                     let p = BatchNormParams {
                         batch: rows,
+                        groups: pass.batches(),
                         ..*params
                     };
                     let len = rows * params.channels * params.spatial;

@@ -20,8 +20,15 @@ use crate::model::{AdamSettings, NetSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
     /// Training: batch norm uses and tracks the batch's statistics; dropout
-    /// draws the masks of pass number `dropout` (None: no dropout).
-    Train { dropout: Option<u32> },
+    /// draws the masks of pass number `dropout` (None: no dropout). The rows
+    /// are `batches` equal consecutive batches (1 to [`MAX_TRAIN_BATCHES`]),
+    /// each of which batch norm normalises by its own statistics, updating
+    /// the running ones once a batch in order, as that many separate
+    /// PyTorch passes would: the D step's real and generated rows are 2.
+    Train {
+        dropout: Option<u32>,
+        batches: usize,
+    },
     /// Sampling and evaluating: batch norm uses its running statistics
     /// (PyTorch's `eval()`, Keras's `training=False`); no dropout.
     Eval,
@@ -30,11 +37,30 @@ pub enum Pass {
     BatchStats,
 }
 
+/// The most batches one training pass may hold ([`Pass::Train`]).
+pub const MAX_TRAIN_BATCHES: usize = 2;
+
 impl Pass {
+    /// A training pass over one batch.
+    pub fn train(dropout: Option<u32>) -> Pass {
+        Pass::Train {
+            dropout,
+            batches: 1,
+        }
+    }
+
+    /// The separate batches batch norm sees in this pass (1 outside training).
+    pub fn batches(self) -> usize {
+        match self {
+            Pass::Train { batches, .. } => batches,
+            Pass::Eval | Pass::BatchStats => 1,
+        }
+    }
+
     /// The dropout pass number of an MLP's forward.
     fn mlp_dropout(self) -> Option<u32> {
         match self {
-            Pass::Train { dropout } => dropout,
+            Pass::Train { dropout, .. } => dropout,
             Pass::Eval | Pass::BatchStats => None,
         }
     }

@@ -4,8 +4,10 @@
 //! touches is allocated here once; a step records ops and uploads nothing.
 //!
 //! In the D step the discriminator sees the real and the generated batch in
-//! one pass of twice the rows, real rows first: no model's D has batch norm,
-//! so one pass gives what two would. An MLP generator writes its images
+//! one pass of twice the rows, real rows first, as two batches to batch norm
+//! ([`Pass::Train`]'s `batches`): each is normalised by its own statistics
+//! and the running ones are updated for the real batch, then the generated
+//! one, exactly as `pytorch/examples`' two separate D passes do. An MLP generator writes its images
 //! straight into the fake rows of the D input; a layer network writes into
 //! its own output buffer (it takes dense buffers from their start), from
 //! which the D step copies them (one element-wise op) and the G step's D
@@ -24,8 +26,9 @@ const PASS_G_STEP: u32 = 1;
 /// Training passes of the generator per step (the D step's fakes and the G
 /// step's): what each of its batch norms' `num_batches_tracked` counts.
 pub const GENERATOR_PASSES_PER_STEP: i64 = 2;
-/// Training passes of the discriminator per step (the D step's and the G step's).
-pub const DISCRIMINATOR_PASSES_PER_STEP: i64 = 2;
+/// Training batches the discriminator sees per step (the D step's real and
+/// generated batch, the G step's generated one).
+pub const DISCRIMINATOR_PASSES_PER_STEP: i64 = 3;
 
 /// Both networks and every buffer a training step needs, resident on a backend.
 pub struct GanState {
@@ -152,7 +155,7 @@ impl GanState {
         }
         let generated = self.generated();
         self.generator
-            .forward(backend, z, Pass::Train { dropout: None }, generated);
+            .forward(backend, z, Pass::train(None), generated);
         if into_d_input && !self.generator_writes_d_input {
             backend.activation_forward(
                 generated,
@@ -182,8 +185,10 @@ impl GanState {
         let both = self.d_input();
         let logits = d.output(2 * batch);
         let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
+        // Two batches to batch norm: the real rows, then the generated ones.
         let d_pass = Pass::Train {
             dropout: Some(PASS_D_STEP),
+            batches: 2,
         };
         d.forward(backend, both, d_pass, logits);
         // D loss = mean BCE over real rows + mean BCE over fake rows.
@@ -209,9 +214,7 @@ impl GanState {
         let fakes = self.d_fakes();
         let logits = d.output(batch);
         let d_logits_grad = d_logits_grad.rows(0, batch);
-        let g_pass = Pass::Train {
-            dropout: Some(PASS_G_STEP),
-        };
+        let g_pass = Pass::train(Some(PASS_G_STEP));
         d.forward(backend, fakes, g_pass, logits);
         backend.bce_with_logits(
             logits,
@@ -240,7 +243,7 @@ impl GanState {
         g.backward(
             backend,
             self.noise_input(batch),
-            Pass::Train { dropout: None },
+            Pass::train(None),
             self.generated(),
             fake_grad,
             true,
