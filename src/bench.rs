@@ -40,6 +40,7 @@ pub fn synthetic_dataset(count: usize, classes: u8) -> Dataset {
         count,
         rows: 28,
         cols: 28,
+        channels: 1,
         images_path: "synthetic".into(),
         labels_path: "synthetic".into(),
     }

@@ -22,9 +22,17 @@ pub struct TrainArgs {
     /// Where the tensor ops run.
     #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
     backend: BackendChoice,
-    /// Directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST].
+    /// Directory with the four MNIST-format IDX files (raw or .gz), or any folder of images (PNG,
+    /// JPEG, BMP, GIF, WebP; subfolders of images are classes) [default: the bundled MNIST].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// For a folder of images: scale each image's shorter side to N and crop the centre N x N
+    /// (torchvision's Resize + CenterCrop) [default: the images' own size, which must be shared].
+    #[arg(long, value_name = "N")]
+    image_size: Option<usize>,
+    /// For a folder of images: 1 (grey) or 3 (RGB); alpha is composited over black.
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    channels: usize,
     /// Output directory [default: samples/<model>; on --resume: the checkpoint's directory].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -90,6 +98,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         resume: args.resume,
         backend: args.backend,
         data: args.data,
+        image_size: args.image_size,
+        channels: args.channels,
         out: args.out,
         sample_every: args.sample_every,
         checkpoint_every: args.checkpoint_every,

@@ -1,12 +1,14 @@
 //! Training data: MNIST-format data sets loaded from a directory of IDX files
-//! (the bundled copy under `data/mnist` by default, or `--data DIR`), checked
-//! for consistency before any training starts.
+//! (the bundled copy under `data/mnist` by default, or `--data DIR`), or any
+//! folder of images ([`folder`]), checked for consistency before any
+//! training starts.
 //!
 //! A data directory holds the four standard files, each raw or gzipped
 //! (`.gz`), with either the usual `-idx3-ubyte` name or the common
 //! `.idx3-ubyte` variant: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 //! `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`.
 
+pub mod folder;
 pub mod idx;
 pub mod npy;
 
@@ -39,17 +41,21 @@ impl Split {
     }
 }
 
-/// A labelled set of grayscale images (MNIST polarity: 0 = background, 255 = ink).
+/// A labelled set of images: grey (IDX files: MNIST polarity, 0 = background,
+/// 255 = ink; a folder: 0 = black) or RGB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
-    /// `count * rows * cols` bytes, image after image, row-major.
+    /// `count * channels * rows * cols` bytes, image after image, each
+    /// channel-planar and row-major.
     pub images: Vec<u8>,
     /// `count` labels, each below [`NUM_CLASSES`].
     pub labels: Vec<u8>,
     pub count: usize,
     pub rows: usize,
     pub cols: usize,
-    /// The image file it came from, for messages.
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// The image file (or folder) it came from, for messages.
     pub images_path: PathBuf,
     /// The label file it came from, for messages.
     pub labels_path: PathBuf,
@@ -94,6 +100,7 @@ pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
         count: images.count,
         rows: images.rows,
         cols: images.cols,
+        channels: 1,
         images_path,
         labels_path,
     })
@@ -129,14 +136,15 @@ impl Dataset {
             count: n,
             rows: self.rows,
             cols: self.cols,
+            channels: self.channels,
             images_path: self.images_path.clone(),
             labels_path: self.labels_path.clone(),
         }
     }
 
-    /// Pixels in one image (`rows * cols`).
+    /// Values in one image (`channels * rows * cols`).
     pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The `index`-th image's pixels, or `None` past the end.
@@ -146,22 +154,50 @@ impl Dataset {
         self.images.get(start..start.checked_add(len)?)
     }
 
-    /// Errors unless the images are `rows` x `cols` (a model's input size).
+    /// Errors unless the images are grey `rows` x `cols` (a model's input size).
     pub fn require_image_size(&self, rows: usize, cols: usize) -> Result<()> {
-        if (self.rows, self.cols) == (rows, cols) {
+        if (self.channels, self.rows, self.cols) == (1, rows, cols) {
             return Ok(());
         }
+        let colour = |channels: usize| if channels == 1 { "grey" } else { "RGB" };
         Err(Error::data(
             &self.images_path,
             format!(
-                "images are {}x{} ({} pixels) but the model needs {rows}x{cols} ({} inputs)",
+                "images are {} {}x{} ({} values) but the model needs grey {rows}x{cols} ({} inputs){}",
+                colour(self.channels),
                 self.rows,
                 self.cols,
                 self.image_len(),
-                rows.saturating_mul(cols)
+                rows.saturating_mul(cols),
+                if self.channels == 1 { "" } else { " (--channels 1 makes them grey)" }
             ),
         ))
     }
+}
+
+/// The training images under `dir`: its IDX training split, or, for any
+/// other folder ([`folder::is_image_folder`]), its images as `options`
+/// says, with the files skipped. `progress(done, total)` follows decoding.
+pub fn load_training_data(
+    dir: &Path,
+    options: &folder::FolderOptions,
+    progress: impl Fn(usize, usize) + Sync,
+) -> Result<folder::FolderSet> {
+    if folder::is_image_folder(dir) {
+        return folder::load_folder(dir, options, progress);
+    }
+    let custom = options.image_size.is_some() || options.channels != 1;
+    if custom {
+        return Err(Error::data(
+            dir,
+            "holds IDX files, which are 28x28 grey: --image-size and --channels are for folders of images",
+        ));
+    }
+    Ok(folder::FolderSet {
+        dataset: load_split(dir, Split::Train)?,
+        classes: Vec::new(),
+        skipped: Vec::new(),
+    })
 }
 
 /// Errors unless `dir` exists and is a directory.

@@ -116,3 +116,17 @@ impl Observer for Console {
         Ok(())
     }
 }
+
+/// A progress bar for decoding `total` files, on stderr when it is a
+/// terminal and `quiet` is off (hidden otherwise); `inc` it per file.
+pub fn decode_bar(total: usize, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() || total == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("decoding {pos}/{len} images {wide_bar} {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -23,7 +23,7 @@ use crate::backend::gpu::GpuOptions;
 use crate::checkpoint::{Checkpoint, ResumeFlags};
 use crate::data;
 use crate::errln;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{ClassifierConfig, TrainingEvaluator};
 use crate::model::{ModelKind, ModelSpec, Overrides};
 use crate::output::OutputLock;
@@ -53,8 +53,12 @@ pub struct TrainSettings {
     /// The checkpoint to continue.
     pub resume: Option<PathBuf>,
     pub backend: BackendChoice,
-    /// The MNIST directory (None: the bundled MNIST).
+    /// The MNIST directory or folder of images (None: the bundled MNIST).
     pub data: Option<PathBuf>,
+    /// `--image-size` (folders of images only).
+    pub image_size: Option<usize>,
+    /// `--channels` (folders of images only).
+    pub channels: usize,
     pub out: Option<PathBuf>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
@@ -107,7 +111,7 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     ModelSpec::check_overrides(kind, &overrides)?;
     let spec = ModelSpec::build(kind, &overrides);
     let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
-    let dataset = data::load_split(&data_dir, data::Split::Train)?;
+    let dataset = load_training_data(&data_dir, &settings)?;
     let config = TrainConfig {
         out_dir: settings.out.clone().unwrap_or(default_out),
         spec,
@@ -124,6 +128,12 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     let eval = match settings.eval_every {
         Some(every) => {
             EvalSchedule::validate(every, settings.eval_count)?;
+            if data::folder::is_image_folder(&data_dir) {
+                return Err(Error::config(
+                    "--eval-every",
+                    "the built-in metrics need MNIST-format IDX test files; a folder of images has none",
+                ));
+            }
             Some(EvalSchedule {
                 every,
                 count: settings.eval_count,
@@ -164,6 +174,39 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
             )
         }
     }
+}
+
+/// The training set of `--data` (see [`data::load_training_data`]), with a
+/// decoding progress bar and a notice of the files it skipped.
+fn load_training_data(dir: &Path, settings: &TrainSettings) -> Result<data::Dataset> {
+    let options = data::folder::FolderOptions {
+        image_size: settings.image_size,
+        channels: settings.channels,
+    };
+    let bar = std::sync::OnceLock::new();
+    let set = data::load_training_data(dir, &options, |done, total| {
+        bar.get_or_init(|| crate::output::console::decode_bar(total, settings.quiet))
+            .set_position(done as u64);
+    })?;
+    if let Some(bar) = bar.get() {
+        bar.finish_and_clear();
+    }
+    if !set.skipped.is_empty() {
+        let first: Vec<String> = set
+            .skipped
+            .iter()
+            .take(3)
+            .map(|(path, why)| format!("{} ({why})", path.display()))
+            .collect();
+        errln!(
+            "notice: skipped {} of the files under {}: {}{}",
+            set.skipped.len(),
+            dir.display(),
+            first.join(", "),
+            if set.skipped.len() > 3 { ", ..." } else { "" }
+        );
+    }
+    Ok(set.dataset)
 }
 
 /// The classifier-based evaluator of `--eval-every`: the cached MNIST

@@ -1,0 +1,277 @@
+//! `--data` as a folder of images (`gan_gpu::data::folder`), on folders the
+//! tests write themselves: the image forms (grey, RGB, RGBA over black,
+//! 16-bit, palette, JPEG) give the documented bytes; subfolders are classes
+//! (sorted, nested files belong to their top folder); Resize + CenterCrop;
+//! mixed sizes need --image-size; corrupt and non-image files are skipped
+//! and named; an empty folder is an error; symbolic links are followed and
+//! a link loop is walked once; and the binary trains on such a folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gan_gpu::data::folder::{load_folder, FolderOptions, FolderSet};
+use image::{GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gan-gpu-folder-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn load(
+    dir: &Path,
+    image_size: Option<usize>,
+    channels: usize,
+) -> gan_gpu::error::Result<FolderSet> {
+    load_folder(
+        dir,
+        &FolderOptions {
+            image_size,
+            channels,
+        },
+        |_, _| {},
+    )
+}
+
+fn grey(dir: &Path, name: &str, w: u32, h: u32, value: u8) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    GrayImage::from_pixel(w, h, Luma([value]))
+        .save(path)
+        .unwrap();
+}
+
+/// A 2x2 palette PNG whose pixels are palette entries 0, 1, 1, 0.
+fn palette_png(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 2, 2);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(vec![10, 20, 30, 200, 100, 50]);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[0, 1, 1, 0]).unwrap();
+}
+
+/// PIL's grey of an RGB triple.
+fn luma(r: u32, g: u32, b: u32) -> u8 {
+    ((r * 299 + g * 587 + b * 114 + 500) / 1000) as u8
+}
+
+#[test]
+fn every_image_form_gives_the_documented_bytes() {
+    let dir = temp_dir("forms");
+    grey(&dir, "a_grey.png", 2, 2, 77);
+    RgbImage::from_pixel(2, 2, Rgb([200, 100, 50]))
+        .save(dir.join("b_rgb.png"))
+        .unwrap();
+    // Alpha 128 over black: c * 128 / 255, rounded.
+    RgbaImage::from_pixel(2, 2, Rgba([255, 100, 0, 128]))
+        .save(dir.join("c_rgba.png"))
+        .unwrap();
+    image::ImageBuffer::<Rgb<u16>, Vec<u16>>::from_pixel(2, 2, Rgb([0xFFFF, 0x8080, 0x0000]))
+        .save(dir.join("d_rgb16.png"))
+        .unwrap();
+    palette_png(&dir.join("e_palette.png"));
+    RgbImage::from_pixel(8, 8, Rgb([40, 160, 220]))
+        .save(dir.join("f_rgb.jpg"))
+        .unwrap();
+    let set = load(&dir, Some(2), 3).unwrap();
+    assert!(set.skipped.is_empty(), "{:?}", set.skipped);
+    assert!(set.classes.is_empty());
+    let d = &set.dataset;
+    assert_eq!((d.count, d.channels, d.rows, d.cols), (6, 3, 2, 2));
+    let image = |i: usize| &d.images[i * 12..(i + 1) * 12];
+    // Planar: four values of R, then of G, then of B.
+    assert_eq!(image(0), &[77; 12]);
+    assert_eq!(
+        image(1),
+        &[200, 200, 200, 200, 100, 100, 100, 100, 50, 50, 50, 50]
+    );
+    let over = |c: u32| ((c * 128 + 127) / 255) as u8;
+    assert_eq!(image(2)[0], over(255));
+    assert_eq!(image(2)[4], over(100));
+    assert_eq!(image(2)[8], 0);
+    assert_eq!((image(3)[0], image(3)[4], image(3)[8]), (255, 128, 0));
+    assert_eq!(
+        image(4),
+        &[10, 200, 200, 10, 20, 100, 100, 20, 30, 50, 50, 30],
+        "palette"
+    );
+    // JPEG is lossy: a flat colour comes back within a few levels.
+    for (c, want) in [40, 160, 220].into_iter().enumerate() {
+        for v in &image(5)[c * 4..(c + 1) * 4] {
+            assert!((i32::from(*v) - want).abs() <= 3, "jpeg channel {c}: {v}");
+        }
+    }
+    // Grey is PIL's L of the composited RGB.
+    let set = load(&dir, Some(2), 1).unwrap();
+    let grey_of = |i: usize| set.dataset.images[i * 4];
+    assert_eq!(grey_of(1), luma(200, 100, 50));
+    assert_eq!(grey_of(2), luma(over(255).into(), over(100).into(), 0));
+    assert_eq!(grey_of(4), luma(10, 20, 30));
+}
+
+#[test]
+fn subfolders_are_sorted_classes_and_anything_else_is_unlabelled() {
+    let dir = temp_dir("classes");
+    grey(&dir, "zebra/1.png", 3, 3, 1);
+    grey(&dir, "ant/2.png", 3, 3, 2);
+    grey(&dir, "ant/deeper/3.png", 3, 3, 3);
+    grey(&dir, "moth/4.png", 3, 3, 4);
+    let set = load(&dir, None, 1).unwrap();
+    assert_eq!(set.classes, ["ant", "moth", "zebra"]);
+    // Files in path order: ant/2, ant/deeper/3, moth/4, zebra/1.
+    assert_eq!(set.dataset.labels, [0, 0, 1, 2]);
+    assert_eq!(set.dataset.images[0], 2);
+    assert_eq!(set.dataset.images[9], 3);
+
+    // An image directly in the folder makes it one unlabelled set.
+    grey(&dir, "loose.png", 3, 3, 5);
+    let set = load(&dir, None, 1).unwrap();
+    assert!(set.classes.is_empty());
+    assert_eq!(set.dataset.count, 5);
+    assert_eq!(set.dataset.labels, [0; 5]);
+
+    // So does a subfolder without an image.
+    std::fs::remove_file(dir.join("loose.png")).unwrap();
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("empty/readme.txt"), "no images here").unwrap();
+    let set = load(&dir, None, 1).unwrap();
+    assert!(set.classes.is_empty());
+    assert_eq!(set.skipped.len(), 1);
+}
+
+#[test]
+fn resize_and_centre_crop_follow_torchvision() {
+    let dir = temp_dir("resize");
+    // 8 wide, 4 high: black left half, white right half. The shorter side
+    // is already 4, so only the crop acts: columns 2..6.
+    let halves = RgbImage::from_fn(8, 4, |x, _| if x < 4 { Rgb([0; 3]) } else { Rgb([255; 3]) });
+    halves.save(dir.join("a.png")).unwrap();
+    // A flat 10x6 image scaled to 4 (6 -> 4, 10 -> floor(4 * 10 / 6) = 6) stays flat.
+    RgbImage::from_pixel(10, 6, Rgb([90, 90, 90]))
+        .save(dir.join("b.png"))
+        .unwrap();
+    let set = load(&dir, Some(4), 1).unwrap();
+    assert_eq!((set.dataset.rows, set.dataset.cols), (4, 4));
+    assert_eq!(&set.dataset.images[..4], &[0, 0, 255, 255]);
+    assert!(set.dataset.images[16..32].iter().all(|&v| v == 90));
+}
+
+#[test]
+fn mixed_sizes_need_an_image_size() {
+    let dir = temp_dir("mixed");
+    grey(&dir, "a.png", 5, 5, 1);
+    grey(&dir, "b.png", 7, 5, 1);
+    let err = load(&dir, None, 1).unwrap_err().to_string();
+    assert!(err.contains("--image-size"), "{err}");
+    assert!(err.contains("a.png") && err.contains("b.png"), "{err}");
+    let set = load(&dir, Some(5), 1).unwrap();
+    assert_eq!((set.dataset.count, set.dataset.rows), (2, 5));
+}
+
+#[test]
+fn bad_files_are_skipped_and_named_and_no_image_is_an_error() {
+    let dir = temp_dir("bad");
+    grey(&dir, "good.png", 4, 4, 9);
+    let good = std::fs::read(dir.join("good.png")).unwrap();
+    std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+    let set = load(&dir, None, 1).unwrap();
+    assert_eq!(set.dataset.count, 1);
+    let names: Vec<String> = set
+        .skipped
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["broken.png", "notes.txt"]);
+    assert!(set.skipped[0].1.contains("decode"), "{:?}", set.skipped);
+    assert_eq!(set.skipped[1].1, "not an image");
+
+    std::fs::remove_file(dir.join("good.png")).unwrap();
+    let err = load(&dir, None, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("no usable image") && err.contains("2 files skipped"),
+        "{err}"
+    );
+    let empty = temp_dir("empty");
+    let err = load(&empty, None, 1).unwrap_err().to_string();
+    assert!(err.contains("holds no files"), "{err}");
+    let err = load(&empty, None, 2).unwrap_err().to_string();
+    assert!(err.contains("--channels"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_are_followed_and_a_loop_walked_once() {
+    let dir = temp_dir("links");
+    grey(&dir, "a/one.png", 2, 2, 1);
+    std::os::unix::fs::symlink(dir.join("a/one.png"), dir.join("a/two.png")).unwrap();
+    std::os::unix::fs::symlink(&dir, dir.join("a/loop")).unwrap();
+    std::os::unix::fs::symlink(dir.join("missing.png"), dir.join("a/dangling.png")).unwrap();
+    let set = load(&dir, None, 1).unwrap();
+    assert_eq!(set.dataset.count, 2, "one.png and the link to it");
+    assert_eq!(set.skipped.len(), 1, "the dangling link: {:?}", set.skipped);
+}
+
+/// The first `n` bundled MNIST training images as 28x28 grey PNGs.
+fn mnist_pngs(dir: &Path, n: usize) {
+    let data =
+        gan_gpu::data::load_split(&gan_gpu::data::bundled_dir(), gan_gpu::data::Split::Train)
+            .unwrap()
+            .head(n);
+    for i in 0..n {
+        let pixels = data.image(i).unwrap().to_vec();
+        GrayImage::from_raw(28, 28, pixels)
+            .unwrap()
+            .save(dir.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_binary_trains_on_a_folder_and_refuses_what_does_not_fit() {
+    let dir = temp_dir("train");
+    let data = dir.join("images");
+    std::fs::create_dir_all(&data).unwrap();
+    mnist_pngs(&data, 32);
+    std::fs::write(data.join("junk.txt"), "x").unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
+            .args(["train", "--backend", "cpu", "--model", "vanilla", "--quiet"])
+            .args(["--batch-size", "8", "--max-steps", "2", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 of the files") && stderr.contains("junk.txt"),
+        "{stderr}"
+    );
+    assert!(dir.join("out/checkpoint.safetensors").is_file());
+
+    for (extra, expect) in [
+        (&["--channels", "3"][..], "grey 28x28"),
+        (&["--image-size", "32"][..], "grey 28x28"),
+        (&["--channels", "4"][..], "--channels"),
+        (&["--eval-every", "1"][..], "--eval-every"),
+    ] {
+        std::fs::remove_dir_all(dir.join("out")).ok();
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}: {stderr}");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        assert!(error.contains(expect), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
