@@ -19,6 +19,7 @@ pub use inputs::{
     SAMPLE_NOISE_STEP,
 };
 pub use layers::Init;
+pub use layers::{dcgan64_discriminator, dcgan64_generator, DCGAN64_NOISE, DCGAN64_WIDTH};
 pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
