@@ -12,6 +12,7 @@ pub mod layout;
 pub mod plan;
 pub mod spec;
 mod validate;
+pub mod zoo;
 
 pub use activation::Activation;
 pub use inputs::{
@@ -19,10 +20,10 @@ pub use inputs::{
     SAMPLE_NOISE_STEP,
 };
 pub use layers::Init;
-pub use layers::{dcgan64_discriminator, dcgan64_generator, DCGAN64_NOISE, DCGAN64_WIDTH};
 pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
 pub use spec::{
     AdamSettings, LayerSpec, ModelKind, ModelSpec, NetSpec, NetworkSpec, Overrides, PixelScaling,
 };
+pub use zoo::{dcgan64_discriminator, dcgan64_generator, DCGAN64_NOISE, DCGAN64_WIDTH};

@@ -6,9 +6,9 @@
 
 use super::activation::Activation;
 use super::layers::Init;
-use super::layers::{
-    dcgan_discriminator, dcgan_generator, Layer, LayerStack, Shape, DCGAN_DISCRIMINATOR_CHANNELS,
-    DCGAN_GENERATOR_CHANNELS,
+use super::layers::{Layer, LayerStack, Shape};
+use super::zoo::{
+    dcgan_discriminator, dcgan_generator, DCGAN_DISCRIMINATOR_CHANNELS, DCGAN_GENERATOR_CHANNELS,
 };
 use crate::data::MNIST_SIDE;
 use crate::error::{Error, Result};
