@@ -47,21 +47,17 @@ fn check_product(
 pub(super) fn gemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
-    (a_off, a_rs, a_cs): Strides,
+    a_at: Strides,
     b: &[f32],
-    (b_off, b_rs, b_cs): Strides,
+    b_at: Strides,
     beta: f32,
     c: &mut [f32],
-    (c_off, c_rs, c_cs): Strides,
+    c_at: Strides,
 ) {
-    let shapes = (
-        (a_off, a_rs, a_cs),
-        (b_off, b_rs, b_cs),
-        (c_off, c_rs, c_cs),
-    );
-    if !check_product((m, k, n), (a, shapes.0), (b, shapes.1), (c, shapes.2)) {
+    if !check_product((m, k, n), (a, a_at), (b, b_at), (c, c_at)) {
         return;
     }
+    let ((a_off, a_rs, a_cs), (b_off, b_rs, b_cs), (c_off, c_rs, c_cs)) = (a_at, b_at, c_at);
     // SAFETY: check_product keeps every index sgemm forms inside the slices,
     // and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
     unsafe {
@@ -96,21 +92,17 @@ pub(super) fn gemm(
 pub(super) fn layer_gemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
-    (a_off, a_rs, a_cs): Strides,
+    a_at: Strides,
     b: &[f32],
-    (b_off, b_rs, b_cs): Strides,
+    b_at: Strides,
     beta: f32,
     c: &mut [f32],
-    (c_off, c_rs, c_cs): Strides,
+    c_at: Strides,
 ) {
-    let shapes = (
-        (a_off, a_rs, a_cs),
-        (b_off, b_rs, b_cs),
-        (c_off, c_rs, c_cs),
-    );
-    if !check_product((m, k, n), (a, shapes.0), (b, shapes.1), (c, shapes.2)) {
+    if !check_product((m, k, n), (a, a_at), (b, b_at), (c, c_at)) {
         return;
     }
+    let ((a_off, a_rs, a_cs), (b_off, b_rs, b_cs), (c_off, c_rs, c_cs)) = (a_at, b_at, c_at);
     if k == 0 {
         // An empty sum: the product is zero (`gemm` would leave c as it is).
         if beta == 0.0 {
