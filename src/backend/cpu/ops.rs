@@ -212,7 +212,7 @@ pub fn activation_forward(
         return;
     }
     let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
-    rows_mut(yd, y).for_each(|(r, row)| {
+    for_each_row(yd, y, |r, row| {
         let xrow = &xd[x.at(r, 0)..x.at(r, 0) + cols];
         for (v, &z) in row.iter_mut().zip(xrow) {
             *v = act.apply(z);
@@ -227,22 +227,30 @@ pub fn activation_forward(
     });
 }
 
-/// The rows of the view `m` of `data`, numbered, as a parallel iterator of
-/// `m.cols`-long slices (rows of elementwise ops run on rayon's pool; at
-/// least about 16k values a task).
-fn rows_mut(data: &mut [f32], m: Mat) -> impl IndexedParallelIterator<Item = (usize, &mut [f32])> {
+/// Views smaller than this run their rows on the calling thread: handing
+/// them to rayon's pool costs more than the work (the MLP tutorials' layers).
+const PARALLEL_VALUES: usize = 1 << 18;
+
+/// Calls `f(r, row)` for each row r of the view `m` of `data`, each row its
+/// `m.cols`-long slice: on rayon's pool (at least about 16k values a task)
+/// for views of at least [`PARALLEL_VALUES`], else in order on this thread.
+fn for_each_row(data: &mut [f32], m: Mat, f: impl Fn(usize, &mut [f32]) + Sync) {
     let (rows, cols) = (m.rows as usize, m.cols as usize);
-    let stride = (m.stride as usize).max(cols).max(1);
-    let end = if rows == 0 {
-        m.offset as usize
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let stride = (m.stride as usize).max(cols);
+    let view = &mut data[m.offset as usize..m.at(rows - 1, 0) + cols];
+    if rows * cols < PARALLEL_VALUES {
+        view.chunks_mut(stride)
+            .enumerate()
+            .for_each(|(r, chunk)| f(r, &mut chunk[..cols]));
     } else {
-        m.at(rows - 1, 0) + cols
-    };
-    data[m.offset as usize..end]
-        .par_chunks_mut(stride)
-        .with_min_len(((1 << 14) / stride).max(1))
-        .map(move |chunk| &mut chunk[..cols])
-        .enumerate()
+        view.par_chunks_mut(stride)
+            .with_min_len(((1 << 14) / stride).max(1))
+            .enumerate()
+            .for_each(|(r, chunk)| f(r, &mut chunk[..cols]));
+    }
 }
 
 /// dz [B, out] = dy * act'(y) with the dropout mask and scale folded in (see
@@ -261,7 +269,7 @@ pub fn activation_backward(
 ) {
     let n_out = y.cols as usize;
     let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
-    rows_mut(dzd, dz).for_each(|(r, row)| {
+    for_each_row(dzd, dz, |r, row| {
         let y_row = &yd[y.at(r, 0)..][..n_out];
         let dy_row = &dyd[dy.at(r, 0)..][..n_out];
         match (dropout, threshold) {
