@@ -16,7 +16,7 @@ use gan_gpu::bench::{matmul_flops_per_step, synthetic_dataset, StepRunner};
 use gan_gpu::model::{ModelKind, ModelSpec};
 
 fn bench_backend<B: Backend>(c: &mut Criterion, name: &str, b: &mut B, slow: bool) {
-    let data = synthetic_dataset(2560, 10);
+    let data = synthetic_dataset(2560, 10, gan_gpu::model::ImageShape::MNIST);
     let mut group = c.benchmark_group(format!("train_step/{name}"));
     common::configure(&mut group, slow);
     for kind in [ModelKind::Vanilla, ModelKind::Deep, ModelKind::Conditional] {

@@ -11,8 +11,8 @@ use std::time::Instant;
 use crate::backend::{Backend, Clock};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::ModelSpec;
 use crate::model::StepPlan;
+use crate::model::{ImageShape, ModelSpec};
 use crate::rng;
 use crate::train::GanState;
 
@@ -24,10 +24,11 @@ pub fn matmul_flops_per_step(spec: &ModelSpec) -> u64 {
     StepPlan::new(spec).matmul_flops
 }
 
-/// A made-up training set of `count` images for benches that need no real
-/// data: pixel bytes and labels from the counter-based generator.
-pub fn synthetic_dataset(count: usize, classes: u8) -> Dataset {
-    let pixels = 28 * 28;
+/// A made-up training set of `count` images of `shape` for benches that
+/// need no real data: pixel bytes and labels from the counter-based
+/// generator.
+pub fn synthetic_dataset(count: usize, classes: u8, shape: ImageShape) -> Dataset {
+    let pixels = shape.len();
     let images = (0..count * pixels)
         .map(|i| rng::random_u32(7, 0, 0, i as u32) as u8)
         .collect();
@@ -37,10 +38,11 @@ pub fn synthetic_dataset(count: usize, classes: u8) -> Dataset {
     Dataset {
         images,
         labels,
+        classes: (0..classes).map(|c| c.to_string()).collect(),
         count,
-        rows: 28,
-        cols: 28,
-        channels: 1,
+        rows: shape.rows,
+        cols: shape.cols,
+        channels: shape.channels,
         images_path: "synthetic".into(),
         labels_path: "synthetic".into(),
     }
@@ -412,7 +414,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let data = synthetic_dataset(20, 10);
+        let data = synthetic_dataset(20, 10, ImageShape::MNIST);
         let plan = BenchPlan {
             warmup: 1,
             steps: 5,

@@ -1,12 +1,17 @@
 //! Images from a checkpoint's generator (the `sample` command): noise from a
-//! seed, labels for conditional models, and the file written by extension
-//! (`.png` grid, `.idx`/`.idx3-ubyte` IDX, `.npy` NumPy array).
+//! seed, labels for conditional models (by class name or index), and the
+//! output chosen by the path: a `.png` grid, `.idx`/`.idx3-ubyte` IDX
+//! (grey), a `.npy` NumPy array, or a directory (a path ending in `/`, or
+//! one that exists) of numbered PNGs, one per image, as clean-fid and
+//! torch-fidelity read them.
 //!
 //! The noise of image i is `rng::normal(seed, SAMPLE_NOISE, .., i * noise_dim + c)`,
 //! the same draws as the training run's sample grids, so 100 samples with
 //! the run's seed are exactly the run's `final.png`.
 
 use std::path::Path;
+
+use rayon::prelude::*;
 
 use crate::backend::{Backend, Mat};
 use crate::checkpoint::Checkpoint;
@@ -27,15 +32,23 @@ const CHUNK_ROWS: usize = 256;
 pub enum Format {
     /// A near-square PNG grid.
     Png,
-    /// An IDX3 ubyte file [N, 28, 28].
+    /// An IDX3 ubyte file [N, rows, cols] (grey images only).
     Idx,
-    /// A NumPy uint8 array of shape (N, 28, 28).
+    /// A NumPy uint8 array of shape (N, rows, cols), or (N, rows, cols, 3)
+    /// for RGB.
     Npy,
+    /// A directory of PNGs `000000.png`, `000001.png`, ..., one per image.
+    Dir,
 }
 
 impl Format {
-    /// The format named by `path`'s extension.
+    /// The format named by `path`: a directory if it ends in a path
+    /// separator or is one, else by its extension.
     pub fn from_path(path: &Path) -> Result<Format> {
+        let text = path.as_os_str().to_string_lossy();
+        if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) || path.is_dir() {
+            return Ok(Format::Dir);
+        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
@@ -50,7 +63,7 @@ impl Format {
             Err(Error::config(
                 "--out",
                 format!(
-                    "{}: unknown extension; use .png (grid), .idx or .idx3-ubyte (IDX) or .npy (NumPy)",
+                    "{}: unknown extension; use .png (grid), .idx or .idx3-ubyte (IDX), .npy (NumPy), or a directory ending in / (one PNG per image)",
                     path.display()
                 ),
             ))
@@ -62,8 +75,8 @@ impl Format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SampleRequest {
     pub count: usize,
-    /// For conditional models: the digit of every image (None: rows of ten
-    /// images cycle through 0..9).
+    /// For conditional models: the class of every image (None: rows of ten
+    /// images cycle through the classes).
     pub label: Option<usize>,
     pub seed: u32,
     /// Batch norm uses each chunk's own statistics (`--batch-stats`,
@@ -111,6 +124,48 @@ impl SampleRequest {
             (1..=n).find(|c| c * c >= n).unwrap_or(n)
         };
         (n.div_ceil(cols), cols)
+    }
+}
+
+/// The class `text` names for `spec`'s conditional model: a class name
+/// exactly as the data's folders spell it, else an index. An error names
+/// `--label` and the classes.
+pub fn parse_label(spec: &ModelSpec, text: &str) -> Result<usize> {
+    if spec.classes == 0 {
+        return Err(Error::config(
+            "--label",
+            format!(
+                "the {} model is not conditional; --label needs a conditional checkpoint",
+                spec.kind.name()
+            ),
+        ));
+    }
+    if let Some(i) = spec.class_names.iter().position(|name| name == text) {
+        return Ok(i);
+    }
+    match text.parse::<usize>() {
+        Ok(i) if i < spec.classes => Ok(i),
+        _ => {
+            let shown: Vec<&str> = spec
+                .class_names
+                .iter()
+                .take(12)
+                .map(String::as_str)
+                .collect();
+            Err(Error::config(
+                "--label",
+                format!(
+                    "{text:?} is neither a class name nor an index 0..={}; the classes are {}{}",
+                    spec.classes - 1,
+                    shown.join(", "),
+                    if spec.classes > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                ),
+            ))
+        }
     }
 }
 
@@ -163,7 +218,8 @@ pub fn read_noise(path: &Path, spec: &ModelSpec) -> Result<(usize, Vec<f32>)> {
 }
 
 /// Runs the checkpoint's generator on `backend` and returns `count` images
-/// of 28x28 bytes in MNIST polarity. `path` names the checkpoint in errors.
+/// of the model's shape, channel-planar bytes (grey in MNIST polarity).
+/// `path` names the checkpoint in errors.
 pub fn generate<B: Backend>(
     backend: &mut B,
     saved: &Checkpoint,
@@ -244,7 +300,8 @@ pub fn generate_with_noise<B: Backend>(
     Ok(images)
 }
 
-/// Writes `images` (from [`generate`]) to `out` in the format its extension names.
+/// Writes `images` (from [`generate`]) to `out` in the format its path
+/// names ([`Format::from_path`]).
 pub fn write(
     out: &Path,
     images: &[u8],
@@ -252,15 +309,46 @@ pub fn write(
     request: &SampleRequest,
 ) -> Result<Format> {
     let format = Format::from_path(out)?;
+    check_format(format, spec)?;
     let n = request.count;
-    let (h, w) = (spec.image_rows, spec.image_cols);
+    let shape = spec.image_shape();
     match format {
         Format::Png => {
             let (rows, cols) = request.grid_shape(spec);
-            grid::write_grid(out, images, h, w, rows, cols, 2)?
+            grid::write_grid(out, images, shape, (rows, cols), grid::grid_scale(shape))?
         }
-        Format::Idx => export::write_idx(out, images, n, h, w)?,
-        Format::Npy => export::write_npy(out, images, n, h, w)?,
+        Format::Idx => export::write_idx(out, images, n, shape.rows, shape.cols)?,
+        Format::Npy => export::write_npy(out, images, n, shape)?,
+        Format::Dir => write_dir(out, images, shape)?,
     }
     Ok(format)
+}
+
+/// Errors unless `format` can hold `spec`'s images (IDX holds grey ones).
+pub fn check_format(format: Format, spec: &ModelSpec) -> Result<()> {
+    if format == Format::Idx && spec.image_channels != 1 {
+        return Err(Error::config(
+            "--out",
+            format!(
+                "IDX files hold grey images, and this model draws {} ones: write .npy, .png or a directory",
+                spec.image_shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One PNG per image under `dir` (created if missing): `000000.png`,
+/// `000001.png`, ..., each the image at its own size, grey or RGB.
+fn write_dir(dir: &Path, images: &[u8], shape: crate::model::ImageShape) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let len = shape.len().max(1);
+    let digits = (images.len() / len).max(1).to_string().len().max(6);
+    images
+        .par_chunks(len)
+        .enumerate()
+        .try_for_each(|(i, image)| {
+            let path = dir.join(format!("{i:0digits$}.png"));
+            grid::write_grid(&path, image, shape, (1, 1), 1)
+        })
 }

@@ -262,9 +262,16 @@ fn every_bad_input_gets_a_clear_error() {
         ),
     ];
     let small = data_dir(&root, "ten-by-ten", 40, 10, |_, _| {});
+    // The MLP models take any image size; the convolutional ones draw one.
+    let mut dcgan_on_small: Vec<String> = ["train", "--backend", "cpu", "--model", "dcgan"]
+        .into_iter()
+        .chain(["--max-steps", "1", "--batch-size", "10", "--out"])
+        .map(String::from)
+        .collect();
+    dcgan_on_small.extend([out.clone(), "--data".into(), s(&small)]);
     cases.push(Case {
-        name: "10x10 images for a 784-input model".into(),
-        args: train_on(&small),
+        name: "10x10 images for the 28x28 dcgan".into(),
+        args: dcgan_on_small,
         env: Vec::new(),
         needle: "10x10".into(),
     });

@@ -22,7 +22,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn load(
     dir: &Path,
     image_size: Option<usize>,
-    channels: usize,
+    channels: Option<usize>,
 ) -> gan_gpu::error::Result<FolderSet> {
     load_folder(
         dir,
@@ -76,9 +76,9 @@ fn every_image_form_gives_the_documented_bytes() {
     RgbImage::from_pixel(8, 8, Rgb([40, 160, 220]))
         .save(dir.join("f_rgb.jpg"))
         .unwrap();
-    let set = load(&dir, Some(2), 3).unwrap();
+    let set = load(&dir, Some(2), Some(3)).unwrap();
     assert!(set.skipped.is_empty(), "{:?}", set.skipped);
-    assert!(set.classes.is_empty());
+    assert!(set.dataset.classes.is_empty());
     let d = &set.dataset;
     assert_eq!((d.count, d.channels, d.rows, d.cols), (6, 3, 2, 2));
     let image = |i: usize| &d.images[i * 12..(i + 1) * 12];
@@ -105,7 +105,7 @@ fn every_image_form_gives_the_documented_bytes() {
         }
     }
     // Grey is PIL's L of the composited RGB.
-    let set = load(&dir, Some(2), 1).unwrap();
+    let set = load(&dir, Some(2), Some(1)).unwrap();
     let grey_of = |i: usize| set.dataset.images[i * 4];
     assert_eq!(grey_of(1), luma(200, 100, 50));
     assert_eq!(grey_of(2), luma(over(255).into(), over(100).into(), 0));
@@ -119,8 +119,8 @@ fn subfolders_are_sorted_classes_and_anything_else_is_unlabelled() {
     grey(&dir, "ant/2.png", 3, 3, 2);
     grey(&dir, "ant/deeper/3.png", 3, 3, 3);
     grey(&dir, "moth/4.png", 3, 3, 4);
-    let set = load(&dir, None, 1).unwrap();
-    assert_eq!(set.classes, ["ant", "moth", "zebra"]);
+    let set = load(&dir, None, Some(1)).unwrap();
+    assert_eq!(set.dataset.classes, ["ant", "moth", "zebra"]);
     // Files in path order: ant/2, ant/deeper/3, moth/4, zebra/1.
     assert_eq!(set.dataset.labels, [0, 0, 1, 2]);
     assert_eq!(set.dataset.images[0], 2);
@@ -128,8 +128,8 @@ fn subfolders_are_sorted_classes_and_anything_else_is_unlabelled() {
 
     // An image directly in the folder makes it one unlabelled set.
     grey(&dir, "loose.png", 3, 3, 5);
-    let set = load(&dir, None, 1).unwrap();
-    assert!(set.classes.is_empty());
+    let set = load(&dir, None, Some(1)).unwrap();
+    assert!(set.dataset.classes.is_empty());
     assert_eq!(set.dataset.count, 5);
     assert_eq!(set.dataset.labels, [0; 5]);
 
@@ -137,8 +137,8 @@ fn subfolders_are_sorted_classes_and_anything_else_is_unlabelled() {
     std::fs::remove_file(dir.join("loose.png")).unwrap();
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     std::fs::write(dir.join("empty/readme.txt"), "no images here").unwrap();
-    let set = load(&dir, None, 1).unwrap();
-    assert!(set.classes.is_empty());
+    let set = load(&dir, None, Some(1)).unwrap();
+    assert!(set.dataset.classes.is_empty());
     assert_eq!(set.skipped.len(), 1);
 }
 
@@ -153,7 +153,7 @@ fn resize_and_centre_crop_follow_torchvision() {
     RgbImage::from_pixel(10, 6, Rgb([90, 90, 90]))
         .save(dir.join("b.png"))
         .unwrap();
-    let set = load(&dir, Some(4), 1).unwrap();
+    let set = load(&dir, Some(4), Some(1)).unwrap();
     assert_eq!((set.dataset.rows, set.dataset.cols), (4, 4));
     assert_eq!(&set.dataset.images[..4], &[0, 0, 255, 255]);
     assert!(set.dataset.images[16..32].iter().all(|&v| v == 90));
@@ -164,10 +164,10 @@ fn mixed_sizes_need_an_image_size() {
     let dir = temp_dir("mixed");
     grey(&dir, "a.png", 5, 5, 1);
     grey(&dir, "b.png", 7, 5, 1);
-    let err = load(&dir, None, 1).unwrap_err().to_string();
+    let err = load(&dir, None, Some(1)).unwrap_err().to_string();
     assert!(err.contains("--image-size"), "{err}");
     assert!(err.contains("a.png") && err.contains("b.png"), "{err}");
-    let set = load(&dir, Some(5), 1).unwrap();
+    let set = load(&dir, Some(5), Some(1)).unwrap();
     assert_eq!((set.dataset.count, set.dataset.rows), (2, 5));
 }
 
@@ -178,7 +178,7 @@ fn bad_files_are_skipped_and_named_and_no_image_is_an_error() {
     let good = std::fs::read(dir.join("good.png")).unwrap();
     std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
-    let set = load(&dir, None, 1).unwrap();
+    let set = load(&dir, None, Some(1)).unwrap();
     assert_eq!(set.dataset.count, 1);
     let names: Vec<String> = set
         .skipped
@@ -190,16 +190,38 @@ fn bad_files_are_skipped_and_named_and_no_image_is_an_error() {
     assert_eq!(set.skipped[1].1, "not an image");
 
     std::fs::remove_file(dir.join("good.png")).unwrap();
-    let err = load(&dir, None, 1).unwrap_err().to_string();
+    let err = load(&dir, None, Some(1)).unwrap_err().to_string();
     assert!(
         err.contains("no usable image") && err.contains("2 files skipped"),
         "{err}"
     );
     let empty = temp_dir("empty");
-    let err = load(&empty, None, 1).unwrap_err().to_string();
+    let err = load(&empty, None, Some(1)).unwrap_err().to_string();
     assert!(err.contains("holds no files"), "{err}");
-    let err = load(&empty, None, 2).unwrap_err().to_string();
+    let err = load(&empty, None, Some(2)).unwrap_err().to_string();
     assert!(err.contains("--channels"), "{err}");
+}
+
+#[test]
+fn without_channels_a_set_is_grey_only_if_every_image_is_stored_grey() {
+    let dir = temp_dir("auto-channels");
+    grey(&dir, "a.png", 2, 2, 90);
+    image::GrayAlphaImage::from_pixel(2, 2, image::LumaA([200, 255]))
+        .save(dir.join("b.png"))
+        .unwrap();
+    let set = load(&dir, None, None).unwrap();
+    assert_eq!(set.dataset.channels, 1);
+    assert_eq!(set.dataset.images, [[90; 4], [200; 4]].concat());
+    RgbImage::from_pixel(2, 2, Rgb([1, 2, 3]))
+        .save(dir.join("c.png"))
+        .unwrap();
+    let set = load(&dir, None, None).unwrap();
+    assert_eq!(set.dataset.channels, 3);
+    assert_eq!(&set.dataset.images[..12], &[90; 12]);
+    assert_eq!(
+        &set.dataset.images[24..],
+        &[1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    );
 }
 
 #[cfg(unix)]
@@ -210,7 +232,7 @@ fn symbolic_links_are_followed_and_a_loop_walked_once() {
     std::os::unix::fs::symlink(dir.join("a/one.png"), dir.join("a/two.png")).unwrap();
     std::os::unix::fs::symlink(&dir, dir.join("a/loop")).unwrap();
     std::os::unix::fs::symlink(dir.join("missing.png"), dir.join("a/dangling.png")).unwrap();
-    let set = load(&dir, None, 1).unwrap();
+    let set = load(&dir, None, Some(1)).unwrap();
     assert_eq!(set.dataset.count, 2, "one.png and the link to it");
     assert_eq!(set.skipped.len(), 1, "the dangling link: {:?}", set.skipped);
 }
@@ -238,8 +260,14 @@ fn the_binary_trains_on_a_folder_and_refuses_what_does_not_fit() {
     mnist_pngs(&data, 32);
     std::fs::write(data.join("junk.txt"), "x").unwrap();
     let run = |extra: &[&str]| {
+        let model = if extra.contains(&"--model") {
+            &[][..]
+        } else {
+            &["--model", "vanilla"][..]
+        };
         Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
-            .args(["train", "--backend", "cpu", "--model", "vanilla", "--quiet"])
+            .args(["train", "--backend", "cpu", "--quiet"])
+            .args(model)
             .args(["--batch-size", "8", "--max-steps", "2", "--data"])
             .arg(&data)
             .arg("--out")
@@ -257,10 +285,29 @@ fn the_binary_trains_on_a_folder_and_refuses_what_does_not_fit() {
     );
     assert!(dir.join("out/checkpoint.safetensors").is_file());
 
+    // The MLP models take the data's shape: channels x rows x cols inputs.
+    for extra in [&["--channels", "3"][..], &["--image-size", "32"][..]] {
+        std::fs::remove_dir_all(dir.join("out")).ok();
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        let saved =
+            gan_gpu::checkpoint::Checkpoint::load(&dir.join("out/checkpoint.safetensors")).unwrap();
+        let spec = saved.spec(&dir.join("out")).unwrap();
+        let want = if extra[0] == "--channels" {
+            (3, 28, 28)
+        } else {
+            (1, 32, 32)
+        };
+        assert_eq!(
+            (spec.image_channels, spec.image_rows, spec.image_cols),
+            want
+        );
+        assert_eq!(spec.discriminator_input(), want.0 * want.1 * want.2);
+    }
     for (extra, expect) in [
-        (&["--channels", "3"][..], "grey 28x28"),
-        (&["--image-size", "32"][..], "grey 28x28"),
         (&["--channels", "4"][..], "--channels"),
+        (&["--model", "dcgan64"][..], "--image-size 64"),
         (&["--eval-every", "1"][..], "--eval-every"),
     ] {
         std::fs::remove_dir_all(dir.join("out")).ok();
@@ -274,4 +321,123 @@ fn the_binary_trains_on_a_folder_and_refuses_what_does_not_fit() {
         assert!(error.contains(expect), "{extra:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// `n` 8x8 RGB PNGs of one flat colour (with a little noise) under `dir`.
+fn colour_pngs(dir: &Path, n: usize, colour: [u8; 3]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let image = RgbImage::from_fn(8, 8, |x, y| {
+            let jitter = ((x + 3 * y + i as u32) % 5) as u8;
+            Rgb(colour.map(|c| c.saturating_add(jitter)))
+        });
+        image.save(dir.join(format!("{i:02}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn a_labelled_colour_folder_trains_conditionally_and_samples_by_class_name() {
+    let dir = temp_dir("colour-classes");
+    let data = dir.join("images");
+    colour_pngs(&data.join("blue sky"), 8, [20, 40, 220]);
+    colour_pngs(&data.join("red"), 8, [220, 30, 30]);
+    let gan = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (data_arg, out_arg) = (data.to_str().unwrap(), dir.join("run"));
+    let out_arg = out_arg.to_str().unwrap();
+    let (ok, stderr) = gan(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--model",
+        "conditional",
+        "--quiet",
+        "--data",
+        data_arg,
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "3",
+        "--g-hidden",
+        "8",
+        "--d-hidden",
+        "8",
+        "--out",
+        out_arg,
+    ]);
+    assert!(ok, "{stderr}");
+    let checkpoint = dir.join("run/checkpoint.safetensors");
+    let saved = gan_gpu::checkpoint::Checkpoint::load(&checkpoint).unwrap();
+    let spec = saved.spec(&checkpoint).unwrap();
+    assert_eq!(spec.class_names, ["blue sky", "red"]);
+    assert_eq!((spec.image_channels, spec.image_rows), (3, 8));
+    // The grids are in colour.
+    let grid = image::open(dir.join("run/final.png")).unwrap();
+    assert_eq!(grid.color(), image::ColorType::Rgb8);
+    let checkpoint = checkpoint.to_str().unwrap();
+    let sample = |label: &str, out: &Path| {
+        gan(&[
+            "sample",
+            "--backend",
+            "cpu",
+            "--checkpoint",
+            checkpoint,
+            "--n",
+            "5",
+            "--label",
+            label,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // By name and by index, the same images.
+    let (by_name, by_index) = (dir.join("name.npy"), dir.join("index.npy"));
+    assert!(sample("red", &by_name).0);
+    assert!(sample("1", &by_index).0);
+    let bytes = std::fs::read(&by_name).unwrap();
+    assert_eq!(bytes, std::fs::read(&by_index).unwrap());
+    let array = gan_gpu::data::npy::parse_u8(&bytes).unwrap();
+    assert_eq!(array.shape, [5, 8, 8, 3], "NumPy and PIL's (N, H, W, 3)");
+    let (ok, stderr) = sample("green", &dir.join("x.npy"));
+    assert!(
+        !ok && stderr.contains("--label") && stderr.contains("blue sky, red"),
+        "{stderr}"
+    );
+    let (ok, stderr) = sample("red", &dir.join("x.idx"));
+    assert!(
+        !ok && stderr.contains("IDX files hold grey images"),
+        "{stderr}"
+    );
+    // A directory: one numbered RGB PNG per image, each the npy's image.
+    let folder = dir.join("pngs/");
+    let (ok, stderr) = sample("red", &folder);
+    assert!(ok, "{stderr}");
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "000000.png",
+            "000001.png",
+            "000002.png",
+            "000003.png",
+            "000004.png"
+        ]
+    );
+    let first = image::open(folder.join("000000.png")).unwrap().to_rgb8();
+    assert_eq!(first.dimensions(), (8, 8));
+    let header = bytes.len() - 5 * 192;
+    assert_eq!(first.as_raw().as_slice(), &bytes[header..header + 192]);
 }

@@ -17,7 +17,10 @@ mod common;
 
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::{Backend, Tensor};
-use gan_gpu::model::{dcgan64_discriminator, dcgan64_generator, Shape};
+use gan_gpu::model::{
+    dcgan64_discriminator, dcgan64_discriminator_channels, dcgan64_generator,
+    dcgan64_generator_channels, Shape,
+};
 use gan_gpu::nn::{LayerNetwork, Pass};
 use gan_gpu::rng;
 
@@ -27,8 +30,8 @@ const IMAGE: usize = 3 * 64 * 64;
 
 /// Everything one pass leaves, by name.
 fn step<B: Backend>(backend: &mut B) -> Vec<(&'static str, Vec<f32>)> {
-    let g_stack = dcgan64_generator(NOISE, 4, 3);
-    let d_stack = dcgan64_discriminator(3, 4);
+    let g_stack = dcgan64_generator(NOISE, dcgan64_generator_channels(4), 3);
+    let d_stack = dcgan64_discriminator(3, dcgan64_discriminator_channels(4));
     assert_eq!(g_stack.output().unwrap(), Shape::image(3, 64, 64));
     let g = LayerNetwork::new(backend, &g_stack, BATCH, 3, 0).unwrap();
     let d = LayerNetwork::new(backend, &d_stack, 2 * BATCH, 3, 1).unwrap();

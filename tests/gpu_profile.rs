@@ -34,7 +34,7 @@ fn a_profile_times_every_dispatch_of_a_step() {
         }
         Err(e) => panic!("{e} (CI=true: GPU tests must run)"),
     };
-    let data = bench::synthetic_dataset(64, 10);
+    let data = bench::synthetic_dataset(64, 10, gan_gpu::model::ImageShape::MNIST);
     let spec = small_vanilla();
     let profile = bench::profile_steps(&mut gpu, &spec, &data, 1, 3).unwrap();
     assert_eq!(profile.steps, 3);

@@ -2,8 +2,16 @@
 
 use std::path::PathBuf;
 
-use gan_gpu::model::PixelScaling;
+use gan_gpu::model::{ImageShape, PixelScaling};
 use gan_gpu::output::{images_from_outputs, write_grid, GUTTER_GRAY};
+
+fn grey(rows: usize, cols: usize) -> ImageShape {
+    ImageShape {
+        channels: 1,
+        rows,
+        cols,
+    }
+}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gan-gpu-grid-{}-{name}", std::process::id()));
@@ -28,7 +36,7 @@ fn synthetic() -> Vec<u8> {
 fn ten_by_ten_grid_round_trips() {
     let dir = temp_dir("10x10");
     let path = dir.join("samples.png");
-    write_grid(&path, &synthetic(), 28, 28, 10, 10, 2).expect("write grid");
+    write_grid(&path, &synthetic(), grey(28, 28), (10, 10), 2).expect("write grid");
     assert!(
         !dir.join("samples.png.tmp").exists(),
         "temp file left behind"
@@ -52,7 +60,7 @@ fn ten_by_ten_grid_round_trips() {
 fn partial_grid_leaves_cells_black() {
     let dir = temp_dir("partial");
     let path = dir.join("g.png");
-    write_grid(&path, &[200; 3 * 4], 2, 2, 2, 2, 1).expect("write");
+    write_grid(&path, &[200; 3 * 4], grey(2, 2), (2, 2), 1).expect("write");
     let img = image::open(&path).expect("read").to_luma8();
     assert_eq!(img.dimensions(), (6, 6));
     assert_eq!(img.get_pixel(0, 0).0[0], 200);
@@ -71,13 +79,48 @@ fn bad_grids_are_errors_naming_the_file() {
         (&[0; 4], 2, 0, "nonzero"),
     ];
     for (images, grid, scale, needle) in cases {
-        let err = write_grid(&path, images, 2, 2, grid, grid, scale).expect_err("bad grid");
+        let err = write_grid(&path, images, grey(2, 2), (grid, grid), scale).expect_err("bad grid");
         let msg = err.to_string();
         assert!(msg.contains("g.png") && msg.contains(needle), "{msg}");
     }
     let unwritable = dir.join("no-such-dir").join("g.png");
-    let err = write_grid(&unwritable, &[0; 4], 2, 2, 1, 1, 1).expect_err("no dir");
+    let err = write_grid(&unwritable, &[0; 4], grey(2, 2), (1, 1), 1).expect_err("no dir");
     assert!(err.to_string().contains("no-such-dir"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rgb_grids_are_in_colour() {
+    let dir = temp_dir("rgb");
+    let path = dir.join("c.png");
+    let shape = ImageShape {
+        channels: 3,
+        rows: 2,
+        cols: 2,
+    };
+    // Image 0: red, green and blue planes 10, 20, 30, its top-left pixel
+    // (250, 0, 5); image 1: all 99 but blue 1.
+    let mut images = Vec::new();
+    images.extend([250, 10, 10, 10, 0, 20, 20, 20, 5, 30, 30, 30]);
+    images.extend([99, 99, 99, 99, 99, 99, 99, 99, 1, 1, 1, 1]);
+    write_grid(&path, &images, shape, (1, 3), 1).expect("write");
+    let img = image::open(&path).expect("read");
+    assert_eq!(img.color(), image::ColorType::Rgb8);
+    let img = img.to_rgb8();
+    assert_eq!(img.dimensions(), (3 * 2 + 2 * 2, 2));
+    assert_eq!(img.get_pixel(0, 0).0, [250, 0, 5]);
+    assert_eq!(img.get_pixel(1, 1).0, [10, 20, 30]);
+    assert_eq!(img.get_pixel(2, 0).0, [GUTTER_GRAY; 3]);
+    assert_eq!(img.get_pixel(4, 1).0, [99, 99, 1]);
+    // The third cell has no image: black.
+    assert_eq!(img.get_pixel(8, 0).0, [0, 0, 0]);
+    let bad = ImageShape {
+        channels: 2,
+        rows: 2,
+        cols: 2,
+    };
+    let err = write_grid(&path, &[0; 8], bad, (1, 1), 1).expect_err("two channels");
+    assert!(err.to_string().contains("2 channels"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -149,7 +149,7 @@ fn dot_variant_names_load() {
     dir.write("train-labels.idx1-ubyte.gz", &gzip(&labels_file(2)));
     let train = data::load_split(dir.path(), Split::Train).expect("dot names");
     assert_eq!(train.count, 2);
-    train.require_image_size(28, 28).expect("28x28");
+    train.require_shape(1, 28, 28).expect("28x28");
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn wrong_image_size_for_model() {
     let train = data::load_split(dir.path(), Split::Train).expect("load");
     let path = dir.path().join("train-images-idx3-ubyte");
     assert_error(
-        train.require_image_size(28, 28),
+        train.require_shape(1, 28, 28),
         &path,
         &["4x3", "28x28", "784"],
     );
@@ -454,7 +454,7 @@ fn bundled_mnist_loads() {
         assert_eq!(set.images.len(), count * 784);
         assert_eq!(set.labels.len(), count);
         assert!(set.labels.iter().all(|&l| l < 10));
-        set.require_image_size(28, 28).expect("28x28");
+        set.require_shape(1, 28, 28).expect("28x28");
     }
     let mut per_class = [0usize; 10];
     for &l in &mnist.test.labels {

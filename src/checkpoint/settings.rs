@@ -5,12 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ModelKind, ModelSpec, Overrides};
+use crate::model::{ImageShape, ModelKind, ModelSpec, Overrides};
 
 /// Every flag of a run, as stored in the checkpoint (`settings` metadata).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// `vanilla`, `deep` or `conditional`.
+    /// `vanilla`, `deep`, `conditional`, `dcgan` or `dcgan64`.
     pub model: String,
     pub noise_dim: usize,
     pub g_hidden: Vec<usize>,
@@ -25,6 +25,25 @@ pub struct RunSettings {
     pub checkpoint_every: usize,
     /// Images in the training set (the epoch order depends on it).
     pub train_images: usize,
+    /// The training images' channels, rows and columns (checkpoints from
+    /// before folders of images hold none: MNIST's grey 28x28).
+    #[serde(default = "mnist_channels")]
+    pub image_channels: usize,
+    #[serde(default = "mnist_side")]
+    pub image_rows: usize,
+    #[serde(default = "mnist_side")]
+    pub image_cols: usize,
+    /// The conditional model's class names (empty: the digits 0 to 9).
+    #[serde(default)]
+    pub class_names: Vec<String>,
+}
+
+fn mnist_channels() -> usize {
+    ImageShape::MNIST.channels
+}
+
+fn mnist_side() -> usize {
+    ImageShape::MNIST.rows
 }
 
 impl RunSettings {
@@ -50,6 +69,19 @@ impl RunSettings {
             sample_every,
             checkpoint_every,
             train_images,
+            image_channels: spec.image_channels,
+            image_rows: spec.image_rows,
+            image_cols: spec.image_cols,
+            class_names: spec.class_names.clone(),
+        }
+    }
+
+    /// The shape of the images the run trained on.
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape {
+            channels: self.image_channels,
+            rows: self.image_rows,
+            cols: self.image_cols,
         }
     }
 
@@ -69,6 +101,8 @@ impl RunSettings {
             noise_dim: Some(self.noise_dim),
             g_hidden: Some(self.g_hidden.clone()),
             d_hidden: Some(self.d_hidden.clone()),
+            image: Some(self.image_shape()),
+            class_names: (!self.class_names.is_empty()).then(|| self.class_names.clone()),
         }
     }
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use gan_gpu::backend::gpu::MatmulVariant;
-use gan_gpu::model::ModelKind;
+use gan_gpu::model::{ModelKind, Widths};
 use gan_gpu::run::bench::BenchSettings;
 use gan_gpu::run::BackendChoice;
 
@@ -21,16 +21,24 @@ pub struct BenchArgs {
     /// Images per batch [model default].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
+    /// dcgan64: pytorch/examples' generator width ngf [64].
+    #[arg(long, value_name = "N")]
+    ngf: Option<usize>,
+    /// dcgan64: pytorch/examples' discriminator width ndf [64].
+    #[arg(long, value_name = "N")]
+    ndf: Option<usize>,
     /// Timed training steps.
     #[arg(long, value_name = "N", default_value_t = 200)]
     steps: usize,
     /// Untimed steps first (pipeline warm-up, bind group creation, caches).
     #[arg(long, value_name = "N", default_value_t = 20)]
     warmup: usize,
-    /// Directory with the MNIST IDX files [default: the bundled MNIST].
+    /// Directory with the MNIST IDX files, or a folder of images [default: the bundled MNIST;
+    /// made-up images for dcgan64].
     #[arg(long, value_name = "DIR", conflicts_with = "synthetic")]
     data: Option<PathBuf>,
-    /// Use 6000 made-up images instead of MNIST (no data loading; same work per step).
+    /// Use 6000 made-up images of the model's shape instead of MNIST (no data loading; same work
+    /// per step).
     #[arg(long)]
     synthetic: bool,
     /// Wait for the device every N timed steps, as training does every 128
@@ -57,6 +65,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         batch_size: args.batch_size,
         steps: args.steps,
         warmup: args.warmup,
+        widths: Widths {
+            ngf: args.ngf,
+            ndf: args.ndf,
+        },
         data: args.data,
         synthetic: args.synthetic,
         sync_every: args.sync_every,

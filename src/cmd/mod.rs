@@ -28,8 +28,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a GAN and write sample grids.
-    Train(train::TrainArgs),
-    /// Generate images from a checkpoint's generator (.png grid, .idx or .npy).
+    Train(Box<train::TrainArgs>),
+    /// Generate images from a checkpoint's generator (.png grid, .idx, .npy or a folder of PNGs).
     Sample(sample::SampleArgs),
     /// Measure generated images: FID, classifier score, class coverage, label accuracy.
     Eval(eval::EvalArgs),
@@ -45,7 +45,7 @@ enum Command {
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Train(args) => train::train(args),
+        Command::Train(args) => train::train(*args),
         Command::Sample(args) => sample::sample(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => eval::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Info => info::info().map(|()| ExitCode::SUCCESS),

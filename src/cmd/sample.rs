@@ -20,9 +20,10 @@ pub struct SampleArgs {
     /// feed the same z to gan-gpu and PyTorch, or walk the latent space.
     #[arg(long, value_name = "FILE.npy", conflicts_with = "seed")]
     noise: Option<PathBuf>,
-    /// Digit (0-9) of every image, for conditional models [default: rows of ten cycle through 0-9].
-    #[arg(long, value_name = "D")]
-    label: Option<usize>,
+    /// Class of every image, for conditional models: a class name (a folder's name; the digits
+    /// for MNIST) or an index [default: rows of ten cycle through the classes].
+    #[arg(long, value_name = "CLASS")]
+    label: Option<String>,
     /// Noise seed [default: the checkpoint's training seed, so 100 samples are its final.png].
     #[arg(long, value_name = "S")]
     seed: Option<u32>,
@@ -34,7 +35,9 @@ pub struct SampleArgs {
     /// Where the generator runs.
     #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
     backend: BackendChoice,
-    /// Output file: .png (grid), .idx or .idx3-ubyte (IDX [N, 28, 28]) or .npy (uint8 (N, 28, 28)).
+    /// Output: .png (grid), .idx or .idx3-ubyte (IDX [N, rows, cols], grey only), .npy (uint8
+    /// (N, rows, cols), or (N, rows, cols, 3) for RGB), or a directory ending in / (one PNG per
+    /// image: what clean-fid and torch-fidelity read).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use gan_gpu::model::{ModelKind, Overrides};
+use gan_gpu::model::{ModelKind, Overrides, Widths};
 use gan_gpu::run::{self, BackendChoice, RunEnd, TrainSettings};
 
 #[derive(Args, Debug)]
@@ -30,9 +30,10 @@ pub struct TrainArgs {
     /// (torchvision's Resize + CenterCrop) [default: the images' own size, which must be shared].
     #[arg(long, value_name = "N")]
     image_size: Option<usize>,
-    /// For a folder of images: 1 (grey) or 3 (RGB); alpha is composited over black.
-    #[arg(long, value_name = "C", default_value_t = 1)]
-    channels: usize,
+    /// For a folder of images: 1 (grey) or 3 (RGB); alpha is composited over black [default: 1
+    /// if every image is stored grey, else 3].
+    #[arg(long, value_name = "C")]
+    channels: Option<usize>,
     /// Output directory [default: samples/<model>; on --resume: the checkpoint's directory].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -64,12 +65,20 @@ pub struct TrainArgs {
     /// Width of the noise vector z [model default].
     #[arg(long, value_name = "N")]
     noise_dim: Option<usize>,
-    /// Generator hidden widths, comma-separated, e.g. 256,512,1024 [model default; MLP models only].
+    /// Generator hidden widths, comma-separated, e.g. 256,512,1024; for dcgan and dcgan64 the
+    /// feature maps' channels (3 and 4 of them) [model default].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     g_hidden: Option<Vec<usize>>,
-    /// Discriminator hidden widths, comma-separated [model default; MLP models only].
+    /// Discriminator hidden widths, comma-separated; for dcgan and dcgan64 the feature maps'
+    /// channels (2 and 4 of them) [model default].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     d_hidden: Option<Vec<usize>>,
+    /// dcgan64: pytorch/examples' ngf, the generator's width (channels 8, 4, 2, 1 x N) [64].
+    #[arg(long, value_name = "N", conflicts_with = "g_hidden")]
+    ngf: Option<usize>,
+    /// dcgan64: pytorch/examples' ndf, the discriminator's width (channels 1, 2, 4, 8 x N) [64].
+    #[arg(long, value_name = "N", conflicts_with = "d_hidden")]
+    ndf: Option<usize>,
     /// Random seed: the same seed gives the same images [default: 1; on --resume: the checkpoint's].
     #[arg(long, value_name = "N")]
     seed: Option<u32>,
@@ -113,6 +122,12 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             noise_dim: args.noise_dim,
             g_hidden: args.g_hidden,
             d_hidden: args.d_hidden,
+            image: None,
+            class_names: None,
+        },
+        widths: Widths {
+            ngf: args.ngf,
+            ndf: args.ndf,
         },
         seed: args.seed,
         quiet: args.quiet,

@@ -16,7 +16,9 @@
 //!   Every image is first made 8-bit RGBA (16-bit, palette, grey and
 //!   grey-alpha images included), its alpha composited over black
 //!   (c * a / 255, rounded); grey is then PIL's `L`, (299 R + 587 G +
-//!   114 B) / 1000 rounded.
+//!   114 B) / 1000 rounded. Without `channels` the set is grey when every
+//!   image is stored grey (grey or grey-alpha, any depth), else RGB, as a
+//!   user who points the tool at colour pictures expects.
 //! - **Bad files.** A file that is not an image, or does not decode, is
 //!   skipped and listed in [`FolderSet::skipped`] with the reason; a folder
 //!   with no usable image is an error.
@@ -45,17 +47,18 @@ pub const MAX_CLASSES: usize = 256;
 pub struct FolderOptions {
     /// `Resize(N)` + `CenterCrop(N)`; None: keep the (common) size.
     pub image_size: Option<usize>,
-    /// 1 (grey) or 3 (RGB).
-    pub channels: usize,
+    /// 1 (grey) or 3 (RGB); None: grey if every image is stored grey,
+    /// else RGB.
+    pub channels: Option<usize>,
 }
 
 impl FolderOptions {
     /// Errors unless the options can be carried out.
     pub fn validate(&self) -> Result<()> {
-        if self.channels != 1 && self.channels != 3 {
+        if let Some(c) = self.channels.filter(|c| *c != 1 && *c != 3) {
             return Err(Error::config(
                 "--channels",
-                format!("must be 1 (grey) or 3 (RGB), not {}", self.channels),
+                format!("must be 1 (grey) or 3 (RGB), not {c}"),
             ));
         }
         if self.image_size == Some(0) {
@@ -68,19 +71,20 @@ impl FolderOptions {
 /// A decoded folder.
 #[derive(Clone, Debug)]
 pub struct FolderSet {
+    /// The images, and the class names of a labelled folder (none for an
+    /// unlabelled one).
     pub dataset: Dataset,
-    /// The class names of a labelled folder (label i is `classes[i]`);
-    /// empty for an unlabelled one.
-    pub classes: Vec<String>,
     /// The files that were not usable images, with why, in path order.
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// One usable image: its path, its original size, its planar pixels.
+/// One usable image: its path, its original size, its planar pixels, and
+/// whether the file stores it grey.
 struct Decoded {
     path: PathBuf,
     size: (u32, u32),
     pixels: Vec<u8>,
+    grey: bool,
 }
 
 /// Whether `dir` is a folder of images rather than of IDX files: a
@@ -176,22 +180,28 @@ pub fn load_folder(
     let (rows, cols) = common_size(dir, &images, options)?;
     let (labels, classes) = labels(dir, &images)?;
     let count = images.len();
-    let mut pixels = Vec::with_capacity(count * options.channels * rows * cols);
+    let channels = options
+        .channels
+        .unwrap_or(if images.iter().all(|i| i.grey) { 1 } else { 3 });
+    // Decoded as RGB where channels was not given: a grey image's three
+    // planes are equal, and its first is PIL's L of them.
+    let len = channels * rows * cols;
+    let mut pixels = Vec::with_capacity(count * len);
     for image in &images {
-        pixels.extend_from_slice(&image.pixels);
+        pixels.extend_from_slice(&image.pixels[..len]);
     }
     Ok(FolderSet {
         dataset: Dataset {
             images: pixels,
             labels,
+            classes,
             count,
             rows,
             cols,
-            channels: options.channels,
+            channels,
             images_path: dir.to_path_buf(),
             labels_path: dir.to_path_buf(),
         },
-        classes,
         skipped,
     })
 }
@@ -284,6 +294,7 @@ fn decode(path: &Path, options: &FolderOptions) -> std::result::Result<Decoded, 
         .decode()
         .map_err(|e| format!("does not decode: {e}"))?;
     let size = (image.width(), image.height());
+    let grey = !image.color().has_color();
     let mut rgb = over_black(&image.to_rgba8());
     if let Some(n) = options.image_size {
         rgb = resize_and_crop(&rgb, n as u32);
@@ -291,7 +302,8 @@ fn decode(path: &Path, options: &FolderOptions) -> std::result::Result<Decoded, 
     Ok(Decoded {
         path: path.to_path_buf(),
         size,
-        pixels: planar(&rgb, options.channels),
+        pixels: planar(&rgb, options.channels.unwrap_or(3)),
+        grey,
     })
 }
 

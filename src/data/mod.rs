@@ -48,8 +48,12 @@ pub struct Dataset {
     /// `count * channels * rows * cols` bytes, image after image, each
     /// channel-planar and row-major.
     pub images: Vec<u8>,
-    /// `count` labels, each below [`NUM_CLASSES`].
+    /// `count` labels, each below `classes.len()` (all 0 when unlabelled).
     pub labels: Vec<u8>,
+    /// The name of each class (label i is `classes[i]`): the digits for IDX
+    /// files, the class folders' names for a labelled folder, none for an
+    /// unlabelled one.
+    pub classes: Vec<String>,
     pub count: usize,
     pub rows: usize,
     pub cols: usize,
@@ -97,6 +101,7 @@ pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
     Ok(Dataset {
         images: images.pixels,
         labels,
+        classes: (0..NUM_CLASSES).map(|d| d.to_string()).collect(),
         count: images.count,
         rows: images.rows,
         cols: images.cols,
@@ -133,6 +138,7 @@ impl Dataset {
         Dataset {
             images: self.images[..n * self.image_len()].to_vec(),
             labels: self.labels[..n].to_vec(),
+            classes: self.classes.clone(),
             count: n,
             rows: self.rows,
             cols: self.cols,
@@ -154,22 +160,32 @@ impl Dataset {
         self.images.get(start..start.checked_add(len)?)
     }
 
-    /// Errors unless the images are grey `rows` x `cols` (a model's input size).
-    pub fn require_image_size(&self, rows: usize, cols: usize) -> Result<()> {
-        if (self.channels, self.rows, self.cols) == (1, rows, cols) {
+    /// Errors unless the images have `channels` of `rows` x `cols` values
+    /// (a model's input shape).
+    pub fn require_shape(&self, channels: usize, rows: usize, cols: usize) -> Result<()> {
+        if (self.channels, self.rows, self.cols) == (channels, rows, cols) {
             return Ok(());
         }
-        let colour = |channels: usize| if channels == 1 { "grey" } else { "RGB" };
+        let colour = |channels: usize| match channels {
+            1 => "grey".to_string(),
+            3 => "RGB".to_string(),
+            c => format!("{c}-channel"),
+        };
+        let hint = match (self.channels, channels) {
+            (3, 1) => " (--channels 1 makes them grey)",
+            (1, 3) => " (--channels 3 reads a folder in colour)",
+            _ => "",
+        };
         Err(Error::data(
             &self.images_path,
             format!(
-                "images are {} {}x{} ({} values) but the model needs grey {rows}x{cols} ({} inputs){}",
+                "images are {} {}x{} ({} values) but the model needs {} {rows}x{cols} ({} inputs){hint}",
                 colour(self.channels),
                 self.rows,
                 self.cols,
                 self.image_len(),
-                rows.saturating_mul(cols),
-                if self.channels == 1 { "" } else { " (--channels 1 makes them grey)" }
+                colour(channels),
+                channels.saturating_mul(rows).saturating_mul(cols),
             ),
         ))
     }
@@ -186,7 +202,7 @@ pub fn load_training_data(
     if folder::is_image_folder(dir) {
         return folder::load_folder(dir, options, progress);
     }
-    let custom = options.image_size.is_some() || options.channels != 1;
+    let custom = options.image_size.is_some() || options.channels.is_some_and(|c| c != 1);
     if custom {
         return Err(Error::data(
             dir,
@@ -195,7 +211,6 @@ pub fn load_training_data(
     }
     Ok(folder::FolderSet {
         dataset: load_split(dir, Split::Train)?,
-        classes: Vec::new(),
         skipped: Vec::new(),
     })
 }

@@ -158,8 +158,8 @@ pub fn train_classifier<B: Backend>(
     mut progress: impl FnMut(&ClassifierEpoch),
 ) -> Result<Classifier> {
     config.validate()?;
-    train.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
-    test.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
+    train.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
+    test.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
     let count = config
         .train_limit
         .map_or(train.count, |l| (l as usize).min(train.count));

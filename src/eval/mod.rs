@@ -134,7 +134,7 @@ impl<'a> Evaluator<'a> {
         classifier: &'a Classifier,
         test: &Dataset,
     ) -> Result<Self> {
-        test.require_image_size(MNIST_SIDE, MNIST_SIDE)?;
+        test.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
         let outputs = classifier.run(backend, &test.images)?;
         let reference = Gaussian::fit(&outputs.features, classifier.config.feature_dim())?;
         Ok(Evaluator {

@@ -24,6 +24,10 @@ pub use layers::{Layer, LayerStack, Shape};
 pub use layout::{LayerSlot, NetworkLayout};
 pub use plan::{MemoryEstimate, StepPlan};
 pub use spec::{
-    AdamSettings, LayerSpec, ModelKind, ModelSpec, NetSpec, NetworkSpec, Overrides, PixelScaling,
+    digit_class_names, AdamSettings, ImageShape, LayerSpec, ModelKind, ModelSpec, NetSpec,
+    NetworkSpec, Overrides, PixelScaling, Widths,
 };
-pub use zoo::{dcgan64_discriminator, dcgan64_generator, DCGAN64_NOISE, DCGAN64_WIDTH};
+pub use zoo::{
+    dcgan64_discriminator, dcgan64_discriminator_channels, dcgan64_generator,
+    dcgan64_generator_channels, DCGAN64_NOISE, DCGAN64_WIDTH,
+};

@@ -8,7 +8,9 @@ use super::activation::Activation;
 use super::layers::Init;
 use super::layers::{Layer, LayerStack, Shape};
 use super::zoo::{
-    dcgan_discriminator, dcgan_generator, DCGAN_DISCRIMINATOR_CHANNELS, DCGAN_GENERATOR_CHANNELS,
+    dcgan64_discriminator, dcgan64_discriminator_channels, dcgan64_generator,
+    dcgan64_generator_channels, dcgan_discriminator, dcgan_generator, DCGAN64_NOISE, DCGAN64_WIDTH,
+    DCGAN_DISCRIMINATOR_CHANNELS, DCGAN_GENERATOR_CHANNELS,
 };
 use crate::data::MNIST_SIDE;
 use crate::error::{Error, Result};
@@ -27,15 +29,18 @@ pub enum ModelKind {
     Conditional,
     /// The TensorFlow DCGAN tutorial's convolutional GAN with batch norm.
     Dcgan,
+    /// `pytorch/examples`' 64x64 DCGAN.
+    Dcgan64,
 }
 
 impl ModelKind {
     /// Every model, in the order the command line lists them.
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         ModelKind::Vanilla,
         ModelKind::Deep,
         ModelKind::Conditional,
         ModelKind::Dcgan,
+        ModelKind::Dcgan64,
     ];
 
     /// The name used on the command line and in file names.
@@ -45,6 +50,7 @@ impl ModelKind {
             ModelKind::Deep => "deep",
             ModelKind::Conditional => "conditional",
             ModelKind::Dcgan => "dcgan",
+            ModelKind::Dcgan64 => "dcgan64",
         }
     }
 
@@ -61,7 +67,16 @@ impl ModelKind {
             ModelKind::Dcgan => {
                 "The TensorFlow DCGAN tutorial: transposed convolutions with batch norm, a convolutional D"
             }
+            ModelKind::Dcgan64 => {
+                "pytorch/examples' 64x64 DCGAN: 4x4 transposed convolutions from 1x1, batch norm in both nets"
+            }
         }
+    }
+
+    /// Whether the model's networks are layer lists of convolutions rather
+    /// than the MLP tutorials' fused linear layers.
+    pub fn is_convolutional(self) -> bool {
+        matches!(self, ModelKind::Dcgan | ModelKind::Dcgan64)
     }
 }
 
@@ -77,7 +92,7 @@ impl std::str::FromStr for ModelKind {
                 Error::config(
                     "--model",
                     format!(
-                        "{name:?} is not a model (expected vanilla, deep, conditional or dcgan)"
+                        "{name:?} is not a model (expected vanilla, deep, conditional, dcgan or dcgan64)"
                     ),
                 )
             })
@@ -260,6 +275,52 @@ impl PixelScaling {
     }
 }
 
+/// The images a model draws and judges: channels x rows x cols, channel
+/// after channel, row-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl ImageShape {
+    /// MNIST's 28x28 grey digits.
+    pub const MNIST: ImageShape = ImageShape {
+        channels: 1,
+        rows: MNIST_SIDE,
+        cols: MNIST_SIDE,
+    };
+
+    /// Values in one image.
+    pub fn len(self) -> usize {
+        self.channels * self.rows * self.cols
+    }
+
+    /// Whether an image holds no values.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    /// "grey 28x28" or "RGB 64x64".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let colour = match self.channels {
+            1 => "grey".to_string(),
+            3 => "RGB".to_string(),
+            c => format!("{c}-channel"),
+        };
+        write!(f, "{colour} {}x{}", self.rows, self.cols)
+    }
+}
+
+/// The names of MNIST's classes: the digits "0" to "9".
+pub fn digit_class_names() -> Vec<String> {
+    (0..DIGIT_CLASSES).map(|d| d.to_string()).collect()
+}
+
 /// A whole GAN: both networks, the loss targets, the optimiser and the data scaling.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
@@ -268,10 +329,14 @@ pub struct ModelSpec {
     pub noise_dim: usize,
     /// Number of classes fed as a one-hot label (0 for unconditional models).
     pub classes: usize,
-    /// The images' rows and columns (28 x 28 MNIST digits for every preset).
+    /// The name of each class (`classes` of them; the digits for MNIST).
+    pub class_names: Vec<String>,
+    /// The images' channels, rows and columns (the data's: 28 x 28 grey
+    /// MNIST digits by default).
+    pub image_channels: usize,
     pub image_rows: usize,
     pub image_cols: usize,
-    /// Pixels per image: `image_rows * image_cols`.
+    /// Values per image: `image_channels * image_rows * image_cols`.
     pub image_pixels: usize,
     pub generator: NetSpec,
     pub discriminator: NetSpec,
@@ -298,10 +363,67 @@ pub struct Overrides {
     pub noise_dim: Option<usize>,
     pub g_hidden: Option<Vec<usize>>,
     pub d_hidden: Option<Vec<usize>>,
+    /// The data's image shape (the preset's: MNIST, or RGB 64x64 for dcgan64).
+    pub image: Option<ImageShape>,
+    /// The data's class names, for the conditional model (the digits).
+    pub class_names: Option<Vec<String>>,
 }
 
-const IMAGE_PIXELS: usize = MNIST_SIDE * MNIST_SIDE;
 const DIGIT_CLASSES: usize = 10;
+
+/// `--ngf` and `--ndf`: `pytorch/examples`' width multipliers, which set
+/// dcgan64's `--g-hidden` and `--d-hidden` ([`Widths::apply`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Widths {
+    pub ngf: Option<usize>,
+    pub ndf: Option<usize>,
+}
+
+impl Widths {
+    /// `overrides` with the channel lists that `ngf` and `ndf` give for
+    /// `kind`: an error naming the flag for a model other than dcgan64, for
+    /// 0, or beside the list it would set.
+    pub fn apply(self, kind: ModelKind, overrides: &mut Overrides) -> Result<()> {
+        for (flag, width, list, list_flag, channels) in [
+            (
+                "--ngf",
+                self.ngf,
+                &mut overrides.g_hidden,
+                "--g-hidden",
+                dcgan64_generator_channels as fn(usize) -> [usize; 4],
+            ),
+            (
+                "--ndf",
+                self.ndf,
+                &mut overrides.d_hidden,
+                "--d-hidden",
+                dcgan64_discriminator_channels,
+            ),
+        ] {
+            let Some(width) = width else { continue };
+            if kind != ModelKind::Dcgan64 {
+                return Err(Error::config(
+                    flag,
+                    format!(
+                        "is pytorch/examples' width of the dcgan64 model; the {} model takes {list_flag}",
+                        kind.name()
+                    ),
+                ));
+            }
+            if width == 0 {
+                return Err(Error::config(flag, "must be at least 1"));
+            }
+            if list.is_some() {
+                return Err(Error::config(
+                    flag,
+                    format!("sets {list_flag}; give one of the two"),
+                ));
+            }
+            *list = Some(channels(width).to_vec());
+        }
+        Ok(())
+    }
+}
 
 impl ModelSpec {
     /// The tutorial's exact settings for `kind`:
@@ -323,30 +445,40 @@ impl ModelSpec {
     }
 
     /// Rejects overrides `kind` cannot take, naming the flag: for dcgan,
-    /// `--g-hidden` must list 3 channel counts and `--d-hidden` 2 (which
-    /// [`build`](Self::build) otherwise replaces by the tutorial's).
+    /// `--g-hidden` must list 3 channel counts and `--d-hidden` 2; for
+    /// dcgan64, 4 each (which [`build`](Self::build) otherwise replaces by
+    /// the tutorial's).
     pub fn check_overrides(kind: ModelKind, o: &Overrides) -> Result<()> {
-        if kind != ModelKind::Dcgan {
-            return Ok(());
-        }
-        for (flag, given, needed, default) in [
-            ("--g-hidden", &o.g_hidden, 3, &DCGAN_GENERATOR_CHANNELS[..]),
-            (
-                "--d-hidden",
-                &o.d_hidden,
-                2,
-                &DCGAN_DISCRIMINATOR_CHANNELS[..],
+        let (g_default, d_default) = match kind {
+            ModelKind::Dcgan => (
+                DCGAN_GENERATOR_CHANNELS.to_vec(),
+                DCGAN_DISCRIMINATOR_CHANNELS.to_vec(),
             ),
+            ModelKind::Dcgan64 => (
+                dcgan64_generator_channels(DCGAN64_WIDTH).to_vec(),
+                dcgan64_discriminator_channels(DCGAN64_WIDTH).to_vec(),
+            ),
+            _ => return Ok(()),
+        };
+        for (flag, given, default) in [
+            ("--g-hidden", &o.g_hidden, &g_default),
+            ("--d-hidden", &o.d_hidden, &d_default),
         ] {
+            let needed = default.len();
             match given {
                 Some(list) if list.len() != needed => {
                     return Err(Error::config(
                         flag,
                         format!(
-                            "the dcgan model takes {needed} channel counts (the tutorial's: {}), not {}",
-                            default.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
-                            list.len()
-                        ),
+                        "the {} model takes {needed} channel counts (the tutorial's: {}), not {}",
+                        kind.name(),
+                        default
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        list.len()
+                    ),
                     ))
                 }
                 _ => {}
@@ -379,28 +511,47 @@ impl ModelSpec {
                 1e-4,
                 0.9,
             ),
+            ModelKind::Dcgan64 => (
+                DCGAN64_NOISE,
+                dcgan64_generator_channels(DCGAN64_WIDTH).to_vec(),
+                dcgan64_discriminator_channels(DCGAN64_WIDTH).to_vec(),
+                128,
+                2e-4,
+                0.5,
+            ),
         };
+        let default_image = match kind {
+            ModelKind::Dcgan64 => ImageShape {
+                channels: 3,
+                rows: 64,
+                cols: 64,
+            },
+            _ => ImageShape::MNIST,
+        };
+        let image = o.image.unwrap_or(default_image);
+        let image_pixels = image.len();
         let noise_dim = o.noise_dim.unwrap_or(noise_dim);
         let g_hidden = o.g_hidden.clone().unwrap_or(g_hidden);
         let d_hidden = o.d_hidden.clone().unwrap_or(d_hidden);
-        let classes = if kind == ModelKind::Conditional {
-            DIGIT_CLASSES
+        let class_names = if kind == ModelKind::Conditional {
+            o.class_names.clone().unwrap_or_else(digit_class_names)
         } else {
-            0
+            Vec::new()
         };
+        let classes = class_names.len();
         let (generator, discriminator, real_target, scaling) = match kind {
             ModelKind::Vanilla => (
                 NetworkSpec::mlp(
                     noise_dim,
                     &g_hidden,
-                    IMAGE_PIXELS,
+                    image_pixels,
                     Activation::Relu,
                     &[],
                     Activation::Sigmoid,
                     Init::Normal { std: 0.01 },
                 ),
                 NetworkSpec::mlp(
-                    IMAGE_PIXELS,
+                    image_pixels,
                     &d_hidden,
                     1,
                     Activation::Relu,
@@ -415,14 +566,14 @@ impl ModelSpec {
                 NetworkSpec::mlp(
                     noise_dim,
                     &g_hidden,
-                    IMAGE_PIXELS,
+                    image_pixels,
                     leaky,
                     &[],
                     Activation::Tanh,
                     Init::GlorotUniform,
                 ),
                 NetworkSpec::mlp(
-                    IMAGE_PIXELS,
+                    image_pixels,
                     &d_hidden,
                     1,
                     leaky,
@@ -437,14 +588,14 @@ impl ModelSpec {
                 NetworkSpec::mlp(
                     noise_dim + classes,
                     &g_hidden,
-                    IMAGE_PIXELS,
+                    image_pixels,
                     Activation::Relu,
                     &[],
                     Activation::Sigmoid,
                     Init::XavierNormal,
                 ),
                 NetworkSpec::mlp(
-                    IMAGE_PIXELS + classes,
+                    image_pixels + classes,
                     &d_hidden,
                     1,
                     Activation::Relu,
@@ -460,7 +611,31 @@ impl ModelSpec {
                     <[usize; 3]>::try_from(g_hidden.as_slice()).unwrap_or(DCGAN_GENERATOR_CHANNELS);
                 let d = <[usize; 2]>::try_from(d_hidden.as_slice())
                     .unwrap_or(DCGAN_DISCRIMINATOR_CHANNELS);
-                return Self::dcgan(noise_dim, g, d, o, batch, lr, beta1);
+                let generator = dcgan_generator(noise_dim, g, image.channels);
+                let discriminator =
+                    dcgan_discriminator(Shape::image(image.channels, image.rows, image.cols), d);
+                return Self::convolutional(
+                    kind,
+                    (noise_dim, image),
+                    (generator, discriminator),
+                    o,
+                    (batch, lr, beta1, 50),
+                );
+            }
+            ModelKind::Dcgan64 => {
+                let g = <[usize; 4]>::try_from(g_hidden.as_slice())
+                    .unwrap_or(dcgan64_generator_channels(DCGAN64_WIDTH));
+                let d = <[usize; 4]>::try_from(d_hidden.as_slice())
+                    .unwrap_or(dcgan64_discriminator_channels(DCGAN64_WIDTH));
+                let generator = dcgan64_generator(noise_dim, g, image.channels);
+                let discriminator = dcgan64_discriminator(image.channels, d);
+                return Self::convolutional(
+                    kind,
+                    (noise_dim, image),
+                    (generator, discriminator),
+                    o,
+                    (batch, lr, beta1, 25),
+                );
             }
         };
         let mlp = |(g, d): (NetworkSpec, NetworkSpec)| (NetSpec::Mlp(g), NetSpec::Mlp(d));
@@ -469,9 +644,11 @@ impl ModelSpec {
             kind,
             noise_dim,
             classes,
-            image_rows: MNIST_SIDE,
-            image_cols: MNIST_SIDE,
-            image_pixels: IMAGE_PIXELS,
+            class_names,
+            image_channels: image.channels,
+            image_rows: image.rows,
+            image_cols: image.cols,
+            image_pixels,
             generator,
             discriminator,
             real_target,
@@ -489,32 +666,29 @@ impl ModelSpec {
         }
     }
 
-    /// The TensorFlow DCGAN tutorial's model (see [`dcgan_generator`] and
-    /// [`dcgan_discriminator`]): BCE from logits with targets 1 and 0,
-    /// pixels in [-1, 1], Adam lr 1e-4 and betas (0.9, 0.999) for both
-    /// networks, batch 256, 50 epochs.
-    #[allow(clippy::too_many_arguments)]
-    fn dcgan(
-        noise_dim: usize,
-        g_channels: [usize; 3],
-        d_channels: [usize; 2],
+    /// A convolutional model (the TensorFlow DCGAN tutorial's, see
+    /// [`dcgan_generator`], or `pytorch/examples`' 64x64 one, see
+    /// [`dcgan64_generator`]): BCE from logits with targets 1 and 0, pixels
+    /// in [-1, 1], Adam with `lr` and betas (`beta1`, 0.999) for both
+    /// networks, `batch` images a step, `epochs` epochs, unless overridden.
+    fn convolutional(
+        kind: ModelKind,
+        (noise_dim, image): (usize, ImageShape),
+        (generator, discriminator): (LayerStack, LayerStack),
         o: &Overrides,
-        batch: usize,
-        lr: f32,
-        beta1: f32,
+        (batch, lr, beta1, epochs): (usize, f32, f32, usize),
     ) -> Self {
         ModelSpec {
-            kind: ModelKind::Dcgan,
+            kind,
             noise_dim,
             classes: 0,
-            image_rows: MNIST_SIDE,
-            image_cols: MNIST_SIDE,
-            image_pixels: IMAGE_PIXELS,
-            generator: NetSpec::Layers(dcgan_generator(noise_dim, g_channels)),
-            discriminator: NetSpec::Layers(dcgan_discriminator(
-                Shape::image(1, MNIST_SIDE, MNIST_SIDE),
-                d_channels,
-            )),
+            class_names: Vec::new(),
+            image_channels: image.channels,
+            image_rows: image.rows,
+            image_cols: image.cols,
+            image_pixels: image.len(),
+            generator: NetSpec::Layers(generator),
+            discriminator: NetSpec::Layers(discriminator),
             real_target: 1.0,
             fake_target: 0.0,
             generator_target: 1.0,
@@ -525,8 +699,17 @@ impl ModelSpec {
                 eps: 1e-8,
             },
             batch_size: o.batch_size.unwrap_or(batch),
-            epochs: o.epochs.unwrap_or(50),
+            epochs: o.epochs.unwrap_or(epochs),
             scaling: PixelScaling::SYMMETRIC,
+        }
+    }
+
+    /// The shape of the images the model draws and judges.
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape {
+            channels: self.image_channels,
+            rows: self.image_rows,
+            cols: self.image_cols,
         }
     }
 

@@ -78,6 +78,7 @@ impl ModelSpec {
                     .map_err(|e| Error::config(flag, format!("the {name} does not fit: {e}")))?;
             }
         }
+        self.check_image_shape()?;
         self.check_memory()?;
         let a = self.adam;
         if !(a.lr.is_finite() && a.lr > 0.0) {
@@ -92,6 +93,29 @@ impl ModelSpec {
             }
         }
         Ok(())
+    }
+
+    /// Rejects data whose images the generator does not draw: the
+    /// convolutional models draw one size (dcgan 28x28, dcgan64 64x64), and
+    /// the data's must match it.
+    fn check_image_shape(&self) -> Result<()> {
+        let NetSpec::Layers(stack) = &self.generator else {
+            return Ok(());
+        };
+        // shapes() passed above.
+        let drawn = stack.output()?;
+        let data = self.image_shape();
+        if (drawn.channels, drawn.height, drawn.width) == (data.channels, data.rows, data.cols) {
+            return Ok(());
+        }
+        let size = drawn.height;
+        Err(Error::config(
+            "--image-size",
+            format!(
+                "the {} model draws {size}x{size} images with the data's channels, but the data's images are {data}: pass --image-size {size} (folders of images are scaled and cropped to it)",
+                self.kind.name(),
+            ),
+        ))
     }
 
     /// Bytes a training run holds for this model (see

@@ -21,9 +21,10 @@ pub const DCGAN_DISCRIMINATOR_CHANNELS: [usize; 2] = [64, 128];
 /// The TensorFlow DCGAN tutorial's generator, with `channels` [c0, c1, c2]
 /// ([`DCGAN_GENERATOR_CHANNELS`] in the tutorial): z(noise) ->
 /// Linear(7*7*c0, no bias) -> BN -> LeakyReLU(0.3) -> (c0, 7, 7) -> ConvT
-/// 5x5 to c1 (stride 1), c2 (stride 2), 1 (stride 2), "same" padding, no
-/// biases, BN and LeakyReLU(0.3) after the first two, tanh last: (1, 28, 28).
-pub fn dcgan_generator(noise: usize, channels: [usize; 3]) -> LayerStack {
+/// 5x5 to c1 (stride 1), c2 (stride 2), `image_channels` (stride 2, 1 in
+/// the tutorial), "same" padding, no biases, BN and LeakyReLU(0.3) after the
+/// first two, tanh last: (image_channels, 28, 28).
+pub fn dcgan_generator(noise: usize, channels: [usize; 3], image_channels: usize) -> LayerStack {
     let [c0, c1, c2] = channels;
     let lrelu = Layer::Activation(Activation::LeakyRelu(0.3));
     let convt = |out_channels, stride| Layer::ConvTranspose2d {
@@ -50,7 +51,7 @@ pub fn dcgan_generator(noise: usize, channels: [usize; 3]) -> LayerStack {
             convt(c2, 2),
             KERAS_BATCH_NORM,
             lrelu,
-            convt(1, 2),
+            convt(image_channels, 2),
             Layer::Activation(Activation::Tanh),
         ],
         init: Init::GlorotUniform,
@@ -92,6 +93,16 @@ pub fn dcgan_discriminator(input: Shape, channels: [usize; 2]) -> LayerStack {
 pub const DCGAN64_NOISE: usize = 100;
 pub const DCGAN64_WIDTH: usize = 64;
 
+/// The generator's feature-map channels for `ngf`: 8, 4, 2 and 1 ngf.
+pub fn dcgan64_generator_channels(ngf: usize) -> [usize; 4] {
+    [8 * ngf, 4 * ngf, 2 * ngf, ngf]
+}
+
+/// The discriminator's feature-map channels for `ndf`: 1, 2, 4 and 8 ndf.
+pub fn dcgan64_discriminator_channels(ndf: usize) -> [usize; 4] {
+    [ndf, 2 * ndf, 4 * ndf, 8 * ndf]
+}
+
 /// PyTorch's batch norm defaults (momentum 0.1, eps 1e-5), as
 /// `pytorch/examples`' DCGAN uses them.
 const PYTORCH_BATCH_NORM: Layer = Layer::BatchNorm {
@@ -100,11 +111,13 @@ const PYTORCH_BATCH_NORM: Layer = Layer::BatchNorm {
 };
 
 /// `pytorch/examples`' 64x64 DCGAN generator, as its `nn.Sequential` (module
-/// numbers alike): z (noise, 1, 1) -> ConvTranspose2d(noise -> 8 ngf, 4, 1,
-/// 0), BN, ReLU; three ConvTranspose2d(4, 2, 1) to 4, 2 and 1 ngf, each with
-/// BN and ReLU; ConvTranspose2d(ngf -> channels, 4, 2, 1), tanh: (channels,
-/// 64, 64). No biases; weights N(0, 0.02), batch norm scales N(1, 0.02).
-pub fn dcgan64_generator(noise: usize, ngf: usize, channels: usize) -> LayerStack {
+/// numbers alike), with `widths` [w0, w1, w2, w3]
+/// ([`dcgan64_generator_channels`] of ngf in the original): z (noise, 1, 1)
+/// -> ConvTranspose2d(noise -> w0, 4, 1, 0), BN, ReLU; three
+/// ConvTranspose2d(4, 2, 1) to w1, w2 and w3, each with BN and ReLU;
+/// ConvTranspose2d(w3 -> channels, 4, 2, 1), tanh: (channels, 64, 64). No
+/// biases; weights N(0, 0.02), batch norm scales N(1, 0.02).
+pub fn dcgan64_generator(noise: usize, widths: [usize; 4], channels: usize) -> LayerStack {
     let convt = |out_channels, stride, padding| Layer::ConvTranspose2d {
         out_channels,
         kernel: 4,
@@ -114,8 +127,9 @@ pub fn dcgan64_generator(noise: usize, ngf: usize, channels: usize) -> LayerStac
         bias: false,
     };
     let relu = Layer::Activation(Activation::Relu);
-    let mut layers = vec![convt(8 * ngf, 1, 0), PYTORCH_BATCH_NORM, relu];
-    for width in [4 * ngf, 2 * ngf, ngf] {
+    let [w0, rest @ ..] = widths;
+    let mut layers = vec![convt(w0, 1, 0), PYTORCH_BATCH_NORM, relu];
+    for width in rest {
         layers.extend([convt(width, 2, 1), PYTORCH_BATCH_NORM, relu]);
     }
     layers.extend([convt(channels, 2, 1), Layer::Activation(Activation::Tanh)]);
@@ -127,11 +141,12 @@ pub fn dcgan64_generator(noise: usize, ngf: usize, channels: usize) -> LayerStac
 }
 
 /// `pytorch/examples`' 64x64 DCGAN discriminator, as its `nn.Sequential`
-/// less the final Sigmoid (the loss takes the logit): Conv2d(channels ->
-/// ndf, 4, 2, 1), LeakyReLU(0.2); three Conv2d(4, 2, 1) to 2, 4 and 8 ndf,
-/// each with BN and LeakyReLU(0.2); Conv2d(8 ndf -> 1, 4, 1, 0): one logit.
-/// No biases; initialised as the generator.
-pub fn dcgan64_discriminator(channels: usize, ndf: usize) -> LayerStack {
+/// less the final Sigmoid (the loss takes the logit), with `widths` [w0, w1,
+/// w2, w3] ([`dcgan64_discriminator_channels`] of ndf in the original):
+/// Conv2d(channels -> w0, 4, 2, 1), LeakyReLU(0.2); three Conv2d(4, 2, 1)
+/// to w1, w2 and w3, each with BN and LeakyReLU(0.2); Conv2d(w3 -> 1, 4, 1,
+/// 0): one logit. No biases; initialised as the generator.
+pub fn dcgan64_discriminator(channels: usize, widths: [usize; 4]) -> LayerStack {
     let conv = |out_channels, stride, padding| Layer::Conv2d {
         out_channels,
         kernel: 4,
@@ -140,8 +155,9 @@ pub fn dcgan64_discriminator(channels: usize, ndf: usize) -> LayerStack {
         bias: false,
     };
     let lrelu = Layer::Activation(Activation::LeakyRelu(0.2));
-    let mut layers = vec![conv(ndf, 2, 1), lrelu];
-    for width in [2 * ndf, 4 * ndf, 8 * ndf] {
+    let [w0, rest @ ..] = widths;
+    let mut layers = vec![conv(w0, 2, 1), lrelu];
+    for width in rest {
         layers.extend([conv(width, 2, 1), PYTORCH_BATCH_NORM, lrelu]);
     }
     layers.push(conv(1, 1, 0));
@@ -168,14 +184,14 @@ mod tests {
 
     #[test]
     fn the_dcgan64_networks_are_pytorch_examples_module_for_module() {
-        let g = dcgan64_generator(DCGAN64_NOISE, DCGAN64_WIDTH, 3);
+        let g = dcgan64_generator(DCGAN64_NOISE, dcgan64_generator_channels(DCGAN64_WIDTH), 3);
         assert_eq!(g.output().unwrap(), Shape::image(3, 64, 64));
         let sizes: Vec<Shape> = g.shapes().unwrap();
         assert_eq!(sizes[0], Shape::image(512, 4, 4));
         assert_eq!(sizes[9], Shape::image(64, 32, 32));
         // The parameter counts PyTorch's DCGAN tutorial prints for nc = 3.
         assert_eq!(parameters(&g), 3_576_704);
-        let d = dcgan64_discriminator(3, DCGAN64_WIDTH);
+        let d = dcgan64_discriminator(3, dcgan64_discriminator_channels(DCGAN64_WIDTH));
         assert_eq!(d.output().unwrap(), Shape::image(1, 1, 1));
         assert_eq!(parameters(&d), 2_765_568);
         let g_names: Vec<(String, Vec<usize>)> = names(&g, "main")
@@ -214,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_dcgan64_init_is_pytorch_examples_weights_init() {
-        let g = dcgan64_generator(DCGAN64_NOISE, 16, 3);
+        let g = dcgan64_generator(DCGAN64_NOISE, dcgan64_generator_channels(16), 3);
         let values = g.initial_values(1, 0).unwrap();
         let state = g.state_dict("").unwrap();
         let moments = |v: &[f32]| {
@@ -264,7 +280,7 @@ mod tests {
 
     #[test]
     fn the_dcgan_generator_draws_28_by_28_and_is_named_as_pytorch_names_it() {
-        let g = dcgan_generator(100, DCGAN_GENERATOR_CHANNELS);
+        let g = dcgan_generator(100, DCGAN_GENERATOR_CHANNELS, 1);
         let shapes = g.shapes().unwrap();
         assert_eq!(shapes[3], Shape::image(256, 7, 7));
         assert_eq!(shapes[4], Shape::image(128, 7, 7));

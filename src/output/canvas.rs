@@ -123,15 +123,34 @@ impl Canvas {
         self.line(center, center, 2.0 * radius, color);
     }
 
-    /// Draws a grayscale image (`w * h` bytes, 0 black .. 255 white) with
-    /// its top-left at (x, y), each pixel as a `scale` x `scale` block.
-    pub fn gray_image(&mut self, x: i64, y: i64, image: &[u8], w: usize, h: usize, scale: usize) {
-        for (row, line) in image.chunks(w).take(h).enumerate() {
-            for (col, &v) in line.iter().enumerate() {
+    /// Draws an image of `w * h` pixels, each `channels` interleaved bytes
+    /// (1: grey, 0 black .. 255 white; 3: RGB), with its top-left at (x, y),
+    /// each pixel as a `scale` x `scale` block.
+    pub fn image(
+        &mut self,
+        (x, y): (i64, i64),
+        image: &[u8],
+        (w, h): (usize, usize),
+        channels: usize,
+        scale: usize,
+    ) {
+        let channels = channels.max(1);
+        for (row, line) in image.chunks(w * channels).take(h).enumerate() {
+            for (col, p) in line.chunks(channels).enumerate() {
+                let color = if channels >= 3 {
+                    [p[0], p[1], p[2]]
+                } else {
+                    [p[0]; 3]
+                };
                 let (px, py) = (x + (col * scale) as i64, y + (row * scale) as i64);
-                self.fill_rect(px, py, scale as i64, scale as i64, [v, v, v]);
+                self.fill_rect(px, py, scale as i64, scale as i64, color);
             }
         }
+    }
+
+    /// The canvas's RGB bytes, row-major.
+    pub fn rgb(&self) -> &[u8] {
+        &self.pixels
     }
 
     /// The width in pixels of `text` at `size` pixels.

@@ -3,23 +3,24 @@
 //! - Unconditional models (`vanilla`, `deep`): a 10x10 grid of random
 //!   training images (picked with the run's seed) on the left, the generated
 //!   10x10 sample grid on the right.
-//! - Conditional models, as in the tutorial: one column per digit 0..9, a row
-//!   of real images of each digit above a row of generated ones (the first
-//!   image of each row of the sample grid, which asks for that digit).
+//! - Conditional models, as in the tutorial: one column per class (the
+//!   first 10), headed by its name, a row of real images of each class above
+//!   a row of generated ones (the first image of each row of the sample
+//!   grid, which asks for that class).
+//!
+//! Grey images are drawn grey, RGB images in colour.
 
 use std::path::Path;
 
 use super::canvas::{Align, Canvas, Rgb, WHITE};
-use super::grid::render_grid;
-use crate::data::{Dataset, MNIST_SIDE};
+use super::grid::{grid_scale, render_grid};
+use crate::data::Dataset;
 use crate::error::Result;
+use crate::model::ImageShape;
 use crate::rng;
 
-const SIDE: usize = MNIST_SIDE;
-const PIXELS: usize = SIDE * SIDE;
 /// The sample grid's side (10 x 10 images).
 const GRID: usize = crate::report::GRID_SIDE;
-const SCALE: u32 = 2;
 const MARGIN: u32 = 12;
 const GAP: u32 = 24;
 const HEADER: u32 = 32;
@@ -30,42 +31,59 @@ const TEXT: Rgb = [20, 20, 20];
 /// The real images a run shows beside its samples, picked once at the start.
 #[derive(Clone, Debug)]
 pub struct RealSamples {
-    /// 100 images (unconditional) or one per class, digit order.
+    /// 100 images (unconditional) or one per class, class order.
     images: Vec<u8>,
-    classes: usize,
+    shape: ImageShape,
+    /// The class names (none for an unconditional model).
+    classes: Vec<String>,
 }
 
 impl RealSamples {
     /// Picks the real images from `data`: 100 random ones without classes,
-    /// else one random image of each class below `min(classes, 10)` (black
+    /// else one random image of each of the first 10 of `classes` (black
     /// where the data has none of a class).
-    pub fn pick(data: &Dataset, classes: usize, seed: u32) -> RealSamples {
-        let image = |i: usize| &data.images[i * PIXELS..(i + 1) * PIXELS];
+    pub fn pick(data: &Dataset, classes: &[String], seed: u32) -> RealSamples {
+        let shape = ImageShape {
+            channels: data.channels,
+            rows: data.rows,
+            cols: data.cols,
+        };
+        let pixels = shape.len();
+        let classes = classes.to_vec();
+        let image = |i: usize| &data.images[i * pixels..(i + 1) * pixels];
         let random = |step: u32, k: usize| {
             rng::random_u32(seed, rng::stream::REAL_SAMPLES, step, k as u32) as usize
                 % data.count.max(1)
         };
         let mut images = Vec::new();
-        if data.count == 0 || data.images.len() < data.count * PIXELS {
-            return RealSamples { images, classes };
+        if data.count == 0 || data.images.len() < data.count * pixels {
+            return RealSamples {
+                images,
+                shape,
+                classes,
+            };
         }
-        if classes == 0 {
+        if classes.is_empty() {
             for k in 0..GRID * GRID {
                 images.extend_from_slice(image(random(0, k)));
             }
         } else {
-            for digit in 0..classes.min(GRID) {
+            for digit in 0..classes.len().min(GRID) {
                 let found = (0..20 * data.count.min(10_000))
                     .map(|k| random(1 + digit as u32, k))
                     .find(|&i| usize::from(data.labels[i]) == digit)
                     .or_else(|| data.labels.iter().position(|&l| usize::from(l) == digit));
                 match found {
                     Some(i) => images.extend_from_slice(image(i)),
-                    None => images.extend(std::iter::repeat_n(0u8, PIXELS)),
+                    None => images.extend(std::iter::repeat_n(0u8, pixels)),
                 }
             }
         }
-        RealSamples { images, classes }
+        RealSamples {
+            images,
+            shape,
+            classes,
+        }
     }
 
     /// The picked images, one after another.
@@ -82,7 +100,7 @@ pub fn write_real_vs_generated(
     generated: &[u8],
     epoch: usize,
 ) -> Result<()> {
-    let canvas = if real.classes == 0 {
+    let canvas = if real.classes.is_empty() {
         side_by_side(path, real, generated, epoch)?
     } else {
         digit_rows(path, real, generated, epoch)?
@@ -92,8 +110,9 @@ pub fn write_real_vs_generated(
 
 /// Unconditional: two 10x10 grids with a title above each.
 fn side_by_side(path: &Path, real: &RealSamples, generated: &[u8], epoch: usize) -> Result<Canvas> {
-    let (left, w, h) = render_grid(path, &real.images, SIDE, SIDE, GRID, GRID, SCALE)?;
-    let (right, _, _) = render_grid(path, generated, SIDE, SIDE, GRID, GRID, SCALE)?;
+    let (shape, scale) = (real.shape, grid_scale(real.shape));
+    let (left, w, h) = render_grid(path, &real.images, shape, (GRID, GRID), scale)?;
+    let (right, _, _) = render_grid(path, generated, shape, (GRID, GRID), scale)?;
     let mut canvas = Canvas::new(
         2 * MARGIN + 2 * w + GAP,
         MARGIN + HEADER + h + MARGIN,
@@ -101,8 +120,9 @@ fn side_by_side(path: &Path, real: &RealSamples, generated: &[u8], epoch: usize)
     );
     let top = i64::from(MARGIN + HEADER);
     let (x0, x1) = (MARGIN, MARGIN + w + GAP);
-    canvas.gray_image(i64::from(x0), top, &left, w as usize, h as usize, 1);
-    canvas.gray_image(i64::from(x1), top, &right, w as usize, h as usize, 1);
+    let size = (w as usize, h as usize);
+    canvas.image((i64::from(x0), top), &left, size, shape.channels, 1);
+    canvas.image((i64::from(x1), top), &right, size, shape.channels, 1);
     let title_y = (MARGIN + 4) as f32;
     let centre = |x: u32| (x + w / 2) as f32;
     canvas.text(
@@ -123,54 +143,51 @@ fn side_by_side(path: &Path, real: &RealSamples, generated: &[u8], epoch: usize)
     Ok(canvas)
 }
 
-/// Conditional: digits 0..9 across, a real row above a generated row.
+/// Conditional: the classes across, a real row above a generated row.
 fn digit_rows(path: &Path, real: &RealSamples, generated: &[u8], epoch: usize) -> Result<Canvas> {
-    let columns = real.classes.min(GRID);
-    // The first image of each sample-grid row: the digit that row asks for.
+    let (shape, scale) = (real.shape, grid_scale(real.shape));
+    let pixels = shape.len();
+    let columns = real.classes.len().min(GRID);
+    // The first image of each sample-grid row: the class that row asks for.
     let generated_row: Vec<u8> = (0..columns)
         .flat_map(|d| {
-            let start = d * GRID * PIXELS;
+            let start = d * GRID * pixels;
             generated
-                .get(start..start + PIXELS)
+                .get(start..start + pixels)
                 .unwrap_or(&[])
                 .iter()
                 .copied()
         })
         .collect();
-    let (top_row, w, h) = render_grid(path, &real.images, SIDE, SIDE, 1, columns, SCALE)?;
-    let (bottom_row, _, _) = render_grid(path, &generated_row, SIDE, SIDE, 1, columns, SCALE)?;
+    let (top_row, w, h) = render_grid(path, &real.images, shape, (1, columns), scale)?;
+    let (bottom_row, _, _) = render_grid(path, &generated_row, shape, (1, columns), scale)?;
     let row_gap = 10;
     let width = 2 * MARGIN + LABEL_COLUMN + w;
     let height = MARGIN + HEADER + 2 * h + row_gap + MARGIN;
     let mut canvas = Canvas::new(width, height, WHITE);
     let x0 = MARGIN + LABEL_COLUMN;
     let (y_real, y_gen) = (MARGIN + HEADER, MARGIN + HEADER + h + row_gap);
-    canvas.gray_image(
-        i64::from(x0),
-        i64::from(y_real),
+    let size = (w as usize, h as usize);
+    canvas.image(
+        (i64::from(x0), i64::from(y_real)),
         &top_row,
-        w as usize,
-        h as usize,
+        size,
+        shape.channels,
         1,
     );
-    canvas.gray_image(
-        i64::from(x0),
-        i64::from(y_gen),
+    canvas.image(
+        (i64::from(x0), i64::from(y_gen)),
         &bottom_row,
-        w as usize,
-        h as usize,
+        size,
+        shape.channels,
         1,
     );
-    let cell = (SIDE as u32 * SCALE + super::GUTTER) as f32;
-    for d in 0..columns {
-        let x = x0 as f32 + d as f32 * cell + (SIDE as u32 * SCALE) as f32 / 2.0;
-        canvas.text(
-            (x, (MARGIN + 6) as f32),
-            &d.to_string(),
-            FONT,
-            Align::Center,
-            TEXT,
-        );
+    let image_width = shape.cols as u32 * scale;
+    let cell = (image_width + super::GUTTER) as f32;
+    for (d, name) in real.classes.iter().take(columns).enumerate() {
+        let x = x0 as f32 + d as f32 * cell + image_width as f32 / 2.0;
+        let label = fit_label(name, image_width as f32 + super::GUTTER as f32, FONT);
+        canvas.text((x, (MARGIN + 6) as f32), &label, FONT, Align::Center, TEXT);
     }
     let label_x = (x0 - 10) as f32;
     let mid = |y: u32| (y + h / 2) as f32 - Canvas::line_height(FONT) / 2.0;
@@ -191,4 +208,20 @@ fn digit_rows(path: &Path, real: &RealSamples, generated: &[u8], epoch: usize) -
         TEXT,
     );
     Ok(canvas)
+}
+
+/// `name`, shortened with an ellipsis until it is at most `width` pixels
+/// wide at `size`: a class name as a column's caption.
+pub fn fit_label(name: &str, width: f32, size: f32) -> String {
+    if Canvas::text_width(name, size) <= width {
+        return name.to_string();
+    }
+    let chars: Vec<char> = name.chars().collect();
+    for keep in (1..chars.len()).rev() {
+        let short: String = chars[..keep].iter().collect::<String>() + "\u{2026}";
+        if Canvas::text_width(&short, size) <= width {
+            return short;
+        }
+    }
+    "\u{2026}".to_string()
 }

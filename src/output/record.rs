@@ -21,12 +21,12 @@ use std::thread::JoinHandle;
 
 use super::animation::Animation;
 use super::compare::{write_real_vs_generated, RealSamples};
-use super::grid::write_grid;
+use super::grid::{grid_scale, write_grid};
 use super::metrics::MetricsCsv;
 use super::plot::write_losses;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::ModelSpec;
+use crate::model::{ImageShape, ModelSpec};
 use crate::report::{EpochReport, Observer, SampleGrid, GRID_SIDE};
 
 pub const METRICS_FILE: &str = "metrics.csv";
@@ -39,8 +39,8 @@ pub const FINAL_FILE: &str = "final.png";
 /// What a run leaves besides its sample grids; see the module doc.
 pub struct RunRecord {
     out_dir: PathBuf,
-    /// The images' (rows, columns), from the model.
-    image_shape: (usize, usize),
+    /// The images' shape, from the model.
+    image_shape: ImageShape,
     /// The sample grids written, in order.
     grids: Vec<PathBuf>,
     metrics: MetricsCsv,
@@ -53,10 +53,10 @@ impl RunRecord {
     /// picks the real images for `real.png` from `data` with `seed`.
     pub fn new(out_dir: &Path, spec: &ModelSpec, data: &Dataset, seed: u32) -> Result<RunRecord> {
         std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-        let real = RealSamples::pick(data, spec.classes, seed);
+        let real = RealSamples::pick(data, &spec.class_names, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
-            image_shape: (spec.image_rows, spec.image_cols),
+            image_shape: spec.image_shape(),
             grids: Vec::new(),
             metrics: MetricsCsv::create(&out_dir.join(METRICS_FILE))?,
             reports: Vec::new(),
@@ -86,10 +86,10 @@ impl RunRecord {
             text.push('\n');
         }
         crate::util::write_atomic(&path, text.as_bytes())?;
-        let real = RealSamples::pick(data, spec.classes, seed);
+        let real = RealSamples::pick(data, &spec.class_names, seed);
         Ok(RunRecord {
             out_dir: out_dir.to_path_buf(),
-            image_shape: (spec.image_rows, spec.image_cols),
+            image_shape: spec.image_shape(),
             grids: Vec::new(),
             metrics: MetricsCsv::append(&path)?,
             pictures: PictureWriter::start(out_dir, spec, real, reports.clone())?,
@@ -137,7 +137,7 @@ impl Observer for RunRecord {
     }
 
     /// Writes the grid at once (a failure ends the run there), 10 x 10
-    /// digits at scale 2.
+    /// images at [`grid_scale`] (2 for digits).
     fn on_grid(&mut self, grid: &SampleGrid) -> Result<()> {
         let mut names = vec![format!("epoch_{:03}.png", grid.epoch)];
         if grid.last {
@@ -145,8 +145,14 @@ impl Observer for RunRecord {
         }
         for name in names {
             let path = self.out_dir.join(name);
-            let (rows, cols) = self.image_shape;
-            write_grid(&path, grid.images, rows, cols, GRID_SIDE, GRID_SIDE, 2)?;
+            let shape = self.image_shape;
+            write_grid(
+                &path,
+                grid.images,
+                shape,
+                (GRID_SIDE, GRID_SIDE),
+                grid_scale(shape),
+            )?;
             self.grids.push(path);
         }
         Ok(())
@@ -221,7 +227,7 @@ impl PictureWriter {
             state: Some(Pictures {
                 out_dir: out_dir.to_path_buf(),
                 reports,
-                animation: Animation::new(spec.image_rows, GRID_SIDE),
+                animation: Animation::new(spec.image_shape(), GRID_SIDE),
                 real,
             }),
             error: Arc::new(Mutex::new(None)),

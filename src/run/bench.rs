@@ -13,7 +13,7 @@ use crate::backend::gpu::{GpuOptions, MatmulVariant};
 use crate::backend::Backend;
 use crate::bench::{self, BenchReport};
 use crate::data;
-use crate::model::{ModelKind, ModelSpec, Overrides};
+use crate::model::{ModelKind, ModelSpec, Overrides, Widths};
 
 /// The settings of `gan-gpu bench`.
 #[derive(Clone, Debug)]
@@ -23,13 +23,16 @@ pub struct BenchSettings {
     pub model: ModelKind,
     /// Images per batch (None: the model's).
     pub batch_size: Option<usize>,
+    /// `--ngf` and `--ndf` (dcgan64).
+    pub widths: Widths,
     /// Timed training steps.
     pub steps: usize,
     /// Untimed steps first.
     pub warmup: usize,
-    /// The MNIST directory (None: the bundled MNIST).
+    /// The MNIST directory or folder of images (None: the bundled MNIST,
+    /// or made-up images for a model that does not draw MNIST's shape).
     pub data: Option<PathBuf>,
-    /// 6000 made-up images instead of MNIST.
+    /// 6000 made-up images of the model's shape instead of MNIST.
     pub synthetic: bool,
     /// Wait for the device every N timed steps (None: only at the end).
     pub sync_every: Option<usize>,
@@ -63,19 +66,29 @@ pub fn bench(args: &BenchSettings) -> Result<()> {
     if args.steps_per_submit == Some(0) {
         return Err(Error::config("--steps-per-submit", "must be at least 1"));
     }
-    let spec = ModelSpec::build(
-        args.model,
-        &Overrides {
-            batch_size: args.batch_size,
-            ..Default::default()
-        },
-    );
-    let dataset = if args.synthetic {
-        bench::synthetic_dataset(6000, 10)
+    let mut overrides = Overrides {
+        batch_size: args.batch_size,
+        ..Default::default()
+    };
+    args.widths.apply(args.model, &mut overrides)?;
+    ModelSpec::check_overrides(args.model, &overrides)?;
+    let preset = ModelSpec::build(args.model, &overrides);
+    // Made-up images where asked, or where the model's preset does not
+    // draw MNIST's 28x28 grey digits and no data was given.
+    let made_up = args.synthetic
+        || (args.data.is_none() && preset.image_shape() != crate::model::ImageShape::MNIST);
+    let dataset = if made_up {
+        bench::synthetic_dataset(6000, 10, preset.image_shape())
     } else {
         let dir = args.data.clone().unwrap_or_else(data::bundled_dir);
-        data::load_split(&dir, data::Split::Train)?
+        let options = data::folder::FolderOptions {
+            image_size: None,
+            channels: None,
+        };
+        data::load_training_data(&dir, &options, |_, _| {})?.dataset
     };
+    overrides.image = Some(super::image_shape(&dataset));
+    let spec = ModelSpec::build(args.model, &overrides);
     spec.validate(dataset.count)?;
     let mut options = GpuOptions {
         storage_binding_bytes: dataset.images.len() as u64,

@@ -129,6 +129,15 @@ const DEFAULT_GENERATED: usize = 10_000;
 fn checkpoint_images(path: &Path, count: usize) -> Result<EvalInput> {
     let saved = Checkpoint::load(path)?;
     let spec = saved.spec(path)?;
+    if spec.image_shape() != crate::model::ImageShape::MNIST {
+        return Err(Error::data(
+            path,
+            format!(
+                "draws {} images, and the built-in metrics score 28x28 grey digits with their MNIST classifier: for an Inception FID, write the images with `gan-gpu sample --out DIR/` and score the folder with clean-fid or torch-fidelity",
+                spec.image_shape()
+            ),
+        ));
+    }
     // Noise from another seed than the training samples, so eval does not
     // reuse the grids' noise.
     let request = SampleRequest {

@@ -25,7 +25,7 @@ use crate::data;
 use crate::errln;
 use crate::error::{Error, Result};
 use crate::eval::{ClassifierConfig, TrainingEvaluator};
-use crate::model::{ModelKind, ModelSpec, Overrides};
+use crate::model::{ImageShape, ModelKind, ModelSpec, Overrides, Widths};
 use crate::output::OutputLock;
 use crate::stop::StopSignals;
 use crate::train::{CheckpointOptions, EvalSchedule, TrainConfig};
@@ -57,14 +57,17 @@ pub struct TrainSettings {
     pub data: Option<PathBuf>,
     /// `--image-size` (folders of images only).
     pub image_size: Option<usize>,
-    /// `--channels` (folders of images only).
-    pub channels: usize,
+    /// `--channels` (folders of images only; None: grey if every image is
+    /// stored grey, else RGB).
+    pub channels: Option<usize>,
     pub out: Option<PathBuf>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
     pub max_steps: Option<usize>,
     /// `--epochs`, `--batch-size`, `--lr`, ...
     pub overrides: Overrides,
+    /// `--ngf` and `--ndf` (dcgan64).
+    pub widths: Widths,
     pub seed: Option<u32>,
     pub quiet: bool,
     pub eval_every: Option<usize>,
@@ -88,8 +91,19 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     let mut checkpoint_every = settings.checkpoint_every.unwrap_or(10);
     let mut default_out = PathBuf::from("samples").join(kind.name());
     let mut resume = None;
-    if let Some(path) = &settings.resume {
-        let saved = Checkpoint::load(path)?;
+    let saved = match &settings.resume {
+        Some(path) => Some(Checkpoint::load(path)?),
+        None => None,
+    };
+    if let (Some(saved), Some(path)) = (&saved, &settings.resume) {
+        // A loaded checkpoint names a known model; --model, if given, must
+        // agree with it (resume_with below).
+        kind = settings.model.unwrap_or(saved.spec(path)?.kind);
+    }
+    settings.widths.apply(kind, &mut overrides)?;
+    let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
+    let dataset = load_training_data(&data_dir, &settings)?;
+    if let Some((saved, path)) = saved.zip(settings.resume.as_ref()) {
         let resumed = saved.settings.resume_with(&ResumeFlags {
             model: settings.model,
             seed: settings.seed,
@@ -97,8 +111,8 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
             sample_every: settings.sample_every,
             checkpoint_every: settings.checkpoint_every,
         })?;
-        // A loaded checkpoint names a known model.
         kind = saved.spec(path)?.kind;
+        same_data(&resumed.image_shape(), &resumed.class_names, kind, &dataset)?;
         overrides = resumed.overrides();
         (seed, sample_every, checkpoint_every) =
             (resumed.seed, resumed.sample_every, resumed.checkpoint_every);
@@ -108,10 +122,12 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         resume = Some((saved, path.clone()));
     }
+    overrides.image = Some(image_shape(&dataset));
+    if kind == ModelKind::Conditional {
+        overrides.class_names = Some(class_names(&dataset)?);
+    }
     ModelSpec::check_overrides(kind, &overrides)?;
     let spec = ModelSpec::build(kind, &overrides);
-    let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
-    let dataset = load_training_data(&data_dir, &settings)?;
     let config = TrainConfig {
         out_dir: settings.out.clone().unwrap_or(default_out),
         spec,
@@ -174,6 +190,67 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
             )
         }
     }
+}
+
+/// The shape of the data set's images.
+pub fn image_shape(data: &data::Dataset) -> ImageShape {
+    ImageShape {
+        channels: data.channels,
+        rows: data.rows,
+        cols: data.cols,
+    }
+}
+
+/// The class names the conditional model learns from `data`: its folder's
+/// class names, or the digits of IDX data; an error for unlabelled data.
+fn class_names(data: &data::Dataset) -> Result<Vec<String>> {
+    if data.classes.is_empty() {
+        return Err(Error::data(
+            &data.images_path,
+            "has no class folders, and the conditional model needs labels: put each class's images in a subfolder named after it",
+        ));
+    }
+    Ok(data.classes.clone())
+}
+
+/// Errors unless `data` has the images (and, for the conditional model,
+/// the classes) the checkpoint was trained on.
+fn same_data(
+    shape: &ImageShape,
+    classes: &[String],
+    kind: ModelKind,
+    data: &data::Dataset,
+) -> Result<()> {
+    let given = image_shape(data);
+    if given != *shape {
+        return Err(Error::config(
+            "--data",
+            format!(
+                "the checkpoint was trained on {shape} images, but {} holds {given} images",
+                data.images_path.display()
+            ),
+        ));
+    }
+    if kind == ModelKind::Conditional {
+        let given = class_names(data)?;
+        let saved = if classes.is_empty() {
+            crate::model::digit_class_names()
+        } else {
+            classes.to_vec()
+        };
+        if given != saved {
+            return Err(Error::config(
+                "--data",
+                format!(
+                    "the checkpoint was trained on the classes {}, but {} holds {}",
+                    saved.join(", "),
+                    data.images_path.display(),
+                    given.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The training set of `--data` (see [`data::load_training_data`]), with a

@@ -1,5 +1,5 @@
 //! `gan-gpu sample`: images from a checkpoint's generator, written as a
-//! `.png` grid, IDX or `.npy`.
+//! `.png` grid, IDX, `.npy` or a directory of PNGs.
 
 use std::path::PathBuf;
 
@@ -22,15 +22,16 @@ pub struct SampleSettings {
     /// A float32 `.npy` of shape (N, noise dim): the generator's noise, row
     /// by row, instead of the seeded generator's.
     pub noise: Option<PathBuf>,
-    /// The digit of every image (conditional models; None: rows of ten cycle through 0-9).
-    pub label: Option<usize>,
+    /// The class of every image, by name or index (conditional models;
+    /// None: rows of ten cycle through the classes).
+    pub label: Option<String>,
     /// Noise seed (None: the checkpoint's training seed).
     pub seed: Option<u32>,
     /// Batch norm uses each chunk of up to 256 images' own statistics
     /// instead of the running ones (`--batch-stats`).
     pub batch_stats: bool,
     pub backend: BackendChoice,
-    /// The output file; its extension picks the format.
+    /// The output file (its extension picks the format) or directory.
     pub out: PathBuf,
 }
 
@@ -58,16 +59,20 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
         (Some((_, (rows, _))), None) => *rows,
         (None, None) => sample::DEFAULT_COUNT,
     };
+    let label = match &settings.label {
+        Some(text) => Some(sample::parse_label(&spec, text)?),
+        None => None,
+    };
     let request = SampleRequest {
         count,
-        label: settings.label,
+        label,
         seed: settings.seed.unwrap_or(saved.settings.seed),
         batch_stats: settings.batch_stats,
     };
     let noise = noise.as_ref().map(|(_, (_, values))| values.as_slice());
     // Reject bad flags before creating a backend.
     request.validate(&spec)?;
-    sample::Format::from_path(&settings.out)?;
+    sample::check_format(sample::Format::from_path(&settings.out)?, &spec)?;
     let chosen = choice::open_any(
         settings.backend,
         &GpuOptions::default(),

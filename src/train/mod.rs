@@ -119,7 +119,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
     pub fn new(backend: &'a mut B, config: TrainConfig, data: &Dataset) -> Result<Self> {
         let spec = &config.spec;
         config.validate(data.count)?;
-        data.require_image_size(spec.image_rows, spec.image_cols)?;
+        data.require_shape(spec.image_channels, spec.image_rows, spec.image_cols)?;
         let state = GanState::new(backend, spec, config.seed, SAMPLE_COUNT)?;
         backend.upload_dataset(&data.images, &data.labels, spec.image_pixels)?;
         let sample_output = backend.alloc(SAMPLE_COUNT * spec.image_pixels)?;
