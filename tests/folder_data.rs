@@ -266,6 +266,7 @@ fn the_binary_trains_on_a_folder_and_refuses_what_does_not_fit() {
             &["--model", "vanilla"][..]
         };
         Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
+            .env("XDG_CACHE_HOME", dir.join("cache"))
             .args(["train", "--backend", "cpu", "--quiet"])
             .args(model)
             .args(["--batch-size", "8", "--max-steps", "2", "--data"])
@@ -343,6 +344,7 @@ fn a_labelled_colour_folder_trains_conditionally_and_samples_by_class_name() {
     colour_pngs(&data.join("red"), 8, [220, 30, 30]);
     let gan = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
+            .env("XDG_CACHE_HOME", dir.join("cache"))
             .args(args)
             .output()
             .unwrap();
@@ -440,4 +442,66 @@ fn a_labelled_colour_folder_trains_conditionally_and_samples_by_class_name() {
     assert_eq!(first.dimensions(), (8, 8));
     let header = bytes.len() - 5 * 192;
     assert_eq!(first.as_raw().as_slice(), &bytes[header..header + 192]);
+}
+
+#[test]
+fn the_decode_cache_is_reused_then_rebuilt_after_a_change() {
+    use gan_gpu::data::cache::{load_cached, CacheUse};
+    let dir = temp_dir("cache");
+    let (data, cache) = (dir.join("images"), dir.join("cache"));
+    colour_pngs(&data.join("a"), 3, [10, 20, 30]);
+    colour_pngs(&data.join("b"), 2, [200, 100, 0]);
+    std::fs::write(data.join("a/notes.txt"), "not an image").unwrap();
+    let options = FolderOptions {
+        image_size: Some(4),
+        channels: None,
+    };
+    let fresh = load_folder(&data, &options, |_, _| {}).unwrap();
+    let (first, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    let CacheUse::Built(file) = used else {
+        panic!("{used:?}")
+    };
+    assert!(file.is_file());
+    let (second, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    assert_eq!(used, CacheUse::Hit(file.clone()));
+    for set in [&first, &second] {
+        assert_eq!(set.dataset, fresh.dataset);
+        assert_eq!(set.skipped, fresh.skipped);
+    }
+    assert_eq!(second.dataset.classes, ["a", "b"]);
+    assert_eq!(second.skipped.len(), 1);
+    // Other settings are another cache file.
+    let grey = FolderOptions {
+        image_size: Some(4),
+        channels: Some(1),
+    };
+    let (_, used) = load_cached(&data, &grey, &cache, |_, _| {}).unwrap();
+    assert!(
+        matches!(used, CacheUse::Built(ref f) if *f != file),
+        "{used:?}"
+    );
+    // A new image changes the listing: decoded again, the file replaced.
+    colour_pngs(&data.join("b/more"), 1, [0, 0, 255]);
+    let (changed, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    assert_eq!(
+        used,
+        CacheUse::Rebuilt(file.clone(), "the folder changed".into())
+    );
+    assert_eq!(changed.dataset.count, 6);
+    let (_, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    assert_eq!(used, CacheUse::Hit(file.clone()));
+    // A corrupt file is rebuilt, not trusted.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let (repaired, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    assert!(
+        matches!(used, CacheUse::Rebuilt(_, ref why) if why.contains("checksum")),
+        "{used:?}"
+    );
+    assert_eq!(repaired.dataset, changed.dataset);
+    std::fs::write(&file, &bytes[..20]).unwrap();
+    let (_, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
+    assert!(matches!(used, CacheUse::Rebuilt(..)), "{used:?}");
 }

@@ -140,15 +140,30 @@ pub fn load_folder(
     progress: impl Fn(usize, usize) + Sync,
 ) -> Result<FolderSet> {
     options.validate()?;
+    check_folder(dir)?;
+    load_folder_files(dir, list_files(dir)?, options, progress)
+}
+
+/// Errors unless `dir` is a directory.
+pub fn check_folder(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(Error::data(dir, "is not a directory")),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::data(dir, "is not a directory")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::data(dir, "data directory not found"))
+            Err(Error::data(dir, "data directory not found"))
         }
-        Err(e) => return Err(Error::io(dir, e)),
+        Err(e) => Err(Error::io(dir, e)),
     }
-    let files = list_files(dir)?;
+}
+
+/// [`load_folder`] of the given `files` of `dir` (as [`list_files`] gives
+/// them), whose options have passed their `validate`.
+pub fn load_folder_files(
+    dir: &Path,
+    files: Vec<PathBuf>,
+    options: &FolderOptions,
+    progress: impl Fn(usize, usize) + Sync,
+) -> Result<FolderSet> {
     let done = AtomicUsize::new(0);
     let results: Vec<std::result::Result<Decoded, (PathBuf, String)>> = files
         .par_iter()

@@ -8,6 +8,7 @@
 //! `.idx3-ubyte` variant: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 //! `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`.
 
+pub mod cache;
 pub mod folder;
 pub mod idx;
 pub mod npy;
@@ -193,14 +194,23 @@ impl Dataset {
 
 /// The training images under `dir`: its IDX training split, or, for any
 /// other folder ([`folder::is_image_folder`]), its images as `options`
-/// says, with the files skipped. `progress(done, total)` follows decoding.
+/// says, with the files skipped: from the decoded-folder cache under
+/// `cache_dir` where it is current ([`cache::load_cached`], whose use comes
+/// back), else decoded. `progress(done, total)` follows decoding.
 pub fn load_training_data(
     dir: &Path,
     options: &folder::FolderOptions,
+    cache_dir: Option<&Path>,
     progress: impl Fn(usize, usize) + Sync,
-) -> Result<folder::FolderSet> {
+) -> Result<(folder::FolderSet, Option<cache::CacheUse>)> {
     if folder::is_image_folder(dir) {
-        return folder::load_folder(dir, options, progress);
+        return match cache_dir {
+            Some(cache_dir) => {
+                let (set, used) = cache::load_cached(dir, options, cache_dir, progress)?;
+                Ok((set, Some(used)))
+            }
+            None => Ok((folder::load_folder(dir, options, progress)?, None)),
+        };
     }
     let custom = options.image_size.is_some() || options.channels.is_some_and(|c| c != 1);
     if custom {
@@ -209,10 +219,11 @@ pub fn load_training_data(
             "holds IDX files, which are 28x28 grey: --image-size and --channels are for folders of images",
         ));
     }
-    Ok(folder::FolderSet {
+    let set = folder::FolderSet {
         dataset: load_split(dir, Split::Train)?,
         skipped: Vec::new(),
-    })
+    };
+    Ok((set, None))
 }
 
 /// Errors unless `dir` exists and is a directory.

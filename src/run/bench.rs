@@ -85,7 +85,10 @@ pub fn bench(args: &BenchSettings) -> Result<()> {
             image_size: None,
             channels: None,
         };
-        data::load_training_data(&dir, &options, |_, _| {})?.dataset
+        let cache = data::cache::default_dir();
+        data::load_training_data(&dir, &options, cache.as_deref(), |_, _| {})?
+            .0
+            .dataset
     };
     overrides.image = Some(super::image_shape(&dataset));
     let spec = ModelSpec::build(args.model, &overrides);

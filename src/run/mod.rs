@@ -261,12 +261,39 @@ fn load_training_data(dir: &Path, settings: &TrainSettings) -> Result<data::Data
         channels: settings.channels,
     };
     let bar = std::sync::OnceLock::new();
-    let set = data::load_training_data(dir, &options, |done, total| {
+    let started = std::time::Instant::now();
+    let cache = data::cache::default_dir();
+    let (set, used) = data::load_training_data(dir, &options, cache.as_deref(), |done, total| {
         bar.get_or_init(|| crate::output::console::decode_bar(total, settings.quiet))
             .set_position(done as u64);
     })?;
     if let Some(bar) = bar.get() {
         bar.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let count = set.dataset.count;
+    match used {
+        Some(data::cache::CacheUse::Hit(path)) if !settings.quiet => {
+            errln!(
+                "notice: {count} images of {} from the decode cache {} ({seconds:.1} s)",
+                dir.display(),
+                path.display()
+            );
+        }
+        Some(data::cache::CacheUse::Built(path)) if !settings.quiet => {
+            errln!(
+                "notice: decoded {count} images of {} in {seconds:.1} s; cached in {}",
+                dir.display(),
+                path.display()
+            );
+        }
+        Some(data::cache::CacheUse::Rebuilt(path, why)) => {
+            errln!("notice: rebuilt the decode cache of {} ({why}): {count} images in {seconds:.1} s, cached in {}", dir.display(), path.display());
+        }
+        Some(data::cache::CacheUse::NotWritten(path, why)) => {
+            errln!("notice: decoded {count} images of {} in {seconds:.1} s, but the decode cache {} could not be written: {why}", dir.display(), path.display());
+        }
+        _ => {}
     }
     if !set.skipped.is_empty() {
         let first: Vec<String> = set
