@@ -1,6 +1,8 @@
 // data.wgsl: what a step draws or gathers on the GPU, and the clock tick.
 //   gather_batch   the real batch from the resident training set (bytes packed
 //                  4 per u32, unpacked here) in the epoch's order, plus one-hot labels;
+//                  the set is split into chunks of whole images, one binding each,
+//                  and one dispatch per chunk writes the rows whose image it holds;
 //   normal_noise   N(0, 1) noise from the counter generator;
 //   random_onehot  random one-hot labels (into one or two matrices);
 //   end_step       clock.step += 1, clock.cursor += 1.
@@ -17,7 +19,11 @@ struct GatherParams {
     h_off: u32,
     h_stride: u32,
     classes: u32,
-    pad: u32,
+    chunk_first: u32,
+    chunk_count: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 struct NoiseParams {
@@ -74,7 +80,10 @@ fn gather_batch(
         let r = i / gp.cols;
         let c = i % gp.cols;
         let image = order[first + r];
-        let value = f32(byte_at_images(image * gp.pixels + c));
+        if image < gp.chunk_first || image - gp.chunk_first >= gp.chunk_count {
+            return;
+        }
+        let value = f32(byte_at_images((image - gp.chunk_first) * gp.pixels + c));
         gx[gp.x_off + r * gp.x_stride + c] = value * gp.scale + gp.shift;
         return;
     }

@@ -94,7 +94,7 @@ pub fn bench(args: &BenchSettings) -> Result<()> {
     let spec = ModelSpec::build(args.model, &overrides);
     spec.validate(dataset.count)?;
     let mut options = GpuOptions {
-        storage_binding_bytes: dataset.images.len() as u64,
+        storage_binding_bytes: dataset.image_len() as u64,
         ..GpuOptions::default()
     };
     if let Some(n) = args.steps_per_submit {

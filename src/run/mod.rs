@@ -174,7 +174,7 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     };
     let fault = Fault::from_env()?;
     let gpu_options = |api| GpuOptions {
-        storage_binding_bytes: dataset.images.len() as u64,
+        storage_binding_bytes: dataset.image_len() as u64,
         ..GpuOptions::with_api(api)
     };
     match choice::open(settings.backend, gpu_options, "training")? {

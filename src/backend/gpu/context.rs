@@ -249,9 +249,14 @@ fn preference(info: &wgpu::AdapterInfo) -> u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpuOptions {
     pub api: GpuApi,
-    /// The largest storage buffer binding the run will make, in bytes (the
-    /// packed training set: 60000 x 784 bytes for MNIST).
+    /// The largest storage buffer binding the run cannot split, in bytes:
+    /// one training image (the training set itself is split over as many
+    /// bindings as it needs, [`data_chunk_bytes`](Self::data_chunk_bytes)).
     pub storage_binding_bytes: u64,
+    /// The most bytes of training images one binding holds; None: as many
+    /// as the adapter's `max_storage_buffer_binding_size` and
+    /// `max_buffer_size` allow. Tests force small values to run the split.
+    pub data_chunk_bytes: Option<u64>,
     /// Submit the recorded work after this many training steps ([`end_step`]
     /// calls), to bound the size of one command buffer.
     ///
@@ -268,14 +273,15 @@ pub struct GpuOptions {
     pub profile: bool,
 }
 
-/// The packed MNIST training set: 60000 images of 784 bytes.
-pub const MNIST_TRAIN_BYTES: u64 = 60_000 * 784;
+/// One MNIST image: 784 bytes.
+pub const MNIST_IMAGE_BYTES: u64 = 784;
 
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             api: GpuApi::Best,
-            storage_binding_bytes: MNIST_TRAIN_BYTES,
+            storage_binding_bytes: MNIST_IMAGE_BYTES,
+            data_chunk_bytes: None,
             steps_per_submit: 32,
             matmul: None,
             profile: false,
@@ -380,7 +386,7 @@ impl GpuContext {
         ] {
             if have < need {
                 return Err(Error::Gpu(format!(
-                    "adapter {} ({}) cannot hold the training set: {limit} is {have} bytes, \
+                    "adapter {} ({}) cannot bind one training image: {limit} is {have} bytes, \
                      {need} bytes needed",
                     info.name, info.backend
                 )));

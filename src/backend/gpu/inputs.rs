@@ -39,34 +39,46 @@ impl GpuBackend {
             }
         }
         let h = onehot.unwrap_or(Mat { cols: 0, ..x });
-        let p = GatherParams {
-            rows: x.rows,
-            cols: x.cols,
-            x_off: x.offset,
-            x_stride: x.stride,
-            scale,
-            shift,
-            pixels: self.pixels,
-            has_onehot: u32::from(onehot.is_some()),
-            h_off: h.offset,
-            h_stride: h.stride,
-            classes: h.cols,
-            pad: 0,
-        };
-        let threads = u64::from(x.rows) * u64::from(x.cols) + u64::from(x.rows) * u64::from(h.cols);
-        self.dispatch_1d(
-            Kernel::GatherBatch,
-            &p,
-            &[
-                Buf::Clock,
-                Buf::Images,
-                Buf::Labels,
-                Buf::Order,
-                Buf::Tensor(x.tensor),
-                Buf::Tensor(h.tensor),
-            ],
-            threads,
-        );
+        // One dispatch per image chunk; the first also writes the labels.
+        for k in 0..self.image_chunks.len() {
+            let chunk = &self.image_chunks[k];
+            let labels = k == 0 && onehot.is_some();
+            let p = GatherParams {
+                rows: x.rows,
+                cols: x.cols,
+                x_off: x.offset,
+                x_stride: x.stride,
+                scale,
+                shift,
+                pixels: self.pixels,
+                has_onehot: u32::from(labels),
+                h_off: h.offset,
+                h_stride: h.stride,
+                classes: h.cols,
+                chunk_first: chunk.first,
+                chunk_count: chunk.count,
+                pad: [0; 3],
+            };
+            let label_threads = if labels {
+                u64::from(x.rows) * u64::from(h.cols)
+            } else {
+                0
+            };
+            let threads = u64::from(x.rows) * u64::from(x.cols) + label_threads;
+            self.dispatch_1d(
+                Kernel::GatherBatch,
+                &p,
+                &[
+                    Buf::Clock,
+                    Buf::ImageChunk(k),
+                    Buf::Labels,
+                    Buf::Order,
+                    Buf::Tensor(x.tensor),
+                    Buf::Tensor(h.tensor),
+                ],
+                threads,
+            );
+        }
     }
 
     pub(super) fn record_normal_noise(&mut self, out: Mat, stream: u32) {

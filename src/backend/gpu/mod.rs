@@ -74,7 +74,14 @@ pub struct GpuBackend {
     kernels: Kernels,
     tensors: Vec<GpuBuffer>,
     clock: GpuBuffer,
-    images: GpuBuffer,
+    /// The training images, split into buffers of whole images that each
+    /// fit one storage binding ([`ImageChunk`]); one empty buffer before
+    /// any upload.
+    image_chunks: Vec<ImageChunk>,
+    /// The most bytes of images one chunk may hold (the adapter's binding
+    /// and buffer limits, or less where [`GpuOptions::data_chunk_bytes`]
+    /// says).
+    chunk_limit: u64,
     labels: GpuBuffer,
     order: GpuBuffer,
     scratch: GpuBuffer,
@@ -102,6 +109,13 @@ pub struct GpuBackend {
     /// Timestamps around each dispatch while a profile is running.
     profiler: Option<profile::Profiler>,
     profiling_enabled: bool,
+}
+
+/// Images `first .. first + count` of the training set, in one buffer.
+struct ImageChunk {
+    buffer: GpuBuffer,
+    first: u32,
+    count: u32,
 }
 
 fn tensor_bytes(len: u32) -> u64 {
@@ -187,6 +201,11 @@ impl GpuBackend {
         };
         let clock = make(16, "clock");
         let images = make(4, "images (none uploaded)");
+        let limits = &ctx.limits;
+        let chunk_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(options.data_chunk_bytes.unwrap_or(u64::MAX));
         let labels = make(4, "labels (none uploaded)");
         let order = make(4, "epoch order (none set)");
         let scratch = make(4, "split-K partial sums");
@@ -195,7 +214,12 @@ impl GpuBackend {
             kernels,
             tensors: Vec::new(),
             clock,
-            images,
+            image_chunks: vec![ImageChunk {
+                buffer: images,
+                first: 0,
+                count: 0,
+            }],
+            chunk_limit,
             labels,
             order,
             scratch,

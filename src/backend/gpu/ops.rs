@@ -102,37 +102,66 @@ impl Backend for GpuBackend {
                 labels.len()
             )));
         }
-        let bytes = images.len().next_multiple_of(4) as u64;
-        let max = self.ctx.limits.max_storage_buffer_binding_size;
-        if bytes > max {
+        // Whole images per chunk, packed 4 bytes a u32 within the limit.
+        let per_chunk = ((self.chunk_limit / 4 * 4) / pixels as u64).min(u64::from(u32::MAX));
+        if per_chunk == 0 {
             return Err(Error::Gpu(format!(
-                "the training set ({bytes} bytes) exceeds max_storage_buffer_binding_size \
-                 ({max} bytes) of adapter {} ({})",
-                self.ctx.info.name, self.ctx.info.backend
+                "one training image ({pixels} bytes) exceeds the {} bytes that one storage binding \
+                 holds on adapter {} ({})",
+                self.chunk_limit, self.ctx.info.name, self.ctx.info.backend
+            )));
+        }
+        if labels.len() > u32::MAX as usize
+            || labels.len().next_multiple_of(4) as u64 > self.chunk_limit
+        {
+            return Err(Error::Gpu(format!(
+                "the training set's {} labels do not fit one storage binding of adapter {} ({})",
+                labels.len(),
+                self.ctx.info.name,
+                self.ctx.info.backend
             )));
         }
         self.submit();
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let packed = Self::pack_bytes(images);
-        let new_images = self.new_buffer_init(
-            bytemuck::cast_slice(if packed.is_empty() { &[0u32] } else { &packed }),
-            usage,
-            "images",
-        );
+        let mut chunks = Vec::new();
+        let per_chunk = per_chunk as usize;
+        let count = labels.len();
+        for first in (0..count.max(1)).step_by(per_chunk) {
+            let n = per_chunk.min(count - first.min(count));
+            let packed = Self::pack_bytes(&images[first * pixels..(first + n) * pixels]);
+            let buffer = self.new_buffer_init(
+                bytemuck::cast_slice(if packed.is_empty() { &[0u32] } else { &packed }),
+                usage,
+                "images",
+            );
+            chunks.push(super::ImageChunk {
+                buffer,
+                first: first as u32,
+                count: n as u32,
+            });
+        }
         let packed = Self::pack_bytes(labels);
         let new_labels = self.new_buffer_init(
             bytemuck::cast_slice(if packed.is_empty() { &[0u32] } else { &packed }),
             usage,
             "labels",
         );
-        let (old_i, old_l) = (self.images.uid, self.labels.uid);
-        self.images = new_images;
-        self.labels = new_labels;
-        self.forget_bindings_of(old_i);
-        self.forget_bindings_of(old_l);
+        let old = std::mem::replace(&mut self.image_chunks, chunks);
+        for chunk in old {
+            self.forget_bindings_of(chunk.buffer.uid);
+        }
+        let old_labels = std::mem::replace(&mut self.labels, new_labels);
+        self.forget_bindings_of(old_labels.uid);
         self.pixels = pixels as u32;
         self.images_count = labels.len();
-        self.take_errors_while("uploading the training set")
+        let bytes = images.len();
+        let chunks = self.image_chunks.len();
+        self.take_errors_while("uploading the training set").map_err(|e| {
+            Error::Gpu(format!(
+                "the training set ({bytes} bytes in {chunks} buffers of at most {} bytes) could not be made resident on adapter {} ({}): {e}",
+                self.chunk_limit, self.ctx.info.name, self.ctx.info.backend
+            ))
+        })
     }
 
     fn set_epoch_order(&mut self, order: &[u32]) -> Result<()> {

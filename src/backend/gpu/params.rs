@@ -106,7 +106,11 @@ pub struct GatherParams {
     pub h_off: u32,
     pub h_stride: u32,
     pub classes: u32,
-    pub pad: u32,
+    /// The image chunk this dispatch reads: images `chunk_first ..
+    /// chunk_first + chunk_count` of the training set.
+    pub chunk_first: u32,
+    pub chunk_count: u32,
+    pub pad: [u32; 3],
 }
 
 /// `NoiseParams` of `shaders/data.wgsl`.

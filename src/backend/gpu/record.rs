@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 pub(super) enum Buf {
     Tensor(Tensor),
     Clock,
-    Images,
+    /// The training images' chunk k.
+    ImageChunk(usize),
     Labels,
     Order,
     /// The split matmul kernel's partial sums (grown on demand).
@@ -55,7 +56,7 @@ impl GpuBackend {
         match b {
             Buf::Tensor(t) => &self.tensors[t.id as usize],
             Buf::Clock => &self.clock,
-            Buf::Images => &self.images,
+            Buf::ImageChunk(k) => &self.image_chunks[k].buffer,
             Buf::Labels => &self.labels,
             Buf::Order => &self.order,
             Buf::Scratch => &self.scratch,
