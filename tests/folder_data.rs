@@ -505,3 +505,80 @@ fn the_decode_cache_is_reused_then_rebuilt_after_a_change() {
     let (_, used) = load_cached(&data, &options, &cache, |_, _| {}).unwrap();
     assert!(matches!(used, CacheUse::Rebuilt(..)), "{used:?}");
 }
+
+#[test]
+fn a_checkpoint_remembers_its_data_and_eval_looks_there() {
+    let dir = temp_dir("remembered-data");
+    let copy = dir.join("mnist-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(gan_gpu::data::bundled_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("-ubyte") {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    mnist_pngs(&images, 16);
+    let gan = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gan-gpu"))
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (data, out) in [(&copy, "idx-run"), (&images, "folder-run")] {
+        let (ok, stderr) = gan(&[
+            "train",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+            "--g-hidden",
+            "8",
+            "--d-hidden",
+            "8",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dir.join(out).to_str().unwrap(),
+        ]);
+        assert!(ok, "{stderr}");
+    }
+    let checkpoint = |run: &str| dir.join(run).join("checkpoint.safetensors");
+    let saved = gan_gpu::checkpoint::Checkpoint::load(&checkpoint("idx-run")).unwrap();
+    let recorded = std::fs::canonicalize(&copy).unwrap();
+    assert_eq!(saved.settings.data.as_deref(), recorded.to_str());
+    // eval measures against the run's own data: a folder has no test set,
+    // and data that has gone is named.
+    let eval = |run: &str| {
+        gan(&[
+            "eval",
+            "--backend",
+            "cpu",
+            "--n",
+            "10",
+            "--checkpoint",
+            checkpoint(run).to_str().unwrap(),
+        ])
+    };
+    let (ok, stderr) = eval("folder-run");
+    assert!(
+        !ok && stderr.contains("folder of images") && stderr.contains("sample --out DIR/"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&copy).unwrap();
+    let (ok, stderr) = eval("idx-run");
+    assert!(
+        !ok && stderr.contains("not there any more") && stderr.contains("mnist-copy"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

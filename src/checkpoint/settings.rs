@@ -36,6 +36,11 @@ pub struct RunSettings {
     /// The conditional model's class names (empty: the digits 0 to 9).
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// The training data's directory as `--data` named it, made absolute
+    /// (None: the bundled MNIST, or a checkpoint from before it was kept):
+    /// where `eval` finds the test set and the classifier's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 fn mnist_channels() -> usize {
@@ -73,6 +78,7 @@ impl RunSettings {
             image_rows: spec.image_rows,
             image_cols: spec.image_cols,
             class_names: spec.class_names.clone(),
+            data: None,
         }
     }
 

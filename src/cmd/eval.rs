@@ -26,10 +26,12 @@ pub struct EvalArgs {
     /// Where the classifier runs [default: auto = a hardware GPU, else the CPU].
     #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
     backend: BackendChoice,
-    /// The classifier cache file [default: ~/.cache/gan-gpu/mnist-classifier-784-512-256-10-seed1.bin].
+    /// The classifier cache file [default: one per training set under ~/.cache/gan-gpu/].
     #[arg(long, value_name = "PATH")]
     classifier: Option<PathBuf>,
-    /// Directory with the four MNIST IDX files [default: the bundled MNIST].
+    /// Directory with the four MNIST-format IDX files (MNIST, Fashion-MNIST, ...): the classifier
+    /// trains on its training set, the images are measured against its test set [default: the
+    /// checkpoint's training data, else the bundled MNIST].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 }

@@ -46,8 +46,10 @@ pub fn data_checksum(train: &Dataset, config: &ClassifierConfig) -> u64 {
     fnv1a(h, &train.labels[..count])
 }
 
-/// Where the standard classifier is cached by default.
-pub fn default_path(config: &ClassifierConfig) -> Result<PathBuf> {
+/// Where the classifier of `config` trained on `train` is cached by
+/// default: one file per data set (named by [`data_checksum`]), so MNIST's
+/// and Fashion-MNIST's classifiers live side by side.
+pub fn default_path(config: &ClassifierConfig, train: &Dataset) -> Result<PathBuf> {
     let dir = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
@@ -61,9 +63,10 @@ pub fn default_path(config: &ClassifierConfig) -> Result<PathBuf> {
         },
     };
     Ok(dir.join("gan-gpu").join(format!(
-        "mnist-classifier-{}-seed{}.bin",
+        "classifier-{}-seed{}-data{:016x}.bin",
         config.architecture(),
-        config.seed
+        config.seed,
+        data_checksum(train, config)
     )))
 }
 

@@ -30,7 +30,9 @@ pub struct EvalSettings {
     pub backend: BackendChoice,
     /// The classifier cache file (None: the default cache path).
     pub classifier: Option<PathBuf>,
-    /// The MNIST directory (None: the bundled MNIST).
+    /// The MNIST-format directory whose test set (and training set, for
+    /// the classifier) the images are measured against (None: the
+    /// checkpoint's training data, else the bundled MNIST).
     pub data: Option<PathBuf>,
 }
 
@@ -97,12 +99,16 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             "{source}: {count} image(s); the FID needs at least 2"
         )));
     }
-    let data_dir = opts.data.clone().unwrap_or_else(data::bundled_dir);
+    let data_dir = match (&opts.data, &opts.checkpoint) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(path)) => trained_on(path)?,
+        (None, None) => data::bundled_dir(),
+    };
     let split = data::load_mnist(&data_dir)?;
     let config = ClassifierConfig::standard();
     let cache_path = match &opts.classifier {
         Some(p) => p.clone(),
-        None => cache::default_path(&config)?,
+        None => cache::default_path(&config, &split.train)?,
     };
     let job = Job {
         config,
@@ -117,6 +123,35 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
         Chosen::Cpu => job.run(CpuBackend::new()),
         Chosen::Gpu(gpu, _) => job.run(*gpu),
     }
+}
+
+/// The data directory the checkpoint at `path` was trained on (the bundled
+/// MNIST for a checkpoint that names none); an error where it is gone or is
+/// a folder of images, which has no IDX test set.
+fn trained_on(path: &Path) -> Result<PathBuf> {
+    let saved = Checkpoint::load(path)?;
+    let Some(dir) = saved.settings.data.map(PathBuf::from) else {
+        return Ok(data::bundled_dir());
+    };
+    if !dir.is_dir() {
+        return Err(Error::data(
+            path,
+            format!(
+                "was trained on {}, which is not there any more: pass --data DIR with its IDX files",
+                dir.display()
+            ),
+        ));
+    }
+    if data::folder::is_image_folder(&dir) {
+        return Err(Error::data(
+            path,
+            format!(
+                "was trained on the folder of images {}: the built-in metrics need MNIST-format IDX files with a test set (pass --data DIR), or write the images with `gan-gpu sample --out DIR/` for clean-fid",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
 }
 
 /// Images generated from a checkpoint when `--n` is not given: enough for a

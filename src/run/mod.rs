@@ -171,6 +171,10 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
         stop,
         quiet: settings.quiet,
         eval,
+        data_dir: settings
+            .data
+            .as_ref()
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())),
     };
     let fault = Fault::from_env()?;
     let gpu_options = |api| GpuOptions {
@@ -325,7 +329,7 @@ pub fn training_evaluator(
     let config = ClassifierConfig::standard();
     let cache_path = match cache {
         Some(path) => path.to_path_buf(),
-        None => crate::eval::cache::default_path(&config)?,
+        None => crate::eval::cache::default_path(&config, train)?,
     };
     let classifier = crate::eval::load_or_train(
         &mut CpuBackend::new(),

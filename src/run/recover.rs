@@ -27,6 +27,9 @@ pub struct RunPlan {
     pub quiet: bool,
     /// Measuring the generator every few epochs (`--eval-every`).
     pub eval: Option<EvalSchedule>,
+    /// The training data's directory (None: the bundled MNIST), saved in
+    /// the checkpoints.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Whether the GPU device was lost (the run may continue on a new one).
@@ -48,6 +51,7 @@ pub fn train_on<B: Backend>(
     mut plan: RunPlan,
 ) -> Result<RunEnd> {
     let (checkpoint_every, stop, quiet) = (plan.checkpoint_every, plan.stop.clone(), plan.quiet);
+    let data_dir = plan.data_dir.clone();
     let mut last_good = plan.resume.as_ref().map(|(_, path)| path.clone());
     let mut eval = plan.eval.take();
     let backend = make()?;
@@ -95,6 +99,7 @@ pub fn train_on<B: Backend>(
         stop,
         quiet,
         eval: None,
+        data_dir,
     };
     run_training(backend, config, dataset, plan, &mut last_good, &mut eval)
 }
@@ -147,6 +152,7 @@ pub fn run_training<B: Backend>(
     };
     trainer.set_checkpoint_every(plan.checkpoint_every)?;
     trainer.set_stop_flag(plan.stop.flag());
+    trainer.set_data_dir(plan.data_dir.clone());
     if let Some(schedule) = eval.take() {
         trainer.set_evaluation(schedule)?;
     }

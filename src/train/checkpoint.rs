@@ -53,6 +53,8 @@ pub struct CheckpointOptions {
     /// The last checkpoint of this run known to be good: the one resumed
     /// from, then each one saved. Named when the run diverges or fails.
     pub last_good: Option<PathBuf>,
+    /// The training data's directory, saved in the checkpoint's settings.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for CheckpointOptions {
@@ -61,6 +63,7 @@ impl Default for CheckpointOptions {
             every: 10,
             stop: None,
             last_good: None,
+            data_dir: None,
         }
     }
 }
@@ -96,6 +99,12 @@ impl<'a, B: Backend> Trainer<'a, B> {
         self.checkpoints.stop = Some(flag);
     }
 
+    /// Saves `dir` in the checkpoints as the training data's directory
+    /// (where `eval` looks for its test set).
+    pub fn set_data_dir(&mut self, dir: Option<PathBuf>) {
+        self.checkpoints.data_dir = dir;
+    }
+
     /// Where this run's checkpoint goes: `checkpoint.safetensors` in the output directory.
     pub fn checkpoint_path(&self) -> PathBuf {
         self.config.out_dir.join(checkpoint::FILE_NAME)
@@ -115,14 +124,20 @@ impl<'a, B: Backend> Trainer<'a, B> {
         }
         // The health flags are not part of the saved state.
         stats.truncate(stat::COUNT);
+        let mut settings = RunSettings::new(
+            &self.config.spec,
+            self.config.seed,
+            self.config.sample_every,
+            self.checkpoints.every,
+            self.examples,
+        );
+        settings.data = self
+            .checkpoints
+            .data_dir
+            .as_ref()
+            .map(|d| d.to_string_lossy().into_owned());
         Ok(Checkpoint {
-            settings: RunSettings::new(
-                &self.config.spec,
-                self.config.seed,
-                self.config.sample_every,
-                self.checkpoints.every,
-                self.examples,
-            ),
+            settings,
             clock,
             epoch,
             stats,
