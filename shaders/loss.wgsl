@@ -1,5 +1,7 @@
 // loss.wgsl: binary cross-entropy from logits in the stable form
-// bce(l, t) = max(l, 0) - l t + ln(1 + exp(-|l|)), and its gradient.
+// bce(l, t) = max(l, 0) - l t + ln(1 + exp(-|l|)), and its gradient
+// (bce_with_logits); the critic losses of raw outputs, least squares, hinge
+// and Wasserstein, term by term as src/backend/critic_loss.rs (critic_loss).
 // One workgroup handles all N rows: each thread takes rows t, t + 256, ...,
 // then a fixed tree reduction sums the loss and the two probability sums,
 // so the result is deterministic (no float atomics). Thread 0 adds the loss
@@ -71,6 +73,82 @@ fn bce_with_logits(@builtin(local_invocation_index) t: u32) {
         }
         if p.second_slot != NONE && p.n > p.split {
             stats[p.second_slot] += total.z / f32(p.n - p.split);
+        }
+    }
+}
+
+// critic_loss
+struct CriticParams {
+    n: u32,
+    split: u32,
+    first_kind: u32,
+    second_kind: u32,
+    first_param: f32,
+    second_param: f32,
+    weight: f32,
+    l_off: u32,
+    l_stride: u32,
+    d_off: u32,
+    d_stride: u32,
+    loss_slot: u32,
+    first_slot: u32,
+    second_slot: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> cp: CriticParams;
+
+// (loss, gradient) of one row with raw output l: ScoreTerm::loss_and_grad.
+// kind 0: (l - a)^2 / 2; 1: max(0, 1 - l); 2: max(0, 1 + l); 3: a l.
+fn score_term(kind: u32, a: f32, l: f32) -> vec2<f32> {
+    if kind == 0u {
+        let d = l - a;
+        return vec2<f32>(0.5 * d * d, d);
+    }
+    if kind == 1u {
+        return select(vec2<f32>(0.0, 0.0), vec2<f32>(1.0 - l, -1.0), l < 1.0);
+    }
+    if kind == 2u {
+        return select(vec2<f32>(0.0, 0.0), vec2<f32>(1.0 + l, 1.0), l > -1.0);
+    }
+    return vec2<f32>(a * l, a);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn critic_loss(@builtin(local_invocation_index) t: u32) {
+    // (loss, sum of raw outputs of rows ..split, of rows split..)
+    var s = vec3<f32>(0.0, 0.0, 0.0);
+    for (var r = t; r < cp.n; r += 256u) {
+        let l = logits[cp.l_off + r * cp.l_stride];
+        let first = r < cp.split;
+        let kind = select(cp.second_kind, cp.first_kind, first);
+        let a = select(cp.second_param, cp.first_param, first);
+        let term = score_term(kind, a, l);
+        s.x += cp.weight * term.x;
+        dlogits[cp.d_off + r * cp.d_stride] = cp.weight * term.y;
+        if first {
+            s.y += l;
+        } else {
+            s.z += l;
+        }
+    }
+    partial[t] = s;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if t < half {
+            partial[t] += partial[t + half];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        let total = partial[0];
+        stats[cp.loss_slot] += total.x;
+        if cp.first_slot != NONE && cp.split > 0u {
+            stats[cp.first_slot] += total.y / f32(cp.split);
+        }
+        if cp.second_slot != NONE && cp.n > cp.split {
+            stats[cp.second_slot] += total.z / f32(cp.n - cp.split);
         }
     }
 }

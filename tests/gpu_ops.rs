@@ -327,6 +327,60 @@ fn linear_backward_params_matches_cpu() {
 }
 
 #[test]
+fn critic_loss_matches_cpu() {
+    use gan_gpu::backend::critic_loss::{CriticLossParams, ScoreTerm};
+    on_every_api(|pair| {
+        let terms = [
+            (
+                ScoreTerm::Square { target: 1.0 },
+                ScoreTerm::Square { target: 0.0 },
+            ),
+            (ScoreTerm::HingeReal, ScoreTerm::HingeFake),
+            (
+                ScoreTerm::Linear { sign: -1.0 },
+                ScoreTerm::Linear { sign: 1.0 },
+            ),
+            (
+                ScoreTerm::Square { target: 0.9 },
+                ScoreTerm::Linear { sign: -1.0 },
+            ),
+        ];
+        let sizes: [(usize, u32); 4] = [(1, 1), (7, 3), (257, 128), (300, 0)];
+        for (i, (&(first, second), &(n, split))) in terms.iter().zip(&sizes).enumerate() {
+            // Raw outputs in [-3, 3]: both sides of each hinge's kink.
+            let l = data(n * 3, 30 + i as u32, 3.0);
+            let lbuf = pair.alloc(&l);
+            let logits = Mat::dense(lbuf, n, 3).cols(1, 1);
+            let dbuf = pair.alloc(&data(n * 2, 40, 1.0));
+            let dlogits = Mat::dense(dbuf, n, 2).cols(0, 1);
+            let stats = pair.alloc(&[0.5, 1.5, 2.5, 3.5]);
+            let slots = LossSlots {
+                loss: stat::D_LOSS,
+                prob_first: Some(stat::D_REAL),
+                prob_second: Some(stat::D_FAKE),
+            };
+            let p = CriticLossParams {
+                split,
+                first,
+                second,
+                weight: 1.0 / n as f32,
+            };
+            pair.both(|b| b.critic_loss(&p, logits, dlogits, stats, slots));
+            let name = format!("critic_loss N={n} split={split} {first:?} / {second:?}");
+            // dlogits: one subtraction or select and one multiply per row.
+            pair.check(&format!("{name} dlogits"), dbuf, 1e-7, RTOL);
+            // Sums of N terms of at most 8 / N in another order.
+            pair.check(
+                &format!("{name} stats"),
+                stats,
+                8.0 * n as f32 * f32::EPSILON,
+                RTOL,
+            );
+        }
+    });
+}
+
+#[test]
 fn bce_with_logits_matches_cpu() {
     on_every_api(|pair| {
         let cases: [(usize, u32, f32, f32, f32); 6] = [

@@ -220,6 +220,19 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         }
     }
 
+    fn critic_loss(
+        &mut self,
+        p: &crate::backend::critic_loss::CriticLossParams,
+        logits: Mat,
+        dlogits: Mat,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        if self.alive() {
+            self.inner.critic_loss(p, logits, dlogits, stats, slots);
+        }
+    }
+
     fn softmax_cross_entropy(
         &mut self,
         logits: Mat,

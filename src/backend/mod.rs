@@ -11,6 +11,7 @@
 
 pub mod conv_params;
 pub mod cpu;
+pub mod critic_loss;
 pub mod fault;
 pub mod gpu;
 
@@ -291,6 +292,22 @@ pub trait Backend {
         target_first: f32,
         target_second: f32,
         weight: f32,
+        stats: Tensor,
+        slots: LossSlots,
+    );
+
+    /// A critic loss of D's raw outputs `logits` [N, 1] ([`CriticLossParams`]:
+    /// rows `..split` scored by `p.first`, rows `split..` by `p.second`).
+    /// Writes `dlogits[r] = p.weight * grad(row)`, adds `p.weight * sum_rows
+    /// loss(row)` into `stats[slots.loss]` and each part's mean raw output
+    /// into `slots.prob_first` / `slots.prob_second`.
+    ///
+    /// [`CriticLossParams`]: critic_loss::CriticLossParams
+    fn critic_loss(
+        &mut self,
+        p: &critic_loss::CriticLossParams,
+        logits: Mat,
+        dlogits: Mat,
         stats: Tensor,
         slots: LossSlots,
     );

@@ -318,6 +318,28 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn critic_loss(
+        &mut self,
+        p: &crate::backend::critic_loss::CriticLossParams,
+        logits: Mat,
+        dlogits: Mat,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        let mut dd = self.take(dlogits.tensor);
+        let ld = self.input(logits.tensor, dlogits.tensor, &dd);
+        let sums = ops::critic_loss(p, &ld, logits, &mut dd, dlogits);
+        self.put(dlogits.tensor, dd);
+        let s = &mut self.tensors[stats.id as usize];
+        s[slots.loss as usize] += sums.loss;
+        if let Some(slot) = slots.prob_first {
+            s[slot as usize] += sums.mean_prob_first;
+        }
+        if let Some(slot) = slots.prob_second {
+            s[slot as usize] += sums.mean_prob_second;
+        }
+    }
+
     fn softmax_cross_entropy(
         &mut self,
         logits: Mat,

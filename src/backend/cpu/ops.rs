@@ -392,6 +392,46 @@ pub fn bce_with_logits(
     }
 }
 
+/// A critic loss of raw outputs (see [`crate::backend::critic_loss`]):
+/// writes dlogits [N, 1] and returns the weighted loss sum and the mean raw
+/// output of each part (rows `..split` and `split..`) in the
+/// `mean_prob_*` fields.
+pub fn critic_loss(
+    p: &crate::backend::critic_loss::CriticLossParams,
+    ld: &[f32],
+    logits: Mat,
+    dd: &mut [f32],
+    dlogits: Mat,
+) -> BceSums {
+    let (mut loss, mut sum_first, mut sum_second) = (0.0f32, 0.0f32, 0.0f32);
+    let (n, split) = (logits.rows, p.split);
+    for r in 0..n {
+        let l = ld[logits.at(r as usize, 0)];
+        let term = if r < split { p.first } else { p.second };
+        let (value, grad) = term.loss_and_grad(l);
+        loss += p.weight * value;
+        dd[dlogits.at(r as usize, 0)] = p.weight * grad;
+        if r < split {
+            sum_first += l;
+        } else {
+            sum_second += l;
+        }
+    }
+    BceSums {
+        loss,
+        mean_prob_first: if split > 0 {
+            sum_first / split as f32
+        } else {
+            0.0
+        },
+        mean_prob_second: if n > split {
+            sum_second / (n - split) as f32
+        } else {
+            0.0
+        },
+    }
+}
+
 /// What a softmax cross-entropy call adds to the statistics.
 pub struct CeSums {
     pub loss: f32,

@@ -34,6 +34,7 @@ pub enum Kernel {
     LinearBackwardInput,
     LinearBackwardParams,
     BceWithLogits,
+    CriticLoss,
     SoftmaxCrossEntropy,
     AdamUpdate,
     GatherBatch,
@@ -113,11 +114,12 @@ impl Family {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 22] = [
+    pub const ALL: [Kernel; 23] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
         Kernel::BceWithLogits,
+        Kernel::CriticLoss,
         Kernel::SoftmaxCrossEntropy,
         Kernel::AdamUpdate,
         Kernel::GatherBatch,
@@ -145,6 +147,7 @@ impl Kernel {
             Kernel::LinearBackwardInput => "linear_backward_input",
             Kernel::LinearBackwardParams => "linear_backward_params",
             Kernel::BceWithLogits => "bce_with_logits",
+            Kernel::CriticLoss => "critic_loss",
             Kernel::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Kernel::AdamUpdate => "adam_update",
             Kernel::GatherBatch => "gather_batch",
@@ -195,7 +198,7 @@ impl Kernel {
             Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => {
                 Family::Linear
             }
-            Kernel::BceWithLogits => Family::Loss,
+            Kernel::BceWithLogits | Kernel::CriticLoss => Family::Loss,
             Kernel::SoftmaxCrossEntropy => Family::Classifier,
             Kernel::AdamUpdate => Family::Adam,
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
@@ -226,7 +229,7 @@ impl Kernel {
             // clock, a, b, y, c, the split kernel's partial sums
             Kernel::LinearForward | Kernel::LinearBackwardInput | Kernel::LinearBackwardParams => 6,
             // logits, dlogits, stats
-            Kernel::BceWithLogits => 3,
+            Kernel::BceWithLogits | Kernel::CriticLoss => 3,
             // logits, targets, dlogits, stats
             Kernel::SoftmaxCrossEntropy => 4,
             // clock, params, grads, m, v

@@ -74,6 +74,71 @@ impl GpuBackend {
         );
     }
 
+    pub(super) fn record_critic_loss(
+        &mut self,
+        p: &crate::backend::critic_loss::CriticLossParams,
+        logits: Mat,
+        dlogits: Mat,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        let op = "critic_loss";
+        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
+        if !self.check_mat(logits, op, "logits")
+            || !self.check_mat(dlogits, op, "dlogits")
+            || !self.check_tensor(stats, op, "stats")
+            || !self.check(
+                dlogits.rows == logits.rows && logits.cols >= 1 && dlogits.cols >= 1,
+                op,
+                || {
+                    format!(
+                        "logits are {} x {}, dlogits {} x {}",
+                        logits.rows, logits.cols, dlogits.rows, dlogits.cols
+                    )
+                },
+            )
+            || !self.check(
+                slot_ok(Some(slots.loss))
+                    && slot_ok(slots.prob_first)
+                    && slot_ok(slots.prob_second)
+                    && p.split <= logits.rows,
+                op,
+                || format!("stats slots {slots:?} or split {} out of range", p.split),
+            )
+        {
+            return;
+        }
+        let ((first_kind, first_param), (second_kind, second_param)) =
+            (p.first.code(), p.second.code());
+        let params = CriticParams {
+            n: logits.rows,
+            split: p.split,
+            first_kind,
+            second_kind,
+            first_param,
+            second_param,
+            weight: p.weight,
+            l_off: logits.offset,
+            l_stride: logits.stride,
+            d_off: dlogits.offset,
+            d_stride: dlogits.stride,
+            loss_slot: slots.loss,
+            first_slot: slots.prob_first.unwrap_or(NONE),
+            second_slot: slots.prob_second.unwrap_or(NONE),
+            pad: [0; 2],
+        };
+        self.dispatch(
+            Kernel::CriticLoss,
+            Some(&params),
+            &[
+                Buf::Tensor(logits.tensor),
+                Buf::Tensor(dlogits.tensor),
+                Buf::Tensor(stats),
+            ],
+            (1, 1, 1),
+        );
+    }
+
     pub(super) fn record_softmax_cross_entropy(
         &mut self,
         logits: Mat,

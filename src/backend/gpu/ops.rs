@@ -284,6 +284,17 @@ impl Backend for GpuBackend {
         );
     }
 
+    fn critic_loss(
+        &mut self,
+        p: &crate::backend::critic_loss::CriticLossParams,
+        logits: Mat,
+        dlogits: Mat,
+        stats: Tensor,
+        slots: LossSlots,
+    ) {
+        self.record_critic_loss(p, logits, dlogits, stats, slots);
+    }
+
     fn softmax_cross_entropy(
         &mut self,
         logits: Mat,

@@ -52,6 +52,29 @@ pub struct BceParams {
     pub second_slot: u32,
 }
 
+/// `CriticParams` of `shaders/loss.wgsl`: the two parts' term kinds
+/// ([`ScoreTerm::code`](crate::backend::critic_loss::ScoreTerm::code)) and
+/// their parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CriticParams {
+    pub n: u32,
+    pub split: u32,
+    pub first_kind: u32,
+    pub second_kind: u32,
+    pub first_param: f32,
+    pub second_param: f32,
+    pub weight: f32,
+    pub l_off: u32,
+    pub l_stride: u32,
+    pub d_off: u32,
+    pub d_stride: u32,
+    pub loss_slot: u32,
+    pub first_slot: u32,
+    pub second_slot: u32,
+    pub pad: [u32; 2],
+}
+
 /// `CeParams` of `shaders/classifier.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
