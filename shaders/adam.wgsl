@@ -1,6 +1,8 @@
-// adam.wgsl: one bias-corrected Adam step (PyTorch's formulation) over a
-// network's whole flat parameter buffer, t = clock.step + 1. Arithmetic in
-// the same order as the CPU reference (src/backend/cpu/ops.rs).
+// adam.wgsl: the optimizer updates over a network's whole flat buffers, in
+// the same order of arithmetic as the CPU reference (src/backend/cpu/ops.rs):
+//   adam_update     one bias-corrected Adam step (PyTorch's), t = clock.step + 1;
+//   rmsprop_update  one RMSprop step (PyTorch's, no momentum);
+//   clamp_values    every value clamped to [-limit, limit] (WGAN's clipping).
 
 struct AdamParams {
     len: u32,
@@ -59,4 +61,57 @@ fn adam_update(
     let m_hat = mi / correction1;
     let v_hat = vi / correction2;
     params[i] -= p.lr * m_hat / (sqrt(v_hat) + p.eps);
+}
+
+// rmsprop_update
+struct RmsParams {
+    len: u32,
+    lr: f32,
+    alpha: f32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> rp: RmsParams;
+@group(0) @binding(1) var<storage, read_write> rms_params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rms_grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rms_sq: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn rmsprop_update(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = global_index(wid, nwg, lid);
+    if i >= rp.len {
+        return;
+    }
+    let g = rms_grads[i];
+    let s = rp.alpha * rms_sq[i] + (1.0 - rp.alpha) * g * g;
+    rms_sq[i] = s;
+    rms_params[i] -= rp.lr * g / (sqrt(s) + rp.eps);
+}
+
+// clamp_values
+struct ClampParams {
+    len: u32,
+    limit: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> kp: ClampParams;
+@group(0) @binding(1) var<storage, read_write> clamped: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn clamp_values(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = global_index(wid, nwg, lid);
+    if i >= kp.len {
+        return;
+    }
+    clamped[i] = clamp(clamped[i], -kp.limit, kp.limit);
 }

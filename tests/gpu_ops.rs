@@ -328,7 +328,7 @@ fn linear_backward_params_matches_cpu() {
 
 #[test]
 fn critic_loss_matches_cpu() {
-    use gan_gpu::backend::critic_loss::{CriticLossParams, ScoreTerm};
+    use gan_gpu::model::critic_loss::{CriticLossParams, ScoreTerm};
     on_every_api(|pair| {
         let terms = [
             (
@@ -482,6 +482,46 @@ fn softmax_cross_entropy_matches_cpu() {
                 stats,
                 (n * c) as f32 * 160.0 * weight * f32::EPSILON,
                 RTOL,
+            );
+        }
+    });
+}
+
+#[test]
+fn rmsprop_and_clipping_match_cpu_over_steps() {
+    on_every_api(|pair| {
+        for &len in &[1usize, 7, 257, 1000] {
+            let settings = gan_gpu::model::RmsPropSettings {
+                lr: 5e-3,
+                alpha: 0.99,
+                eps: 1e-8,
+            };
+            let params = pair.alloc(&data(len, 50, 0.05));
+            let grads = pair.alloc(&vec![0.0; len]);
+            let sq = pair.alloc(&vec![0.0; len]);
+            for step in 0..4u32 {
+                let g = data(len, 51 + step, 0.1 + step as f32);
+                pair.cpu.write(grads, &g).unwrap();
+                pair.gpu.write(grads, &g).unwrap();
+                pair.both(|b| {
+                    b.rmsprop_update(params, grads, sq, settings);
+                    // WGAN's clip: some values move past 0.05 and are held there.
+                    b.clamp_values(params, 0.05);
+                });
+            }
+            // Elementwise, same order: the GPU's division and square root
+            // (a few ulp) differ; the first step moves by lr / sqrt(0.01) =
+            // 10 lr, so parameters move by ~0.05 per step.
+            pair.check(&format!("rmsprop len={len} params"), params, 1e-7, RTOL);
+            pair.check(&format!("rmsprop len={len} square_avg"), sq, 1e-7, RTOL);
+            let clipped = pair.cpu.read(params).unwrap();
+            assert!(
+                clipped.iter().all(|v| v.abs() <= 0.05),
+                "clamped to the limit"
+            );
+            assert!(
+                len < 7 || clipped.iter().any(|v| v.abs() == 0.05),
+                "some at the limit"
             );
         }
     });

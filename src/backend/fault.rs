@@ -222,7 +222,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn critic_loss(
         &mut self,
-        p: &crate::backend::critic_loss::CriticLossParams,
+        p: &crate::model::critic_loss::CriticLossParams,
         logits: Mat,
         dlogits: Mat,
         stats: Tensor,
@@ -258,6 +258,24 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     ) {
         if self.alive() {
             self.inner.adam_update(params, grads, m, v, adam);
+        }
+    }
+
+    fn rmsprop_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        sq: Tensor,
+        settings: crate::model::RmsPropSettings,
+    ) {
+        if self.alive() {
+            self.inner.rmsprop_update(params, grads, sq, settings);
+        }
+    }
+
+    fn clamp_values(&mut self, t: Tensor, limit: f32) {
+        if self.alive() {
+            self.inner.clamp_values(t, limit);
         }
     }
 

@@ -11,7 +11,6 @@
 
 pub mod conv_params;
 pub mod cpu;
-pub mod critic_loss;
 pub mod fault;
 pub mod gpu;
 
@@ -302,10 +301,10 @@ pub trait Backend {
     /// loss(row)` into `stats[slots.loss]` and each part's mean raw output
     /// into `slots.prob_first` / `slots.prob_second`.
     ///
-    /// [`CriticLossParams`]: critic_loss::CriticLossParams
+    /// [`CriticLossParams`]: crate::model::critic_loss::CriticLossParams
     fn critic_loss(
         &mut self,
-        p: &critic_loss::CriticLossParams,
+        p: &crate::model::critic_loss::CriticLossParams,
         logits: Mat,
         dlogits: Mat,
         stats: Tensor,
@@ -344,6 +343,20 @@ pub trait Backend {
         v: Tensor,
         adam: AdamSettings,
     );
+
+    /// One RMSprop step (PyTorch's, no momentum) over the whole flat
+    /// buffers: `sq = alpha sq + (1 - alpha) g^2; p -= lr g / (sqrt(sq) + eps)`.
+    fn rmsprop_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        sq: Tensor,
+        settings: crate::model::RmsPropSettings,
+    );
+
+    /// Every value of `t` clamped to `[-limit, limit]` (the Wasserstein
+    /// critic's weight clipping).
+    fn clamp_values(&mut self, t: Tensor, limit: f32);
 
     /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`, w
     /// `[out, in, k, k]`) + bias `[out]` (when given), as

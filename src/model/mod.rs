@@ -6,6 +6,8 @@
 //! the generator's inputs and outputs ([`inputs`]).
 
 pub mod activation;
+pub mod critic_loss;
+pub mod game;
 pub mod inputs;
 pub mod layers;
 pub mod layout;
@@ -15,6 +17,7 @@ mod validate;
 pub mod zoo;
 
 pub use activation::Activation;
+pub use game::{GameFlags, GameSettings, LossKind, OptimizerKind, RmsPropSettings};
 pub use inputs::{
     generator_inputs, generator_inputs_from, images_from_outputs, EVAL_NOISE_STEP,
     SAMPLE_NOISE_STEP,

@@ -320,7 +320,7 @@ impl Backend for CpuBackend {
 
     fn critic_loss(
         &mut self,
-        p: &crate::backend::critic_loss::CriticLossParams,
+        p: &crate::model::critic_loss::CriticLossParams,
         logits: Mat,
         dlogits: Mat,
         stats: Tensor,
@@ -378,6 +378,26 @@ impl Backend for CpuBackend {
         self.put(params, p);
         self.put(m, md);
         self.put(v, vd);
+    }
+
+    fn rmsprop_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        sq: Tensor,
+        settings: crate::model::RmsPropSettings,
+    ) {
+        let mut p = self.take(params);
+        let mut sd = self.take(sq);
+        ops::rmsprop_update(&mut p, self.get(grads), &mut sd, settings);
+        self.put(params, p);
+        self.put(sq, sd);
+    }
+
+    fn clamp_values(&mut self, t: Tensor, limit: f32) {
+        let mut d = self.take(t);
+        d.iter_mut().for_each(|v| *v = v.clamp(-limit, limit));
+        self.put(t, d);
     }
 
     fn conv2d_forward(

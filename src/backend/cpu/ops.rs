@@ -397,7 +397,7 @@ pub fn bce_with_logits(
 /// output of each part (rows `..split` and `split..`) in the
 /// `mean_prob_*` fields.
 pub fn critic_loss(
-    p: &crate::backend::critic_loss::CriticLossParams,
+    p: &crate::model::critic_loss::CriticLossParams,
     ld: &[f32],
     logits: Mat,
     dd: &mut [f32],
@@ -503,6 +503,21 @@ pub fn adam_update(
         let m_hat = m[i] / correction1;
         let v_hat = v[i] / correction2;
         params[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}
+
+/// One RMSprop step (PyTorch's, no momentum): `sq = alpha sq + (1 -
+/// alpha) g^2; p -= lr g / (sqrt(sq) + eps)`, in that order.
+pub fn rmsprop_update(
+    params: &mut [f32],
+    grads: &[f32],
+    sq: &mut [f32],
+    s: crate::model::RmsPropSettings,
+) {
+    for i in 0..params.len() {
+        let g = grads[i];
+        sq[i] = s.alpha * sq[i] + (1.0 - s.alpha) * g * g;
+        params[i] -= s.lr * g / (sq[i].sqrt() + s.eps);
     }
 }
 

@@ -37,6 +37,8 @@ pub enum Kernel {
     CriticLoss,
     SoftmaxCrossEntropy,
     AdamUpdate,
+    RmspropUpdate,
+    ClampValues,
     GatherBatch,
     NormalNoise,
     RandomOnehot,
@@ -114,7 +116,7 @@ impl Family {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 23] = [
+    pub const ALL: [Kernel; 25] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -122,6 +124,8 @@ impl Kernel {
         Kernel::CriticLoss,
         Kernel::SoftmaxCrossEntropy,
         Kernel::AdamUpdate,
+        Kernel::RmspropUpdate,
+        Kernel::ClampValues,
         Kernel::GatherBatch,
         Kernel::NormalNoise,
         Kernel::RandomOnehot,
@@ -150,6 +154,8 @@ impl Kernel {
             Kernel::CriticLoss => "critic_loss",
             Kernel::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Kernel::AdamUpdate => "adam_update",
+            Kernel::RmspropUpdate => "rmsprop_update",
+            Kernel::ClampValues => "clamp_values",
             Kernel::GatherBatch => "gather_batch",
             Kernel::NormalNoise => "normal_noise",
             Kernel::RandomOnehot => "random_onehot",
@@ -200,7 +206,7 @@ impl Kernel {
             }
             Kernel::BceWithLogits | Kernel::CriticLoss => Family::Loss,
             Kernel::SoftmaxCrossEntropy => Family::Classifier,
-            Kernel::AdamUpdate => Family::Adam,
+            Kernel::AdamUpdate | Kernel::RmspropUpdate | Kernel::ClampValues => Family::Adam,
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
                 Family::Data
             }
@@ -234,6 +240,10 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropy => 4,
             // clock, params, grads, m, v
             Kernel::AdamUpdate => 5,
+            // params, grads, sq
+            Kernel::RmspropUpdate => 3,
+            // values
+            Kernel::ClampValues => 1,
             // clock, images, labels, order, x, onehot
             Kernel::GatherBatch => 6,
             // clock, out

@@ -76,7 +76,7 @@ impl GpuBackend {
 
     pub(super) fn record_critic_loss(
         &mut self,
-        p: &crate::backend::critic_loss::CriticLossParams,
+        p: &crate::model::critic_loss::CriticLossParams,
         logits: Mat,
         dlogits: Mat,
         stats: Tensor,
@@ -251,6 +251,52 @@ impl GpuBackend {
             ],
             u64::from(params.len),
         );
+    }
+
+    pub(super) fn record_rmsprop_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        sq: Tensor,
+        s: crate::model::RmsPropSettings,
+    ) {
+        let op = "rmsprop_update";
+        if !self.check_tensor(params, op, "params")
+            || !self.check_tensor(grads, op, "grads")
+            || !self.check_tensor(sq, op, "sq")
+            || !self.check(grads.len == params.len && sq.len == params.len, op, || {
+                format!(
+                    "lengths differ: params {}, grads {}, sq {}",
+                    params.len, grads.len, sq.len
+                )
+            })
+        {
+            return;
+        }
+        let p = RmsParams {
+            len: params.len,
+            lr: s.lr,
+            alpha: s.alpha,
+            eps: s.eps,
+        };
+        self.dispatch_1d(
+            Kernel::RmspropUpdate,
+            &p,
+            &[Buf::Tensor(params), Buf::Tensor(grads), Buf::Tensor(sq)],
+            u64::from(params.len),
+        );
+    }
+
+    pub(super) fn record_clamp_values(&mut self, t: Tensor, limit: f32) {
+        if !self.check_tensor(t, "clamp_values", "values") {
+            return;
+        }
+        let p = ClampParams {
+            len: t.len,
+            limit,
+            pad: [0; 2],
+        };
+        self.dispatch_1d(Kernel::ClampValues, &p, &[Buf::Tensor(t)], u64::from(t.len));
     }
 
     pub(super) fn record_finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {

@@ -286,7 +286,7 @@ impl Backend for GpuBackend {
 
     fn critic_loss(
         &mut self,
-        p: &crate::backend::critic_loss::CriticLossParams,
+        p: &crate::model::critic_loss::CriticLossParams,
         logits: Mat,
         dlogits: Mat,
         stats: Tensor,
@@ -316,6 +316,20 @@ impl Backend for GpuBackend {
         adam: AdamSettings,
     ) {
         self.record_adam_update(params, grads, m, v, adam);
+    }
+
+    fn rmsprop_update(
+        &mut self,
+        params: Tensor,
+        grads: Tensor,
+        sq: Tensor,
+        settings: crate::model::RmsPropSettings,
+    ) {
+        self.record_rmsprop_update(params, grads, sq, settings);
+    }
+
+    fn clamp_values(&mut self, t: Tensor, limit: f32) {
+        self.record_clamp_values(t, limit);
     }
 
     fn conv2d_forward(

@@ -53,7 +53,7 @@ pub struct BceParams {
 }
 
 /// `CriticParams` of `shaders/loss.wgsl`: the two parts' term kinds
-/// ([`ScoreTerm::code`](crate::backend::critic_loss::ScoreTerm::code)) and
+/// ([`ScoreTerm::code`](crate::model::critic_loss::ScoreTerm::code)) and
 /// their parameters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -103,6 +103,25 @@ pub struct AdamParams {
     pub beta2: f32,
     pub eps: f32,
     pub pad: [u32; 3],
+}
+
+/// `RmsParams` of `shaders/adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RmsParams {
+    pub len: u32,
+    pub lr: f32,
+    pub alpha: f32,
+    pub eps: f32,
+}
+
+/// `ClampParams` of `shaders/adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ClampParams {
+    pub len: u32,
+    pub limit: f32,
+    pub pad: [u32; 2],
 }
 
 /// `FiniteParams` of `shaders/health.wgsl`.

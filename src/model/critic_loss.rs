@@ -4,7 +4,7 @@
 //! with another ([`CriticLossParams`]), so the discriminator's real and
 //! generated rows, or the generator's rows, take one op each. The CPU
 //! evaluates [`ScoreTerm::loss_and_grad`]; `shaders/loss.wgsl`'s
-//! `critic_loss` mirrors it.
+//! `critic_loss` mirrors it; the backends' `critic_loss` op takes it.
 
 /// What one row with raw output `l` adds to the loss, and its gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
