@@ -126,7 +126,7 @@ impl StepRunner {
         Ok(StepRunner {
             state,
             seed,
-            per_epoch: data.count / spec.batch_size,
+            per_epoch: data.count / (spec.batch_size * spec.game.n_critic),
             step: 0,
         })
     }

@@ -24,8 +24,12 @@ pub mod stream {
     /// The real images shown beside the generated ones (host side).
     pub const REAL_SAMPLES: u32 = 8;
     /// Dropout masks: `DROPOUT + 16 * pass + layer`, where pass 0 is the
-    /// discriminator's step and pass 1 the generator's step.
+    /// discriminator's step, pass 1 the generator's step and pass 1 + k the
+    /// k-th further critic step.
     pub const DROPOUT: u32 = 64;
+    /// Noise and labels of the k-th further critic step (k >= 1):
+    /// `CRITIC + 2 k` and `CRITIC + 2 k + 1`, past every dropout stream.
+    pub const CRITIC: u32 = 4096;
 }
 
 /// Chris Wellons' `lowbias32` integer hash.

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ImageShape, ModelKind, ModelSpec, Overrides};
+use crate::model::{
+    GameFlags, ImageShape, LossKind, ModelKind, ModelSpec, OptimizerKind, Overrides,
+};
 
 /// Every flag of a run, as stored in the checkpoint (`settings` metadata).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,31 @@ pub struct RunSettings {
     /// where `eval` finds the test set and the classifier's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// `--loss`, `--n-critic`, `--optimizer`, `--lr-d` and `--clip`
+    /// (checkpoints from before them: BCE, 1, Adam, `lr`, none). `lr` is
+    /// the generator's rate.
+    #[serde(default = "bce")]
+    pub loss: String,
+    #[serde(default = "one")]
+    pub n_critic: usize,
+    #[serde(default = "adam")]
+    pub optimizer: String,
+    #[serde(default)]
+    pub lr_d: Option<f32>,
+    #[serde(default)]
+    pub clip: Option<f32>,
+}
+
+fn bce() -> String {
+    LossKind::Bce.name().to_string()
+}
+
+fn one() -> usize {
+    1
+}
+
+fn adam() -> String {
+    OptimizerKind::Adam.name().to_string()
 }
 
 fn mnist_channels() -> usize {
@@ -79,6 +106,11 @@ impl RunSettings {
             image_cols: spec.image_cols,
             class_names: spec.class_names.clone(),
             data: None,
+            loss: spec.game.loss.name().to_string(),
+            n_critic: spec.game.n_critic,
+            optimizer: spec.game.optimizer.name().to_string(),
+            lr_d: Some(spec.game.lr_d),
+            clip: spec.game.clip,
         }
     }
 
@@ -109,6 +141,15 @@ impl RunSettings {
             d_hidden: Some(self.d_hidden.clone()),
             image: Some(self.image_shape()),
             class_names: (!self.class_names.is_empty()).then(|| self.class_names.clone()),
+            game: GameFlags {
+                loss: self.loss.parse().ok(),
+                n_critic: Some(self.n_critic),
+                optimizer: self.optimizer.parse().ok(),
+                lr: None,
+                lr_g: Some(self.lr),
+                lr_d: Some(self.lr_d.unwrap_or(self.lr)),
+                clip: self.clip,
+            },
         }
     }
 
@@ -165,6 +206,19 @@ impl RunSettings {
         same("--lr", &self.lr, &o.lr)?;
         same("--beta1", &self.beta1, &o.beta1)?;
         same("--beta2", &self.beta2, &o.beta2)?;
+        let g = &o.game;
+        same("--loss", &self.loss, &g.loss.map(|l| l.name().to_string()))?;
+        same("--n-critic", &self.n_critic, &g.n_critic)?;
+        same(
+            "--optimizer",
+            &self.optimizer,
+            &g.optimizer.map(|o| o.name().to_string()),
+        )?;
+        same("--lr-g", &self.lr, &g.lr_g)?;
+        same("--lr-d", &self.lr_d.unwrap_or(self.lr), &g.lr_d)?;
+        if g.clip.is_some() {
+            same("--clip", &self.clip, &Some(g.clip))?;
+        }
         Ok(RunSettings {
             epochs: o.epochs.unwrap_or(self.epochs),
             sample_every: given.sample_every.unwrap_or(self.sample_every),

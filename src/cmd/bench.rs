@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use gan_gpu::backend::gpu::MatmulVariant;
-use gan_gpu::model::{ModelKind, Widths};
+use gan_gpu::model::{GameFlags, LossKind, ModelKind, Widths};
 use gan_gpu::run::bench::BenchSettings;
 use gan_gpu::run::BackendChoice;
 
@@ -21,6 +21,12 @@ pub struct BenchArgs {
     /// Images per batch [model default].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
+    /// The GAN loss (its usual optimizer and critic steps) [bce].
+    #[arg(long, value_parser = super::loss_parser())]
+    loss: Option<LossKind>,
+    /// Discriminator (critic) steps per generator step [the loss's].
+    #[arg(long, value_name = "N")]
+    n_critic: Option<usize>,
     /// dcgan64: pytorch/examples' generator width ngf [64].
     #[arg(long, value_name = "N")]
     ngf: Option<usize>,
@@ -68,6 +74,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         widths: Widths {
             ngf: args.ngf,
             ndf: args.ndf,
+        },
+        game: GameFlags {
+            loss: args.loss,
+            n_critic: args.n_critic,
+            ..Default::default()
         },
         data: args.data,
         synthetic: args.synthetic,

@@ -14,7 +14,7 @@ use anyhow::Result;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
-use gan_gpu::model::ModelKind;
+use gan_gpu::model::{LossKind, ModelKind, OptimizerKind};
 use gan_gpu::run::BackendChoice;
 
 /// Train the GANs of the classic MNIST tutorials on any GPU through wgpu.
@@ -57,6 +57,27 @@ pub fn run() -> Result<ExitCode> {
 fn model_parser() -> impl TypedValueParser<Value = ModelKind> {
     let values = ModelKind::ALL.map(|kind| PossibleValue::new(kind.name()).help(kind.about()));
     PossibleValuesParser::new(values).try_map(|name| name.parse::<ModelKind>())
+}
+
+/// The values of `--loss`: [`LossKind::ALL`] by name with their help lines,
+/// and `wgan-gp`, which is refused with a reason.
+fn loss_parser() -> impl TypedValueParser<Value = LossKind> {
+    let values = LossKind::ALL
+        .map(|loss| PossibleValue::new(loss.name()).help(loss.about()))
+        .into_iter()
+        .chain([
+            PossibleValue::new("wgan-gp").help("Wasserstein with gradient penalty: not built yet")
+        ]);
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<LossKind>())
+}
+
+/// The values of `--optimizer`.
+fn optimizer_parser() -> impl TypedValueParser<Value = OptimizerKind> {
+    let values = [
+        PossibleValue::new("adam").help("Adam (PyTorch's, bias-corrected)"),
+        PossibleValue::new("rmsprop").help("RMSprop (PyTorch's: alpha 0.99, no momentum)"),
+    ];
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<OptimizerKind>())
 }
 
 /// The values of `--backend`: [`BackendChoice::ALL`] by name, with help lines.

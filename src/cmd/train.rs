@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use gan_gpu::model::{ModelKind, Overrides, Widths};
+use gan_gpu::model::{GameFlags, LossKind, ModelKind, OptimizerKind, Overrides, Widths};
 use gan_gpu::run::{self, BackendChoice, RunEnd, TrainSettings};
 
 #[derive(Args, Debug)]
@@ -53,9 +53,28 @@ pub struct TrainArgs {
     /// Images per batch [model default].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
-    /// Adam learning rate [model default: 2e-4; dcgan 1e-4].
+    /// Learning rate of both networks [model default: 2e-4; dcgan 1e-4; --loss wgan 5e-5].
     #[arg(long, value_name = "F")]
     lr: Option<f32>,
+    /// The generator's learning rate [--lr].
+    #[arg(long, value_name = "F")]
+    lr_g: Option<f32>,
+    /// The discriminator's learning rate [--lr] (two time-scale updates, TTUR).
+    #[arg(long, value_name = "F")]
+    lr_d: Option<f32>,
+    /// The GAN loss, computed from D's raw output [default: bce].
+    #[arg(long, value_parser = super::loss_parser())]
+    loss: Option<LossKind>,
+    /// Discriminator (critic) steps per generator step, each on a fresh real batch [1; --loss
+    /// wgan 5].
+    #[arg(long, value_name = "N")]
+    n_critic: Option<usize>,
+    /// The optimizer of both networks [adam; --loss wgan rmsprop].
+    #[arg(long, value_parser = super::optimizer_parser())]
+    optimizer: Option<OptimizerKind>,
+    /// --loss wgan: clip every critic weight to [-C, C] after each critic update [0.01].
+    #[arg(long, value_name = "C")]
+    clip: Option<f32>,
     /// Adam beta1 [model default].
     #[arg(long, value_name = "F")]
     beta1: Option<f32>,
@@ -124,6 +143,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             d_hidden: args.d_hidden,
             image: None,
             class_names: None,
+            game: GameFlags {
+                loss: args.loss,
+                n_critic: args.n_critic,
+                optimizer: args.optimizer,
+                lr: None,
+                lr_g: args.lr_g,
+                lr_d: args.lr_d,
+                clip: args.clip,
+            },
         },
         widths: Widths {
             ngf: args.ngf,

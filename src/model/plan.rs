@@ -185,7 +185,8 @@ impl StepPlan {
             discriminator_units: units(d),
             generator_widest: widest(g),
             discriminator_widest: widest(d),
-            matmul_flops: d_step + g_step,
+            // Each critic step repeats the D step's work.
+            matmul_flops: d_step * spec.game.n_critic as u64 + g_step,
         }
     }
 

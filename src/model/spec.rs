@@ -5,6 +5,7 @@
 //! [`ModelSpec::validate`] rejects impossible values.
 
 use super::activation::Activation;
+use super::game::{GameFlags, GameSettings, OptimizerKind, RmsPropSettings, RMSPROP_ALPHA};
 use super::layers::Init;
 use super::layers::{Layer, LayerStack, Shape};
 use super::zoo::{
@@ -346,7 +347,11 @@ pub struct ModelSpec {
     pub fake_target: f32,
     /// The generator's target for its images as judged by D (non-saturating loss).
     pub generator_target: f32,
+    /// The generator's Adam settings (its learning rate is `game.lr_g`);
+    /// the discriminator's are these with `game.lr_d`.
     pub adam: AdamSettings,
+    /// The loss, critic steps, optimizer, learning rates and clipping.
+    pub game: GameSettings,
     pub batch_size: usize,
     pub epochs: usize,
     pub scaling: PixelScaling,
@@ -367,6 +372,9 @@ pub struct Overrides {
     pub image: Option<ImageShape>,
     /// The data's class names, for the conditional model (the digits).
     pub class_names: Option<Vec<String>>,
+    /// `--loss`, `--n-critic`, `--optimizer`, `--lr-g`, `--lr-d`, `--clip`
+    /// (its `lr` is ignored: `lr` above sets both networks' rates).
+    pub game: GameFlags,
 }
 
 const DIGIT_CLASSES: usize = 10;
@@ -638,6 +646,7 @@ impl ModelSpec {
                 );
             }
         };
+        let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
         let mlp = |(g, d): (NetworkSpec, NetworkSpec)| (NetSpec::Mlp(g), NetSpec::Mlp(d));
         let (generator, discriminator) = mlp((generator, discriminator));
         ModelSpec {
@@ -655,11 +664,12 @@ impl ModelSpec {
             fake_target: 0.0,
             generator_target: 1.0,
             adam: AdamSettings {
-                lr: o.lr.unwrap_or(lr),
+                lr: game.lr_g,
                 beta1: o.beta1.unwrap_or(beta1),
                 beta2: o.beta2.unwrap_or(0.999),
                 eps: 1e-8,
             },
+            game,
             batch_size: o.batch_size.unwrap_or(batch),
             epochs: o.epochs.unwrap_or(100),
             scaling,
@@ -678,6 +688,7 @@ impl ModelSpec {
         o: &Overrides,
         (batch, lr, beta1, epochs): (usize, f32, f32, usize),
     ) -> Self {
+        let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
         ModelSpec {
             kind,
             noise_dim,
@@ -693,15 +704,38 @@ impl ModelSpec {
             fake_target: 0.0,
             generator_target: 1.0,
             adam: AdamSettings {
-                lr: o.lr.unwrap_or(lr),
+                lr: game.lr_g,
                 beta1: o.beta1.unwrap_or(beta1),
                 beta2: o.beta2.unwrap_or(0.999),
                 eps: 1e-8,
             },
+            game,
             batch_size: o.batch_size.unwrap_or(batch),
             epochs: o.epochs.unwrap_or(epochs),
             scaling: PixelScaling::SYMMETRIC,
         }
+    }
+
+    /// The discriminator's Adam settings: the generator's with `game.lr_d`.
+    pub fn adam_d(&self) -> AdamSettings {
+        AdamSettings {
+            lr: self.game.lr_d,
+            ..self.adam
+        }
+    }
+
+    /// The RMSprop settings of a network with learning rate `lr`.
+    pub fn rmsprop(&self, lr: f32) -> RmsPropSettings {
+        RmsPropSettings {
+            lr,
+            alpha: RMSPROP_ALPHA,
+            eps: self.adam.eps,
+        }
+    }
+
+    /// Whether both networks train with RMSprop instead of Adam.
+    pub fn uses_rmsprop(&self) -> bool {
+        self.game.optimizer == OptimizerKind::RmsProp
     }
 
     /// The shape of the images the model draws and judges.

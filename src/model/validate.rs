@@ -27,6 +27,16 @@ impl ModelSpec {
                 ),
             ));
         }
+        self.game.validate(self.real_target, self.kind.name())?;
+        if self.batch_size * self.game.n_critic > dataset_len {
+            return Err(Error::config(
+                "--n-critic",
+                format!(
+                    "{} critic steps of {} images each need more than the data set's {dataset_len} images in one step",
+                    self.game.n_critic, self.batch_size
+                ),
+            ));
+        }
         // Sizes are u32 on the GPU; keep every tensor and every index well inside that.
         const MAX_WIDTH: usize = 1 << 16;
         const MAX_BATCH: usize = 1 << 16;

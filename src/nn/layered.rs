@@ -591,6 +591,29 @@ impl LayerNetwork {
         }
     }
 
+    /// One RMSprop step on every trainable tensor (square averages in the
+    /// Adam second-moment buffers).
+    pub fn rmsprop_update<B: Backend>(
+        &self,
+        backend: &mut B,
+        settings: crate::model::RmsPropSettings,
+    ) {
+        for t in &self.tensors {
+            if let Some(tr) = t.trained {
+                backend.rmsprop_update(t.value, tr.grad, tr.adam_v, settings);
+            }
+        }
+    }
+
+    /// Every trainable tensor clamped to [-limit, limit].
+    pub fn clamp_params<B: Backend>(&self, backend: &mut B, limit: f32) {
+        for t in &self.tensors {
+            if t.trained.is_some() {
+                backend.clamp_values(t.value, limit);
+            }
+        }
+    }
+
     /// Sets `stats[slot]` if any trainable value is NaN or infinite.
     pub fn finite_check<B: Backend>(&self, backend: &mut B, stats: Tensor, slot: u32) {
         for t in &self.tensors {

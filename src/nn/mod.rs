@@ -182,6 +182,29 @@ impl Net {
         }
     }
 
+    /// One RMSprop step on every parameter; its square averages live where
+    /// Adam keeps its second moment (the first stays zero).
+    pub fn rmsprop_update<B: Backend>(
+        &self,
+        backend: &mut B,
+        settings: crate::model::RmsPropSettings,
+    ) {
+        match self {
+            Net::Mlp(n) => backend.rmsprop_update(n.params, n.grads, n.adam_v, settings),
+            Net::Layers(n) => n.rmsprop_update(backend, settings),
+        }
+    }
+
+    /// Every trainable parameter clamped to [-limit, limit] (the
+    /// Wasserstein critic's clipping: weights, biases and batch norm scales
+    /// alike, as `p.data.clamp_(-c, c)` over `parameters()` does).
+    pub fn clamp_params<B: Backend>(&self, backend: &mut B, limit: f32) {
+        match self {
+            Net::Mlp(n) => backend.clamp_values(n.params, limit),
+            Net::Layers(n) => n.clamp_params(backend, limit),
+        }
+    }
+
     /// Sets `stats[slot]` if any parameter is NaN or infinite.
     pub fn finite_check<B: Backend>(&self, backend: &mut B, stats: Tensor, slot: u32) {
         match self {

@@ -13,7 +13,7 @@ use crate::backend::gpu::{GpuOptions, MatmulVariant};
 use crate::backend::Backend;
 use crate::bench::{self, BenchReport};
 use crate::data;
-use crate::model::{ModelKind, ModelSpec, Overrides, Widths};
+use crate::model::{GameFlags, ModelKind, ModelSpec, Overrides, Widths};
 
 /// The settings of `gan-gpu bench`.
 #[derive(Clone, Debug)]
@@ -25,6 +25,8 @@ pub struct BenchSettings {
     pub batch_size: Option<usize>,
     /// `--ngf` and `--ndf` (dcgan64).
     pub widths: Widths,
+    /// `--loss` and `--n-critic`.
+    pub game: GameFlags,
     /// Timed training steps.
     pub steps: usize,
     /// Untimed steps first.
@@ -68,6 +70,7 @@ pub fn bench(args: &BenchSettings) -> Result<()> {
     }
     let mut overrides = Overrides {
         batch_size: args.batch_size,
+        game: args.game,
         ..Default::default()
     };
     args.widths.apply(args.model, &mut overrides)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::step::{DISCRIMINATOR_PASSES_PER_STEP, GENERATOR_PASSES_PER_STEP};
+use super::step::{discriminator_passes_per_step, generator_passes_per_step};
 use super::{TrainConfig, Trainer};
 use crate::backend::{stat, Backend, Clock};
 use crate::checkpoint::{self, Checkpoint, RunSettings};
@@ -143,11 +143,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
             stats,
             generator: self.state.generator.state(
                 self.backend,
-                i64::from(clock.step) * GENERATOR_PASSES_PER_STEP,
+                i64::from(clock.step) * generator_passes_per_step(&self.config.spec),
             )?,
             discriminator: self.state.discriminator.state(
                 self.backend,
-                i64::from(clock.step) * DISCRIMINATOR_PASSES_PER_STEP,
+                i64::from(clock.step) * discriminator_passes_per_step(&self.config.spec),
             )?,
         })
     }

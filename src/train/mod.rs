@@ -138,7 +138,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
 
     /// Steps in one epoch: every image once, the last partial batch dropped.
     pub fn steps_per_epoch(&self) -> usize {
-        self.examples / self.config.spec.batch_size
+        self.examples / (self.config.spec.batch_size * self.config.spec.game.n_critic)
     }
 
     /// The generator's current images for the fixed sample inputs, as bytes.

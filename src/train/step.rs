@@ -1,6 +1,10 @@
 //! One GAN training step, written once against [`Backend`]: the discriminator
-//! learns from a real batch and a generated batch, then the generator learns
-//! from a fresh noise batch through the discriminator. Every buffer a step
+//! learns from a real batch and a generated batch (`n_critic` times, each on
+//! a fresh real batch), then the generator learns from a fresh noise batch
+//! through the discriminator. The loss is BCE from logits or a critic loss
+//! of D's raw output ([`crate::model::LossKind`]); each network takes one
+//! Adam or RMSprop step per update, and a WGAN critic's weights are clipped
+//! after each of its updates. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
 //!
 //! In the D step the discriminator sees the real and the generated batch in
@@ -15,6 +19,7 @@
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
+use crate::model::critic_loss::CriticLossParams;
 use crate::model::{Activation, ModelSpec, NetSpec, StepPlan};
 use crate::nn::{Net, Pass};
 use crate::rng::stream;
@@ -23,12 +28,38 @@ use crate::rng::stream;
 const PASS_D_STEP: u32 = 0;
 const PASS_G_STEP: u32 = 1;
 
-/// Training passes of the generator per step (the D step's fakes and the G
-/// step's): what each of its batch norms' `num_batches_tracked` counts.
-pub const GENERATOR_PASSES_PER_STEP: i64 = 2;
-/// Training batches the discriminator sees per step (the D step's real and
-/// generated batch, the G step's generated one).
-pub const DISCRIMINATOR_PASSES_PER_STEP: i64 = 3;
+/// Training passes of the generator per step (each critic step's fakes and
+/// the G step's): what each of its batch norms' `num_batches_tracked`
+/// counts; 2 with one critic step.
+pub fn generator_passes_per_step(spec: &ModelSpec) -> i64 {
+    spec.game.n_critic as i64 + 1
+}
+
+/// Training batches the discriminator sees per step (each critic step's
+/// real and generated batch, the G step's generated one); 3 with one.
+pub fn discriminator_passes_per_step(spec: &ModelSpec) -> i64 {
+    2 * spec.game.n_critic as i64 + 1
+}
+
+/// The dropout pass number of critic step `k` (0, then after the G step's).
+fn critic_pass(k: usize) -> u32 {
+    if k == 0 {
+        PASS_D_STEP
+    } else {
+        PASS_G_STEP + k as u32
+    }
+}
+
+/// The noise and label streams of critic step `k`: the D step's for the
+/// first, new ones (past the dropout streams) for the others.
+fn critic_streams(k: usize) -> (u32, u32) {
+    if k == 0 {
+        (stream::NOISE_D, stream::LABELS_D)
+    } else {
+        let base = stream::CRITIC + 2 * k as u32;
+        (base, base + 1)
+    }
+}
 
 /// Both networks and every buffer a training step needs, resident on a backend.
 pub struct GanState {
@@ -49,6 +80,10 @@ pub struct GanState {
     fake_grad: Tensor,
     /// Loss and D-output sums since the last reset ([`stat`] slots).
     pub stats: Tensor,
+    /// With more than one critic step: the step's real batches [n_critic *
+    /// batch, pixels + classes], gathered at once, one copied into the D
+    /// input per critic step.
+    real_pool: Option<Tensor>,
 }
 
 impl GanState {
@@ -81,6 +116,11 @@ impl GanState {
             d_logits_grad: backend.alloc(d_rows)?,
             fake_grad: backend.alloc(plan.batch * spec.image_pixels)?,
             stats: backend.alloc(stat::SLOTS)?,
+            real_pool: if spec.game.n_critic > 1 {
+                Some(backend.alloc(spec.game.n_critic * plan.batch * spec.discriminator_input())?)
+            } else {
+                None
+            },
         })
     }
 
@@ -166,70 +206,81 @@ impl GanState {
         }
     }
 
-    /// Records one whole training step: D on a real and a generated batch,
-    /// then G on a fresh noise batch; each network takes one Adam step.
+    /// Records one whole training step: D on a real and a generated batch
+    /// (`n_critic` times, each on the next real batch of the epoch), then G
+    /// on a fresh noise batch; each network takes one optimizer step per
+    /// update, and a WGAN critic is clipped after each of its updates.
     pub fn train_step<B: Backend>(&self, backend: &mut B) {
         let batch = self.batch();
         let spec = &self.spec;
-        let weight = 1.0 / batch as f32;
+        let n_critic = spec.game.n_critic;
         let d = &self.discriminator;
         let g = &self.generator;
+        let terms = spec.game.loss.terms(spec.real_target, spec.fake_target);
+        let bce = spec.game.loss == crate::model::LossKind::Bce;
 
-        // Discriminator: one pass over the real and the fake rows.
+        // The step's real batches: straight into the D input for one critic
+        // step, else all of them into the pool, one copied in per step.
         let (x_real, onehot_real) = (
             self.images_at(0),
             (spec.classes > 0).then(|| self.labels_at(0)),
         );
-        backend.gather_batch(x_real, onehot_real, spec.scaling.scale, spec.scaling.shift);
-        self.generate_fakes(backend, stream::NOISE_D, stream::LABELS_D, true);
-        let both = self.d_input();
-        let logits = d.output(2 * batch);
-        let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
-        // Two batches to batch norm: the real rows, then the generated ones.
-        let d_pass = Pass::Train {
-            dropout: Some(PASS_D_STEP),
-            batches: 2,
-        };
-        d.forward(backend, both, d_pass, logits);
-        // D loss = mean BCE over real rows + mean BCE over fake rows.
-        backend.bce_with_logits(
-            logits,
-            d_logits_grad,
-            batch as u32,
-            spec.real_target,
-            spec.fake_target,
-            weight,
-            self.stats,
-            LossSlots {
-                loss: stat::D_LOSS,
-                prob_first: Some(stat::D_REAL),
-                prob_second: Some(stat::D_FAKE),
-            },
-        );
-        d.backward(backend, both, d_pass, logits, d_logits_grad, true, None);
-        d.adam_update(backend, spec.adam);
+        if let Some(pool) = self.real_pool {
+            let width = spec.discriminator_input();
+            let all = Mat::dense(pool, n_critic * batch, width);
+            let onehot = (spec.classes > 0).then(|| all.cols(spec.image_pixels, spec.classes));
+            backend.gather_batch(
+                all.cols(0, spec.image_pixels),
+                onehot,
+                spec.scaling.scale,
+                spec.scaling.shift,
+            );
+        } else {
+            backend.gather_batch(x_real, onehot_real, spec.scaling.scale, spec.scaling.shift);
+        }
+        for k in 0..n_critic {
+            if let Some(pool) = self.real_pool {
+                let width = spec.discriminator_input();
+                let rows = Mat::dense(pool, n_critic * batch, width).rows(k * batch, batch);
+                let real = self.d_input().rows(0, batch);
+                backend.activation_forward(rows, Activation::Identity, None, real);
+            }
+            self.critic_update(backend, k, terms, bce);
+        }
 
-        // Generator: non-saturating loss, BCE of D(G(z)) against target 1.
+        // Generator: BCE of D(G(z)) against its target (non-saturating), or
+        // the critic loss's generator term.
         self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G, false);
         let fakes = self.d_fakes();
         let logits = d.output(batch);
-        let d_logits_grad = d_logits_grad.rows(0, batch);
+        let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1).rows(0, batch);
         let g_pass = Pass::train(Some(PASS_G_STEP));
         d.forward(backend, fakes, g_pass, logits);
-        backend.bce_with_logits(
-            logits,
-            d_logits_grad,
-            batch as u32,
-            spec.generator_target,
-            0.0,
-            weight,
-            self.stats,
-            LossSlots {
-                loss: stat::G_LOSS,
-                prob_first: None,
-                prob_second: None,
-            },
-        );
+        let slots = LossSlots {
+            loss: stat::G_LOSS,
+            prob_first: None,
+            prob_second: None,
+        };
+        if bce {
+            backend.bce_with_logits(
+                logits,
+                d_logits_grad,
+                batch as u32,
+                spec.generator_target,
+                0.0,
+                1.0 / batch as f32,
+                self.stats,
+                slots,
+            );
+        } else {
+            let p = CriticLossParams {
+                split: batch as u32,
+                first: terms[2],
+                second: terms[2],
+                weight: 1.0 / batch as f32,
+            };
+            backend.critic_loss(&p, logits, d_logits_grad, self.stats, slots);
+        }
         let fake_grad = Mat::dense(self.fake_grad, batch, spec.image_pixels);
         d.backward(
             backend,
@@ -249,8 +300,74 @@ impl GanState {
             true,
             None,
         );
-        g.adam_update(backend, spec.adam);
+        if spec.uses_rmsprop() {
+            g.rmsprop_update(backend, spec.rmsprop(spec.game.lr_g));
+        } else {
+            g.adam_update(backend, spec.adam);
+        }
         backend.end_step();
+    }
+
+    /// Critic step `k` of a training step: its real rows are in place; fresh
+    /// fakes, D's pass over both, the loss (BCE, or the critic loss's
+    /// `terms`), D's backward and update, and WGAN's clipping.
+    fn critic_update<B: Backend>(
+        &self,
+        backend: &mut B,
+        k: usize,
+        terms: [crate::model::critic_loss::ScoreTerm; 3],
+        bce: bool,
+    ) {
+        let batch = self.batch();
+        let spec = &self.spec;
+        let d = &self.discriminator;
+        let weight = 1.0 / batch as f32;
+        let (noise, labels) = critic_streams(k);
+        self.generate_fakes(backend, noise, labels, true);
+        let both = self.d_input();
+        let logits = d.output(2 * batch);
+        let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1);
+        // Two batches to batch norm: the real rows, then the generated ones.
+        let d_pass = Pass::Train {
+            dropout: Some(critic_pass(k)),
+            batches: 2,
+        };
+        d.forward(backend, both, d_pass, logits);
+        let slots = LossSlots {
+            loss: stat::D_LOSS,
+            prob_first: Some(stat::D_REAL),
+            prob_second: Some(stat::D_FAKE),
+        };
+        if bce {
+            // D loss = mean BCE over real rows + mean BCE over fake rows.
+            backend.bce_with_logits(
+                logits,
+                d_logits_grad,
+                batch as u32,
+                spec.real_target,
+                spec.fake_target,
+                weight,
+                self.stats,
+                slots,
+            );
+        } else {
+            let p = CriticLossParams {
+                split: batch as u32,
+                first: terms[0],
+                second: terms[1],
+                weight,
+            };
+            backend.critic_loss(&p, logits, d_logits_grad, self.stats, slots);
+        }
+        d.backward(backend, both, d_pass, logits, d_logits_grad, true, None);
+        if spec.uses_rmsprop() {
+            d.rmsprop_update(backend, spec.rmsprop(spec.game.lr_d));
+        } else {
+            d.adam_update(backend, spec.adam_d());
+        }
+        if let Some(limit) = spec.game.clip {
+            d.clamp_params(backend, limit);
+        }
     }
 
     /// The most rows [`generate`](Self::generate) takes at once.

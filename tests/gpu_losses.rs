@@ -1,0 +1,225 @@
+//! The losses since 2017 through whole training steps, on the GPU (Vulkan and
+//! GL) against the CPU: least squares with Adam, hinge with two critic steps
+//! and two learning rates, and Wasserstein with its usual settings (RMSprop
+//! at 5e-5, five critic steps, clipping at 0.01), each after 1 and 10 steps
+//! of a narrow vanilla model: every parameter of both networks, and the
+//! loss and D-output sums. And on the CPU: a checkpoint saved mid-run with
+//! five critic steps resumes to the uninterrupted run's bits.
+//!
+//! Tolerance, as `tests/gpu_parity.rs` argues: the kernels match their CPU
+//! twins to a few ulps and only the order of summation differs, so the
+//! parameters differ by the rounding of the optimizer's moves. We accept
+//! |gpu - cpu| <= 2e-3 * largest move * updates + 1e-4 |cpu|, where the
+//! largest move is Adam's lr, or RMSprop's first-step lr / sqrt(1 - 0.99) =
+//! 10 lr, and `updates` is the step count times the critic steps (D's
+//! updates; G's are fewer). A wrong term or a wrong sign moves parameters by
+//! a whole move at the first step and fails this at once.
+//!
+//! One allowance, as `tests/gpu_dcgan.rs` makes: where a gradient is within
+//! rounding of Adam's eps, `g / (|g| + eps)` turns the backends' rounding
+//! into a different move. The hinge run's second critic update, after 1
+//! step, moved one bias of D's hidden layer (of 25,153 parameters) to
+//! 2.3e-6 on the CPU and 6.9e-6 on Vulkan: its gradient was of the order of
+//! eps. So at most 1 element in 10,000 of a network may be outside the
+//! bound, each still within one largest move per update of the CPU's.
+
+mod common;
+
+use gan_gpu::backend::cpu::CpuBackend;
+use gan_gpu::backend::{stat, Backend};
+use gan_gpu::checkpoint::Checkpoint;
+use gan_gpu::data::{self, Dataset, Split};
+use gan_gpu::model::{GameFlags, LossKind, ModelKind, ModelSpec, OptimizerKind, Overrides};
+use gan_gpu::train::{TrainConfig, Trainer};
+
+const RTOL: f32 = 1e-4;
+
+fn data() -> Dataset {
+    data::load_split(&data::bundled_dir(), Split::Train)
+        .expect("bundled MNIST")
+        .head(512)
+}
+
+fn spec(game: GameFlags) -> ModelSpec {
+    let overrides = Overrides {
+        batch_size: Some(8),
+        g_hidden: Some(vec![32]),
+        d_hidden: Some(vec![32]),
+        game,
+        ..Default::default()
+    };
+    ModelSpec::build(ModelKind::Vanilla, &overrides)
+}
+
+/// A run's config; each gets its own output folder (the tests run in
+/// parallel).
+fn config(spec: &ModelSpec, steps: usize, tag: &str) -> TrainConfig {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TrainConfig {
+        spec: spec.clone(),
+        seed: 4,
+        out_dir: std::env::temp_dir()
+            .join(format!("gan-gpu-losses-{tag}-{n}-{}", std::process::id())),
+        sample_every: 1000,
+        max_steps: Some(steps),
+        grid_batch_stats: false,
+    }
+}
+
+/// The state after `steps` steps.
+fn run<B: Backend>(backend: &mut B, spec: &ModelSpec, steps: usize, data: &Dataset) -> Checkpoint {
+    let config = config(spec, steps, "run");
+    let out = config.out_dir.clone();
+    let mut trainer = Trainer::new(backend, config, data).unwrap();
+    let summary = trainer.run(|_| {}).unwrap();
+    assert_eq!(summary.steps, steps);
+    let state = trainer.capture(0).unwrap();
+    drop(trainer);
+    std::fs::remove_dir_all(out).ok();
+    state
+}
+
+fn compare(label: &str, spec: &ModelSpec, steps: usize, cpu: &Checkpoint, gpu: &Checkpoint) {
+    let largest_move = match spec.game.optimizer {
+        OptimizerKind::Adam => spec.game.lr_g.max(spec.game.lr_d),
+        OptimizerKind::RmsProp => 10.0 * spec.game.lr_g.max(spec.game.lr_d),
+    };
+    let atol = 2e-3 * largest_move * (steps * spec.game.n_critic) as f32;
+    let mut failures = Vec::new();
+    for (net, c, g) in [
+        ("generator", &cpu.generator, &gpu.generator),
+        ("discriminator", &cpu.discriminator, &gpu.discriminator),
+    ] {
+        let excess: Vec<(usize, f32)> = c
+            .params
+            .iter()
+            .zip(&g.params)
+            .map(|(a, b)| (a - b).abs() - (atol + RTOL * a.abs()))
+            .enumerate()
+            .filter(|(_, e)| e.is_nan() || *e > 0.0)
+            .collect();
+        let updates = (steps * spec.game.n_critic) as f32;
+        let far = excess
+            .iter()
+            .any(|&(i, _)| !((c.params[i] - g.params[i]).abs() <= largest_move * updates));
+        if excess.len() > c.params.len() / 10_000 || far {
+            let (i, e) = excess[0];
+            failures.push(format!("{net}: {} of {} outside, first [{i}] cpu {} gpu {} excess {e:e} over {atol:e} + {RTOL} |cpu|", excess.len(), c.params.len(), c.params[i], g.params[i]));
+        }
+    }
+    for slot in [stat::D_LOSS, stat::G_LOSS, stat::D_REAL, stat::D_FAKE] {
+        let (a, b) = (cpu.stats[slot as usize], gpu.stats[slot as usize]);
+        if (a - b).is_nan() || (a - b).abs() > 1e-4 * steps as f32 + 1e-4 * a.abs() {
+            failures.push(format!("stat {slot}: cpu {a} gpu {b}"));
+        }
+    }
+    assert!(failures.is_empty(), "{label}:\n{}", failures.join("\n"));
+    println!("{label}: within {atol:.1e} + {RTOL} |cpu|");
+}
+
+fn games() -> [(&'static str, GameFlags); 3] {
+    [
+        (
+            "lsgan",
+            GameFlags {
+                loss: Some(LossKind::Lsgan),
+                ..Default::default()
+            },
+        ),
+        (
+            "hinge, 2 critic steps, lr_d 4e-4",
+            GameFlags {
+                loss: Some(LossKind::Hinge),
+                n_critic: Some(2),
+                lr_d: Some(4e-4),
+                ..Default::default()
+            },
+        ),
+        (
+            "wgan (RMSprop 5e-5, 5 critic steps, clip 0.01)",
+            GameFlags {
+                loss: Some(LossKind::Wgan),
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+#[test]
+fn every_loss_trains_alike_on_the_gpu_and_the_cpu() {
+    let _lock = common::gpu_test_lock();
+    let data = data();
+    for (name, game) in games() {
+        let spec = spec(game);
+        let cpu: Vec<Checkpoint> = [1, 10]
+            .map(|steps| run(&mut CpuBackend::new(), &spec, steps, &data))
+            .into();
+        // The critic's clipping holds every weight at 0.01 or below.
+        if let Some(limit) = spec.game.clip {
+            assert!(cpu[1].discriminator.params.iter().all(|v| v.abs() <= limit));
+        }
+        for (api, _) in common::gpu_backends() {
+            for (i, steps) in [1, 10].into_iter().enumerate() {
+                let mut gpu = gan_gpu::backend::gpu::GpuBackend::with_api(api).unwrap();
+                let on_gpu = run(&mut gpu, &spec, steps, &data);
+                compare(
+                    &format!("{name} on {api:?} after {steps} steps"),
+                    &spec,
+                    steps,
+                    &cpu[i],
+                    &on_gpu,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
+    let data = data();
+    let spec = spec(games()[2].1);
+    let straight = run(&mut CpuBackend::new(), &spec, 6, &data);
+    // 3 steps, a checkpoint, then 3 more from it.
+    let mut backend = CpuBackend::new();
+    let first_half = config(&spec, 3, "first");
+    let out = first_half.out_dir.clone();
+    let mut first = Trainer::new(&mut backend, first_half, &data).unwrap();
+    first.run(|_| {}).unwrap();
+    let saved = first.capture(0).unwrap();
+    let path = out.join("checkpoint.safetensors");
+    std::fs::create_dir_all(&out).unwrap();
+    saved.save(&path).unwrap();
+    drop(first);
+    let loaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.settings.n_critic, 5);
+    assert_eq!(loaded.settings.loss, "wgan");
+    let mut backend = CpuBackend::new();
+    let mut resumed = Trainer::resume(
+        &mut backend,
+        config(&spec, 6, "second"),
+        &data,
+        &loaded,
+        &path,
+    )
+    .unwrap();
+    resumed.run(|_| {}).unwrap();
+    let end = resumed.capture(0).unwrap();
+    for (a, b) in [
+        (&straight.generator, &end.generator),
+        (&straight.discriminator, &end.discriminator),
+    ] {
+        assert!(a
+            .params
+            .iter()
+            .zip(&b.params)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(a
+            .adam_v
+            .iter()
+            .zip(&b.adam_v)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    assert_eq!(straight.clock, end.clock);
+    std::fs::remove_dir_all(out).ok();
+}
