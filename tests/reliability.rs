@@ -127,6 +127,7 @@ fn divergence_keeps_the_last_good_checkpoint(backend: &str) {
     // user mistake (validation accepts any finite rate) that must be caught.
     let mut saved = Checkpoint::load(&path).unwrap();
     saved.settings.lr = 1e30;
+    saved.settings.lr_d = Some(1e30);
     saved.save(&path).unwrap();
     let before = std::fs::read(&path).unwrap();
     let mut args = train_args(backend, data_s, out_s, "3");
