@@ -40,6 +40,30 @@ fn log1p(x: f32) -> f32 {
     return log(u) * (x / (u - 1.0));
 }
 
+// Sums each thread's (loss, first part's sum, second part's sum) in a fixed
+// tree (deterministic, no float atomics); thread 0 adds the loss and each
+// part's mean into the stats slots. Called by all 256 threads.
+fn add_row_sums(t: u32, s: vec3<f32>, n: u32, split: u32, loss_slot: u32, first_slot: u32, second_slot: u32) {
+    partial[t] = s;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if t < half {
+            partial[t] += partial[t + half];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        let total = partial[0];
+        stats[loss_slot] += total.x;
+        if first_slot != NONE && split > 0u {
+            stats[first_slot] += total.y / f32(split);
+        }
+        if second_slot != NONE && n > split {
+            stats[second_slot] += total.z / f32(n - split);
+        }
+    }
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn bce_with_logits(@builtin(local_invocation_index) t: u32) {
     // (loss, sum of probabilities of rows ..split, of rows split..)
@@ -57,24 +81,7 @@ fn bce_with_logits(@builtin(local_invocation_index) t: u32) {
             s.z += prob;
         }
     }
-    partial[t] = s;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if t < half {
-            partial[t] += partial[t + half];
-        }
-        workgroupBarrier();
-    }
-    if t == 0u {
-        let total = partial[0];
-        stats[p.loss_slot] += total.x;
-        if p.first_slot != NONE && p.split > 0u {
-            stats[p.first_slot] += total.y / f32(p.split);
-        }
-        if p.second_slot != NONE && p.n > p.split {
-            stats[p.second_slot] += total.z / f32(p.n - p.split);
-        }
-    }
+    add_row_sums(t, s, p.n, p.split, p.loss_slot, p.first_slot, p.second_slot);
 }
 
 // critic_loss
@@ -133,22 +140,5 @@ fn critic_loss(@builtin(local_invocation_index) t: u32) {
             s.z += l;
         }
     }
-    partial[t] = s;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if t < half {
-            partial[t] += partial[t + half];
-        }
-        workgroupBarrier();
-    }
-    if t == 0u {
-        let total = partial[0];
-        stats[cp.loss_slot] += total.x;
-        if cp.first_slot != NONE && cp.split > 0u {
-            stats[cp.first_slot] += total.y / f32(cp.split);
-        }
-        if cp.second_slot != NONE && cp.n > cp.split {
-            stats[cp.second_slot] += total.z / f32(cp.n - cp.split);
-        }
-    }
+    add_row_sums(t, s, cp.n, cp.split, cp.loss_slot, cp.first_slot, cp.second_slot);
 }

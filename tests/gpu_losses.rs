@@ -100,12 +100,10 @@ fn compare(label: &str, spec: &ModelSpec, steps: usize, cpu: &Checkpoint, gpu: &
             .filter(|(_, e)| e.is_nan() || *e > 0.0)
             .collect();
         let updates = (steps * spec.game.n_critic) as f32;
-        let far = excess
-            .iter()
-            .any(|&(i, _)| {
-                let d = (c.params[i] - g.params[i]).abs();
-                d.is_nan() || d > largest_move * updates
-            });
+        let far = excess.iter().any(|&(i, _)| {
+            let d = (c.params[i] - g.params[i]).abs();
+            d.is_nan() || d > largest_move * updates
+        });
         if excess.len() > c.params.len() / 10_000 || far {
             let (i, e) = excess[0];
             failures.push(format!("{net}: {} of {} outside, first [{i}] cpu {} gpu {} excess {e:e} over {atol:e} + {RTOL} |cpu|", excess.len(), c.params.len(), c.params[i], g.params[i]));

@@ -56,6 +56,18 @@ impl CpuBackend {
         Self::default()
     }
 
+    /// Adds a row loss's sums into `stats` per `slots`.
+    fn add_loss_sums(&mut self, stats: Tensor, slots: LossSlots, sums: &ops::BceSums) {
+        let s = &mut self.tensors[stats.id as usize];
+        s[slots.loss as usize] += sums.loss;
+        if let Some(slot) = slots.prob_first {
+            s[slot as usize] += sums.mean_prob_first;
+        }
+        if let Some(slot) = slots.prob_second {
+            s[slot as usize] += sums.mean_prob_second;
+        }
+    }
+
     /// Takes the output tensor out of the table so inputs can be borrowed
     /// beside it; [`put`](Self::put) returns it. The [`Taken`] derefs to the
     /// handle's first `t.len` elements (a [`Tensor::prefix`] leaves the rest
@@ -308,14 +320,7 @@ impl Backend for CpuBackend {
             weight,
         );
         self.put(dlogits.tensor, dd);
-        let s = &mut self.tensors[stats.id as usize];
-        s[slots.loss as usize] += sums.loss;
-        if let Some(slot) = slots.prob_first {
-            s[slot as usize] += sums.mean_prob_first;
-        }
-        if let Some(slot) = slots.prob_second {
-            s[slot as usize] += sums.mean_prob_second;
-        }
+        self.add_loss_sums(stats, slots, &sums);
     }
 
     fn critic_loss(
@@ -330,14 +335,7 @@ impl Backend for CpuBackend {
         let ld = self.input(logits.tensor, dlogits.tensor, &dd);
         let sums = ops::critic_loss(p, &ld, logits, &mut dd, dlogits);
         self.put(dlogits.tensor, dd);
-        let s = &mut self.tensors[stats.id as usize];
-        s[slots.loss as usize] += sums.loss;
-        if let Some(slot) = slots.prob_first {
-            s[slot as usize] += sums.mean_prob_first;
-        }
-        if let Some(slot) = slots.prob_second {
-            s[slot as usize] += sums.mean_prob_second;
-        }
+        self.add_loss_sums(stats, slots, &sums);
     }
 
     fn softmax_cross_entropy(

@@ -10,6 +10,41 @@ use crate::backend::{CeSlots, LossSlots, Mat, Tensor};
 use crate::model::AdamSettings;
 
 impl GpuBackend {
+    /// The checks both row losses make: [N, 1] views of logits and
+    /// dlogits, stats slots inside `stats`, and `split` at most N.
+    fn check_loss_operands(
+        &mut self,
+        op: &str,
+        logits: Mat,
+        dlogits: Mat,
+        split: u32,
+        stats: Tensor,
+        slots: LossSlots,
+    ) -> bool {
+        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
+        self.check_mat(logits, op, "logits")
+            && self.check_mat(dlogits, op, "dlogits")
+            && self.check_tensor(stats, op, "stats")
+            && self.check(
+                dlogits.rows == logits.rows && logits.cols >= 1 && dlogits.cols >= 1,
+                op,
+                || {
+                    format!(
+                        "logits are {} x {}, dlogits {} x {}",
+                        logits.rows, logits.cols, dlogits.rows, dlogits.cols
+                    )
+                },
+            )
+            && self.check(
+                slot_ok(Some(slots.loss))
+                    && slot_ok(slots.prob_first)
+                    && slot_ok(slots.prob_second)
+                    && split <= logits.rows,
+                op,
+                || format!("stats slots {slots:?} or split {split} out of range"),
+            )
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_bce_with_logits(
         &mut self,
@@ -22,30 +57,7 @@ impl GpuBackend {
         stats: Tensor,
         slots: LossSlots,
     ) {
-        let op = "bce_with_logits";
-        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
-        if !self.check_mat(logits, op, "logits")
-            || !self.check_mat(dlogits, op, "dlogits")
-            || !self.check_tensor(stats, op, "stats")
-            || !self.check(
-                dlogits.rows == logits.rows && logits.cols >= 1 && dlogits.cols >= 1,
-                op,
-                || {
-                    format!(
-                        "logits are {} x {}, dlogits {} x {}",
-                        logits.rows, logits.cols, dlogits.rows, dlogits.cols
-                    )
-                },
-            )
-            || !self.check(
-                slot_ok(Some(slots.loss))
-                    && slot_ok(slots.prob_first)
-                    && slot_ok(slots.prob_second)
-                    && split <= logits.rows,
-                op,
-                || format!("stats slots {slots:?} or split {split} out of range"),
-            )
-        {
+        if !self.check_loss_operands("bce_with_logits", logits, dlogits, split, stats, slots) {
             return;
         }
         let p = BceParams {
@@ -82,30 +94,7 @@ impl GpuBackend {
         stats: Tensor,
         slots: LossSlots,
     ) {
-        let op = "critic_loss";
-        let slot_ok = |s: Option<u32>| s.is_none_or(|s| s < stats.len);
-        if !self.check_mat(logits, op, "logits")
-            || !self.check_mat(dlogits, op, "dlogits")
-            || !self.check_tensor(stats, op, "stats")
-            || !self.check(
-                dlogits.rows == logits.rows && logits.cols >= 1 && dlogits.cols >= 1,
-                op,
-                || {
-                    format!(
-                        "logits are {} x {}, dlogits {} x {}",
-                        logits.rows, logits.cols, dlogits.rows, dlogits.cols
-                    )
-                },
-            )
-            || !self.check(
-                slot_ok(Some(slots.loss))
-                    && slot_ok(slots.prob_first)
-                    && slot_ok(slots.prob_second)
-                    && p.split <= logits.rows,
-                op,
-                || format!("stats slots {slots:?} or split {} out of range", p.split),
-            )
-        {
+        if !self.check_loss_operands("critic_loss", logits, dlogits, p.split, stats, slots) {
             return;
         }
         let ((first_kind, first_param), (second_kind, second_param)) =
