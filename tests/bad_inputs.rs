@@ -543,6 +543,23 @@ fn every_bad_input_gets_a_clear_error() {
         flag("--beta1 1", &["--beta1", "1"], "--beta1"),
         flag("--beta2 nan", &["--beta2", "nan"], "--beta2"),
         flag("--noise-dim 0", &["--noise-dim", "0"], "--noise-dim"),
+        flag("--loss wgan-gp", &["--loss", "wgan-gp"], "not built yet"),
+        flag("--loss nonsense", &["--loss", "l2"], "--loss"),
+        flag("--n-critic 0", &["--n-critic", "0"], "--n-critic"),
+        flag(
+            "--n-critic beyond the data",
+            &["--n-critic", "5"],
+            "--n-critic",
+        ),
+        flag("--clip without wgan", &["--clip", "0.01"], "--clip"),
+        flag("--clip 0", &["--loss", "wgan", "--clip", "0"], "--clip"),
+        flag("--lr-d -1", &["--lr-d", "-1"], "--lr-d"),
+        flag("--optimizer sgd", &["--optimizer", "sgd"], "--optimizer"),
+        flag(
+            "hinge with deep's label smoothing",
+            &["--model", "deep", "--loss", "hinge"],
+            "--model deep",
+        ),
         flag("--g-hidden 8,0", &["--g-hidden", "8,0"], "--g-hidden"),
         flag(
             "--d-hidden 99999999999999999999",
