@@ -289,6 +289,7 @@ impl Job {
         // many training images as there are images, up to FLOOR_IMAGES.
         let floor_count = generated.count.min(eval::FLOOR_IMAGES);
         let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
+        crate::outln!("test set: {}", self.split.test.images_path.display())?;
         print_report(&self.source, &generated, &floor)?;
         crate::errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
@@ -299,7 +300,7 @@ fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> Result<()> 
     crate::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
     crate::outln!(
         "{:<22} {:>14} {:>14}",
-        "(vs MNIST test set)",
+        "(vs the test set)",
         "",
         format!("({} train)", floor.count)
     )?;
