@@ -1,7 +1,7 @@
 // loss.wgsl: binary cross-entropy from logits in the stable form
 // bce(l, t) = max(l, 0) - l t + ln(1 + exp(-|l|)), and its gradient
 // (bce_with_logits); the critic losses of raw outputs, least squares, hinge
-// and Wasserstein, term by term as src/backend/critic_loss.rs (critic_loss).
+// and Wasserstein, term by term as src/model/critic_loss.rs (critic_loss).
 // One workgroup handles all N rows: each thread takes rows t, t + 256, ...,
 // then a fixed tree reduction sums the loss and the two probability sums,
 // so the result is deterministic (no float atomics). Thread 0 adds the loss

@@ -176,17 +176,7 @@ pub fn decode(
         return Err("trailing bytes".into());
     }
     Ok(Some(FolderSet {
-        dataset: Dataset {
-            images,
-            labels,
-            classes,
-            count,
-            rows,
-            cols,
-            channels,
-            images_path: dir.to_path_buf(),
-            labels_path: dir.to_path_buf(),
-        },
+        dataset: Dataset::of_folder(dir, (images, labels), classes, (channels, rows, cols)),
         skipped,
     }))
 }

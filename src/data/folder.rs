@@ -206,17 +206,7 @@ pub fn load_folder_files(
         pixels.extend_from_slice(&image.pixels[..len]);
     }
     Ok(FolderSet {
-        dataset: Dataset {
-            images: pixels,
-            labels,
-            classes,
-            count,
-            rows,
-            cols,
-            channels,
-            images_path: dir.to_path_buf(),
-            labels_path: dir.to_path_buf(),
-        },
+        dataset: Dataset::of_folder(dir, (pixels, labels), classes, (channels, rows, cols)),
         skipped,
     })
 }

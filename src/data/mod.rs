@@ -133,6 +133,27 @@ pub fn load_mnist(dir: &Path) -> Result<MnistSplit> {
 }
 
 impl Dataset {
+    /// A set decoded from the folder `dir` (which both paths name):
+    /// `labels.len()` images of `channels x rows x cols` bytes in `images`.
+    pub fn of_folder(
+        dir: &Path,
+        (images, labels): (Vec<u8>, Vec<u8>),
+        classes: Vec<String>,
+        (channels, rows, cols): (usize, usize, usize),
+    ) -> Dataset {
+        Dataset {
+            count: labels.len(),
+            images,
+            labels,
+            classes,
+            rows,
+            cols,
+            channels,
+            images_path: dir.to_path_buf(),
+            labels_path: dir.to_path_buf(),
+        }
+    }
+
     /// The first `n` images and labels (all of them if there are fewer).
     pub fn head(&self, n: usize) -> Dataset {
         let n = n.min(self.count);

@@ -646,7 +646,7 @@ impl ModelSpec {
                 );
             }
         };
-        let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
+        let (adam, game) = Self::optimizer(o, lr, beta1);
         let mlp = |(g, d): (NetworkSpec, NetworkSpec)| (NetSpec::Mlp(g), NetSpec::Mlp(d));
         let (generator, discriminator) = mlp((generator, discriminator));
         ModelSpec {
@@ -663,12 +663,7 @@ impl ModelSpec {
             real_target,
             fake_target: 0.0,
             generator_target: 1.0,
-            adam: AdamSettings {
-                lr: game.lr_g,
-                beta1: o.beta1.unwrap_or(beta1),
-                beta2: o.beta2.unwrap_or(0.999),
-                eps: 1e-8,
-            },
+            adam,
             game,
             batch_size: o.batch_size.unwrap_or(batch),
             epochs: o.epochs.unwrap_or(100),
@@ -688,7 +683,7 @@ impl ModelSpec {
         o: &Overrides,
         (batch, lr, beta1, epochs): (usize, f32, f32, usize),
     ) -> Self {
-        let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
+        let (adam, game) = Self::optimizer(o, lr, beta1);
         ModelSpec {
             kind,
             noise_dim,
@@ -703,17 +698,25 @@ impl ModelSpec {
             real_target: 1.0,
             fake_target: 0.0,
             generator_target: 1.0,
-            adam: AdamSettings {
-                lr: game.lr_g,
-                beta1: o.beta1.unwrap_or(beta1),
-                beta2: o.beta2.unwrap_or(0.999),
-                eps: 1e-8,
-            },
+            adam,
             game,
             batch_size: o.batch_size.unwrap_or(batch),
             epochs: o.epochs.unwrap_or(epochs),
             scaling: PixelScaling::SYMMETRIC,
         }
+    }
+
+    /// The generator's Adam settings and the game's, for a model whose own
+    /// learning rate and beta1 are `lr` and `beta1`, with `o` applied.
+    fn optimizer(o: &Overrides, lr: f32, beta1: f32) -> (AdamSettings, GameSettings) {
+        let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
+        let adam = AdamSettings {
+            lr: game.lr_g,
+            beta1: o.beta1.unwrap_or(beta1),
+            beta2: o.beta2.unwrap_or(0.999),
+            eps: 1e-8,
+        };
+        (adam, game)
     }
 
     /// The discriminator's Adam settings: the generator's with `game.lr_d`.

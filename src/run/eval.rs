@@ -45,14 +45,26 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             "must be at least 2 (a covariance needs two images)",
         ));
     }
+    // The checkpoint, read once: its images and, by default, its data.
+    let saved = match &opts.checkpoint {
+        Some(path) => Some((path, Checkpoint::load(path)?)),
+        None => None,
+    };
+    let data_dir = match (&opts.data, &saved) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some((path, saved))) => trained_on(path, saved)?,
+        (None, None) => data::bundled_dir(),
+    };
     // Read and check the inputs before any classifier work.
     let EvalInput {
         mut count,
         mut images,
         mut labels,
         source,
-    } = match (&opts.checkpoint, &opts.images) {
-        (Some(path), _) => checkpoint_images(path, opts.n.unwrap_or(DEFAULT_GENERATED))?,
+    } = match (&saved, &opts.images) {
+        (Some((path, saved)), _) => {
+            checkpoint_images(path, saved, opts.n.unwrap_or(DEFAULT_GENERATED))?
+        }
         (None, Some(images_path)) => {
             let (count, images) = read_images(images_path)?;
             let labels = opts.labels.as_deref().map(read_labels).transpose()?;
@@ -99,11 +111,6 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             "{source}: {count} image(s); the FID needs at least 2"
         )));
     }
-    let data_dir = match (&opts.data, &opts.checkpoint) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(path)) => trained_on(path)?,
-        (None, None) => data::bundled_dir(),
-    };
     let split = data::load_mnist(&data_dir)?;
     let config = ClassifierConfig::standard();
     let cache_path = match &opts.classifier {
@@ -128,9 +135,8 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
 /// The data directory the checkpoint at `path` was trained on (the bundled
 /// MNIST for a checkpoint that names none); an error where it is gone or is
 /// a folder of images, which has no IDX test set.
-fn trained_on(path: &Path) -> Result<PathBuf> {
-    let saved = Checkpoint::load(path)?;
-    let Some(dir) = saved.settings.data.map(PathBuf::from) else {
+fn trained_on(path: &Path, saved: &Checkpoint) -> Result<PathBuf> {
+    let Some(dir) = saved.settings.data.as_ref().map(PathBuf::from) else {
         return Ok(data::bundled_dir());
     };
     if !dir.is_dir() {
@@ -161,8 +167,7 @@ const DEFAULT_GENERATED: usize = 10_000;
 /// `count` images from a checkpoint's generator (on the CPU backend: one
 /// forward pass per 1000 images), with the requested digit of each for a
 /// conditional model (rows of ten cycle through 0..9, so the digits are balanced).
-fn checkpoint_images(path: &Path, count: usize) -> Result<EvalInput> {
-    let saved = Checkpoint::load(path)?;
+fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<EvalInput> {
     let spec = saved.spec(path)?;
     if spec.image_shape() != crate::model::ImageShape::MNIST {
         return Err(Error::data(
@@ -181,7 +186,7 @@ fn checkpoint_images(path: &Path, count: usize) -> Result<EvalInput> {
         seed: saved.settings.seed.wrapping_add(1),
         batch_stats: false,
     };
-    let images = sample::generate(&mut CpuBackend::new(), &saved, path, &request)?;
+    let images = sample::generate(&mut CpuBackend::new(), saved, path, &request)?;
     let labels = (spec.classes > 0).then(|| {
         (0..count)
             .map(|i| request.label_of(i, spec.classes) as u8)

@@ -346,6 +346,22 @@ pub struct BceSums {
     pub mean_prob_second: f32,
 }
 
+impl BceSums {
+    /// The loss and each part's mean from the sums over rows `..split` and
+    /// `split..n` (0 for an empty part).
+    fn of_parts(loss: f32, (first, second): (f32, f32), split: u32, n: u32) -> BceSums {
+        BceSums {
+            loss,
+            mean_prob_first: if split > 0 { first / split as f32 } else { 0.0 },
+            mean_prob_second: if n > split {
+                second / (n - split) as f32
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Stable BCE from logits: writes dlogits [N, 1] and returns the weighted loss
 /// sum and the mean probability of each part (rows `..split` and `split..`).
 #[allow(clippy::too_many_arguments)]
@@ -377,22 +393,10 @@ pub fn bce_with_logits(
             prob_second += p;
         }
     }
-    BceSums {
-        loss,
-        mean_prob_first: if split > 0 {
-            prob_first / split as f32
-        } else {
-            0.0
-        },
-        mean_prob_second: if n > split {
-            prob_second / (n - split) as f32
-        } else {
-            0.0
-        },
-    }
+    BceSums::of_parts(loss, (prob_first, prob_second), split, n)
 }
 
-/// A critic loss of raw outputs (see [`crate::backend::critic_loss`]):
+/// A critic loss of raw outputs (see [`crate::model::critic_loss`]):
 /// writes dlogits [N, 1] and returns the weighted loss sum and the mean raw
 /// output of each part (rows `..split` and `split..`) in the
 /// `mean_prob_*` fields.
@@ -417,19 +421,7 @@ pub fn critic_loss(
             sum_second += l;
         }
     }
-    BceSums {
-        loss,
-        mean_prob_first: if split > 0 {
-            sum_first / split as f32
-        } else {
-            0.0
-        },
-        mean_prob_second: if n > split {
-            sum_second / (n - split) as f32
-        } else {
-            0.0
-        },
-    }
+    BceSums::of_parts(loss, (sum_first, sum_second), split, n)
 }
 
 /// What a softmax cross-entropy call adds to the statistics.
