@@ -25,6 +25,8 @@ use gan_gpu::train::{generate_images, GanState};
 
 fn tiny_config() -> ClassifierConfig {
     ClassifierConfig {
+        input: 784,
+        classes: 10,
         hidden: vec![64, 32],
         epochs: 3,
         batch_size: 50,

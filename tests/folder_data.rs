@@ -556,8 +556,8 @@ fn a_checkpoint_remembers_its_data_and_eval_looks_there() {
     let saved = gan_gpu::checkpoint::Checkpoint::load(&checkpoint("idx-run")).unwrap();
     let recorded = std::fs::canonicalize(&copy).unwrap();
     assert_eq!(saved.settings.data.as_deref(), recorded.to_str());
-    // eval measures against the run's own data: a folder has no test set,
-    // and data that has gone is named.
+    // eval measures against the run's own data: an unlabelled folder has
+    // nothing the built-in metrics can score, and data that has gone is named.
     let eval = |run: &str| {
         gan(&[
             "eval",
@@ -571,7 +571,7 @@ fn a_checkpoint_remembers_its_data_and_eval_looks_there() {
     };
     let (ok, stderr) = eval("folder-run");
     assert!(
-        !ok && stderr.contains("folder of images") && stderr.contains("sample --out DIR/"),
+        !ok && stderr.contains("no class subfolders") && stderr.contains("sample --out DIR/"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&copy).unwrap();

@@ -392,6 +392,8 @@ fn npy_reader_holds() {
 fn classifier_cache_reader_holds() {
     let started = Instant::now();
     let config = ClassifierConfig {
+        input: 784,
+        classes: 10,
         hidden: vec![4],
         epochs: 1,
         batch_size: 10,

@@ -41,10 +41,27 @@ fn error_of(name: &str, bytes: &[u8]) -> String {
 #[test]
 fn reads_images_of_both_shapes_and_labels() {
     let data: Vec<u8> = (0..3 * 784).map(|i| (i % 251) as u8).collect();
-    let (n, pixels) = read_images(&write("a.npy", &encode_u8(&[3, 28, 28], &data))).unwrap();
-    assert_eq!((n, &pixels), (3, &data));
-    let (n, pixels) = read_images(&write("b.npy", &encode_u8(&[3, 784], &data))).unwrap();
-    assert_eq!((n, &pixels), (3, &data));
+    let a = read_images(&write("a.npy", &encode_u8(&[3, 28, 28], &data))).unwrap();
+    assert_eq!((a.count, a.channels, a.rows, a.cols), (3, 1, 28, 28));
+    assert_eq!(a.pixels, data);
+    let b = read_images(&write("b.npy", &encode_u8(&[3, 784], &data))).unwrap();
+    assert_eq!((b.count, b.channels, b.rows, b.cols), (3, 1, 28, 28));
+    assert_eq!(b.pixels, data);
+    // RGB (N, H, W, 3) comes back channel-planar: pixel p's red, green and
+    // blue bytes 3p, 3p + 1, 3p + 2 land in planes 0, 1 and 2.
+    let rgb: Vec<u8> = (0..2 * 2 * 3 * 3).map(|i| i as u8).collect();
+    let c = read_images(&write("c.npy", &encode_u8(&[2, 2, 3, 3], &rgb))).unwrap();
+    assert_eq!((c.count, c.channels, c.rows, c.cols), (2, 3, 2, 3));
+    let first: Vec<u8> = c.pixels[..18].to_vec();
+    assert_eq!(
+        first,
+        vec![0, 3, 6, 9, 12, 15, 1, 4, 7, 10, 13, 16, 2, 5, 8, 11, 14, 17]
+    );
+    assert_eq!(c.pixels[18], 18);
+    let e = read_images(&write("d.npy", &encode_u8(&[2, 2, 3, 4], &[0; 48])))
+        .expect_err("4 channels were accepted")
+        .to_string();
+    assert!(e.contains("(N, H, W, 3)"), "{e}");
     let labels = read_labels(&write("l.npy", &encode_u8(&[4], &[1, 2, 3, 9]))).unwrap();
     assert_eq!(labels, vec![1, 2, 3, 9]);
     // numpy's own spelling, with double quotes and no trailing comma, in version 2.0.
@@ -88,8 +105,8 @@ fn rejects_broken_files_with_one_line_naming_the_file() {
     let mut long = good.clone();
     long.push(0);
     assert!(error_of("long.npy", &long).contains("trailing"));
-    let wrong_shape = encode_u8(&[2, 27, 29], &[0; 2 * 27 * 29]);
-    assert!(error_of("shape.npy", &wrong_shape).contains("(N, 28, 28)"));
+    let wrong_shape = encode_u8(&[2, 27], &[0; 2 * 27]);
+    assert!(error_of("shape.npy", &wrong_shape).contains("(N, H, W)"));
     let no_shape = with_header("{'descr': '|u1', 'fortran_order': False, }", &[]);
     assert!(error_of("noshape.npy", &no_shape).contains("'shape'"));
     let garbage = with_header(

@@ -14,10 +14,13 @@ pub struct EvalArgs {
     /// A generator checkpoint: --n images (default 10000) from its generator are measured.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
-    /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, N x 28 x 28.
+    /// Images to evaluate: IDX (.idx, .idx3-ubyte, raw or .gz) or .npy uint8, (N, H, W) grey or
+    /// (N, H, W, 3) RGB, in the shape of the IDX test set (a folder is decoded in the images'
+    /// shape: square ones scaled and centre-cropped to their size, in their channels).
     #[arg(long, value_name = "FILE")]
     images: Option<PathBuf>,
-    /// The digit requested for each image (IDX labels or .npy uint8 of length N), for label accuracy.
+    /// The class requested for each image (IDX labels or .npy uint8 of length N), for label
+    /// accuracy.
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
     /// Evaluate the first N images [default: all].
@@ -29,8 +32,10 @@ pub struct EvalArgs {
     /// The classifier cache file [default: one per training set under ~/.cache/gan-gpu/].
     #[arg(long, value_name = "PATH")]
     classifier: Option<PathBuf>,
-    /// Directory with the four MNIST-format IDX files (MNIST, Fashion-MNIST, ...): the classifier
-    /// trains on its training set, the images are measured against its test set [default: the
+    /// Directory with the four MNIST-format IDX files (MNIST, Fashion-MNIST, ...), or a labelled
+    /// folder of images (one subfolder per class): the classifier trains on its training set (a
+    /// folder's every image but each class's every 10th), the images are measured against its test
+    /// set (the IDX test files, or a folder's held-back every 10th image) [default: the
     /// checkpoint's training data, else the bundled MNIST].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,

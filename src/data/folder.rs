@@ -23,6 +23,14 @@
 //!   skipped and listed in [`FolderSet::skipped`] with the reason; a folder
 //!   with no usable image is an error.
 //!
+//! - **Held-back share** ([`hold_out`]). A labelled folder has no test
+//!   files, so `gan-gpu eval` and `train --eval-every` hold back every
+//!   [`HOLD_OUT_EVERY`]th image of each class (the 10th, 20th, ... in sorted
+//!   path order: 10%, spread over the class rather than its last files) as
+//!   the test set: the classifier trains on the other 90% and is measured on
+//!   the share, which is also the FID's reference. The GAN itself trains on
+//!   the whole folder.
+//!
 //! Images are stored as [`Dataset`] stores them: one after another, each
 //! channel-planar (`[channels, rows, cols]`, the NCHW of the models). Files
 //! are decoded in parallel on rayon's pool; `progress` is told how many are
@@ -36,8 +44,63 @@ use image::imageops::FilterType;
 use image::{ImageReader, RgbImage};
 use rayon::prelude::*;
 
-use super::Dataset;
+use super::{Dataset, MnistSplit};
 use crate::error::{Error, Result};
+
+/// Every this many images of a class, one is held back as the test set
+/// ([`hold_out`]).
+pub const HOLD_OUT_EVERY: usize = 10;
+
+/// A labelled folder's images as a training set and a test set of every
+/// [`HOLD_OUT_EVERY`]th image of each class (see the module docs); an
+/// error for an unlabelled one, which the built-in metrics cannot score,
+/// and for one too small to hold back two images.
+pub fn hold_out(set: &Dataset) -> Result<MnistSplit> {
+    if set.classes.is_empty() {
+        return Err(Error::data(
+            &set.images_path,
+            "has no class subfolders, and the built-in metrics need labels to train their classifier: put each class's images in a subfolder named after it, or write the images with `gan-gpu sample --out DIR/` and score the folder with clean-fid or torch-fidelity for an Inception FID",
+        ));
+    }
+    let len = set.image_len();
+    let mut seen = vec![0usize; set.classes.len()];
+    let empty = || Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        classes: set.classes.clone(),
+        count: 0,
+        rows: set.rows,
+        cols: set.cols,
+        channels: set.channels,
+        images_path: set.images_path.clone(),
+        labels_path: set.labels_path.clone(),
+    };
+    let (mut train, mut test) = (empty(), empty());
+    for i in 0..set.count {
+        let label = set.labels[i];
+        let counter = &mut seen[usize::from(label)];
+        *counter += 1;
+        let half = if (*counter).is_multiple_of(HOLD_OUT_EVERY) {
+            &mut test
+        } else {
+            &mut train
+        };
+        half.images
+            .extend_from_slice(&set.images[i * len..(i + 1) * len]);
+        half.labels.push(label);
+        half.count += 1;
+    }
+    if test.count < 2 {
+        return Err(Error::data(
+            &set.images_path,
+            format!(
+                "holds {} images, of which every {HOLD_OUT_EVERY}th of each class is held back as the test set: {} image(s), and the FID needs at least 2",
+                set.count, test.count
+            ),
+        ));
+    }
+    Ok(MnistSplit { train, test })
+}
 
 /// The most classes a labelled folder may have (labels are bytes).
 pub const MAX_CLASSES: usize = 256;

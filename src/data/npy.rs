@@ -1,6 +1,7 @@
 //! A strict reader for NumPy `.npy` files of unsigned bytes: images
-//! `(N, 28, 28)` or `(N, 784)` and labels `(N,)`, as `gan-gpu sample` writes
-//! them and `numpy.save` writes `uint8` arrays; and of little-endian
+//! `(N, H, W)` (grey), `(N, H, W, 3)` (RGB) or `(N, 784)` (MNIST) and labels
+//! `(N,)`, as `gan-gpu sample` writes them and `numpy.save` writes `uint8`
+//! arrays; and of little-endian
 //! `float32` arrays (`'<f4'`), the generator noise of `gan-gpu sample --noise`.
 //!
 //! Format: the magic `\x93NUMPY`, a version byte pair (1.0: a u16 header
@@ -34,16 +35,61 @@ pub fn read_u8(path: &Path) -> Result<NpyBytes> {
     parse_u8(&bytes).map_err(|problem| Error::data(path, problem))
 }
 
-/// Reads `(N, 28, 28)` or `(N, 784)` images: returns (count, pixels).
-pub fn read_images(path: &Path) -> Result<(usize, Vec<u8>)> {
+/// Images read from an `.npy` file, channel-planar as a
+/// [`super::Dataset`] holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpyImages {
+    pub count: usize,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// `count * channels * rows * cols` bytes, each image's planes in turn.
+    pub pixels: Vec<u8>,
+}
+
+/// Reads `(N, H, W)` grey or `(N, H, W, 3)` RGB images (NumPy's and PIL's
+/// interleaved layout, made channel-planar here), or `(N, 784)` as N 28 x 28
+/// grey images.
+pub fn read_images(path: &Path) -> Result<NpyImages> {
     let array = read_u8(path)?;
-    match array.shape.as_slice() {
-        [n, 28, 28] | [n, 784] => Ok((*n, array.data)),
-        shape => Err(Error::data(
-            path,
-            format!("shape {shape:?}: expected (N, 28, 28) or (N, 784) images"),
-        )),
+    let (count, channels, rows, cols) = match *array.shape.as_slice() {
+        [n, 784] => (n, 1, 28, 28),
+        [n, h, w] if h > 0 && w > 0 => (n, 1, h, w),
+        [n, h, w, 3] if h > 0 && w > 0 => (n, 3, h, w),
+        ref shape => {
+            return Err(Error::data(
+                path,
+                format!("shape {shape:?}: expected (N, H, W) grey or (N, H, W, 3) RGB images"),
+            ))
+        }
+    };
+    let pixels = if channels == 1 {
+        array.data
+    } else {
+        planar(&array.data, channels, rows * cols)
+    };
+    Ok(NpyImages {
+        count,
+        channels,
+        rows,
+        cols,
+        pixels,
+    })
+}
+
+/// Interleaved `[H, W, C]` images as `[C, H, W]` ones.
+fn planar(interleaved: &[u8], channels: usize, plane: usize) -> Vec<u8> {
+    let mut out = vec![0; interleaved.len()];
+    let len = (channels * plane).max(1);
+    for (mixed, planes) in interleaved.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+        for p in 0..plane {
+            for c in 0..channels {
+                planes[c * plane + p] = mixed[p * channels + c];
+            }
+        }
     }
+    out
 }
 
 /// Reads `(N,)` labels.

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! magic          8 bytes  "GGPUCLSF"
-//! version        u32      1
+//! version        u32      2
+//! input, classes u32 x 2  bytes an image, classes
 //! seed, epochs, batch_size, train_limit (u32::MAX: none)   u32 x 4
 //! lr, lr_decay   f32 x 2
 //! data checksum  u64      FNV-1a of the training images and labels used
@@ -32,7 +33,7 @@ use crate::util::{fnv1a, FNV_OFFSET};
 /// The file's first 8 bytes.
 pub const MAGIC: &[u8; 8] = b"GGPUCLSF";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The checksum of the training data a classifier is trained on (the images
 /// and labels it uses, per `config.train_limit`).
@@ -75,6 +76,8 @@ fn header(config: &ClassifierConfig, data: u64, test_accuracy: f32, params: usiz
     h.extend_from_slice(MAGIC);
     for v in [
         VERSION,
+        config.input as u32,
+        config.classes as u32,
         config.seed,
         config.epochs,
         config.batch_size,
@@ -171,6 +174,7 @@ pub fn decode(
             "format version {version}, this build reads {VERSION}"
         ));
     }
+    let (input, classes) = (r.u32()? as usize, r.u32()? as usize);
     let (seed, epochs, batch_size, limit) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
     let (lr, lr_decay) = (r.f32()?, r.f32()?);
     let file_data = r.u64()?;
@@ -187,6 +191,8 @@ pub fn decode(
     let header_end = r.at;
     let checksum = r.u64()?;
     let config = ClassifierConfig {
+        input,
+        classes,
         hidden,
         epochs,
         batch_size,

@@ -1,12 +1,14 @@
-//! The built-in MNIST classifier the metrics read: an MLP trained by gan-gpu
-//! itself, with its own kernels, on the backend it is given.
+//! The built-in classifier the metrics read: an MLP trained by gan-gpu
+//! itself, with its own kernels, on the backend it is given, on the run's
+//! own labelled data (MNIST by default, Fashion-MNIST, a labelled folder).
 //!
-//! The standard one is 784 -> 512 -> 256 -> 10 (ReLU, ReLU, logits), He-normal
-//! weights from the counter generator, Adam (lr 1e-3 decayed by 0.7 per
-//! epoch) on batches of 100 from the training set scaled to [0, 1], in the
-//! epoch orders `rng::epoch_order(seed, epoch)`: the same seed and backend give
-//! the same weights. Its features are the 256-wide penultimate layer (after
-//! the ReLU). [`super::cache`] keeps a trained one in a file.
+//! The standard one is pixels -> 512 -> 256 -> classes (ReLU, ReLU, logits;
+//! 784-512-256-10 for MNIST), He-normal weights from the counter generator,
+//! Adam (lr 1e-3 decayed by 0.7 per epoch) on batches of 100 from the
+//! training set scaled to [0, 1], in the epoch orders
+//! `rng::epoch_order(seed, epoch)`: the same seed and backend give the same
+//! weights. Its features are the 256-wide penultimate layer (after the
+//! ReLU). [`super::cache`] keeps a trained one in a file.
 
 use crate::backend::{Backend, CeSlots, Clock, Mat};
 use crate::data::{Dataset, MNIST_SIDE, NUM_CLASSES};
@@ -15,7 +17,7 @@ use crate::model::{Activation, AdamSettings, Init, LayerSpec, NetworkSpec};
 use crate::nn::Network;
 use crate::rng;
 
-/// Pixels per image (28 x 28).
+/// Pixels per MNIST image (28 x 28), the standard classifier's input.
 pub const PIXELS: usize = MNIST_SIDE * MNIST_SIDE;
 
 /// Rows per forward pass when classifying.
@@ -25,6 +27,10 @@ const EVAL_BATCH: usize = 500;
 /// cache file, and a cached classifier is used only when all of it matches.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassifierConfig {
+    /// Bytes per image: channels x rows x cols (784 for MNIST).
+    pub input: usize,
+    /// Classes (the output's width).
+    pub classes: usize,
     /// Hidden widths; the last is the feature width.
     pub hidden: Vec<usize>,
     pub epochs: u32,
@@ -39,9 +45,12 @@ pub struct ClassifierConfig {
 }
 
 impl ClassifierConfig {
-    /// The standard classifier of `gan-gpu eval`.
+    /// The standard classifier of `gan-gpu eval` for MNIST-shaped data
+    /// (28 x 28 grey, 10 classes).
     pub fn standard() -> Self {
         ClassifierConfig {
+            input: PIXELS,
+            classes: NUM_CLASSES,
             hidden: vec![512, 256],
             epochs: 8,
             batch_size: 100,
@@ -52,10 +61,23 @@ impl ClassifierConfig {
         }
     }
 
-    /// The network: ReLU hidden layers, an identity output of 10 logits.
+    /// The standard classifier for `data`'s image shape and classes, in
+    /// batches of at most the set's size (a small folder's training share
+    /// may hold fewer than 100 images).
+    pub fn for_data(data: &Dataset) -> Self {
+        let standard = Self::standard();
+        ClassifierConfig {
+            input: data.image_len(),
+            classes: data.classes.len(),
+            batch_size: standard.batch_size.min(data.count.max(1) as u32),
+            ..standard
+        }
+    }
+
+    /// The network: ReLU hidden layers, an identity output of one logit a class.
     pub fn spec(&self) -> NetworkSpec {
         let mut layers = Vec::new();
-        let mut input = PIXELS;
+        let mut input = self.input;
         for &h in &self.hidden {
             layers.push(LayerSpec {
                 in_dim: input,
@@ -67,7 +89,7 @@ impl ClassifierConfig {
         }
         layers.push(LayerSpec {
             in_dim: input,
-            out_dim: NUM_CLASSES,
+            out_dim: self.classes,
             activation: Activation::Identity,
             dropout: 0.0,
         });
@@ -79,9 +101,9 @@ impl ClassifierConfig {
 
     /// The architecture as text, e.g. `784-512-256-10`.
     pub fn architecture(&self) -> String {
-        std::iter::once(PIXELS)
+        std::iter::once(self.input)
             .chain(self.hidden.iter().copied())
-            .chain(std::iter::once(NUM_CLASSES))
+            .chain(std::iter::once(self.classes))
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join("-")
@@ -89,12 +111,18 @@ impl ClassifierConfig {
 
     /// Width of the feature layer (the last hidden layer).
     pub fn feature_dim(&self) -> usize {
-        self.hidden.last().copied().unwrap_or(PIXELS)
+        self.hidden.last().copied().unwrap_or(self.input)
     }
 
     /// Rejects impossible settings.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::config("classifier", what.to_string()));
+        if self.input == 0 {
+            return bad("needs images of at least one pixel");
+        }
+        if !(2..=256).contains(&self.classes) {
+            return bad("needs 2 to 256 classes");
+        }
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return bad("needs at least one hidden layer, none of width 0");
         }
@@ -138,14 +166,15 @@ pub struct Outputs {
     pub count: usize,
     /// `count x feature_dim` penultimate-layer activations.
     pub features: Vec<f32>,
-    /// `count x 10` softmax probabilities (in f64 from the f32 logits).
+    /// `count x classes` softmax probabilities (in f64 from the f32 logits).
     pub probs: Vec<f64>,
+    pub classes: usize,
 }
 
 impl Outputs {
     /// The predicted class of each image.
     pub fn predictions(&self) -> Vec<usize> {
-        super::scores::argmax_rows(&self.probs, NUM_CLASSES)
+        super::scores::argmax_rows(&self.probs, self.classes)
     }
 }
 
@@ -158,8 +187,23 @@ pub fn train_classifier<B: Backend>(
     mut progress: impl FnMut(&ClassifierEpoch),
 ) -> Result<Classifier> {
     config.validate()?;
-    train.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
-    test.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
+    let pixels = config.input;
+    for set in [train, test] {
+        if set.image_len() != pixels || set.classes.len() != config.classes {
+            return Err(Error::data(
+                &set.images_path,
+                format!(
+                    "holds {}x{}x{} images in {} classes; the classifier {} reads {pixels} bytes an image and {} classes",
+                    set.channels,
+                    set.rows,
+                    set.cols,
+                    set.classes.len(),
+                    config.architecture(),
+                    config.classes
+                ),
+            ));
+        }
+    }
     let count = config
         .train_limit
         .map_or(train.count, |l| (l as usize).min(train.count));
@@ -172,15 +216,16 @@ pub fn train_classifier<B: Backend>(
         ));
     }
     backend.upload_dataset(
-        &train.images[..count * PIXELS],
+        &train.images[..count * pixels],
         &train.labels[..count],
-        PIXELS,
+        pixels,
     )?;
+    let classes = config.classes;
     let spec = config.spec();
     let net = Network::new(backend, &spec, batch, config.seed, 0)?;
-    let x = Mat::dense(backend.alloc(batch * PIXELS)?, batch, PIXELS);
-    let onehot = Mat::dense(backend.alloc(batch * NUM_CLASSES)?, batch, NUM_CLASSES);
-    let dlogits = Mat::dense(backend.alloc(batch * NUM_CLASSES)?, batch, NUM_CLASSES);
+    let x = Mat::dense(backend.alloc(batch * pixels)?, batch, pixels);
+    let onehot = Mat::dense(backend.alloc(batch * classes)?, batch, classes);
+    let dlogits = Mat::dense(backend.alloc(batch * classes)?, batch, classes);
     let stats = backend.alloc(2)?;
     let slots = CeSlots {
         loss: 0,
@@ -246,15 +291,18 @@ pub fn train_classifier<B: Backend>(
 }
 
 impl Classifier {
-    /// Features and class probabilities of `images` (28 x 28 bytes each).
+    /// Features and class probabilities of `images` (`config.input` bytes
+    /// each, channel-planar as [`Dataset`] holds them).
     pub fn run<B: Backend>(&self, backend: &mut B, images: &[u8]) -> Result<Outputs> {
-        if !images.len().is_multiple_of(PIXELS) {
+        let pixels = self.config.input;
+        let classes = self.config.classes;
+        if !images.len().is_multiple_of(pixels) {
             return Err(Error::Eval(format!(
-                "{} bytes do not make whole 28x28 images",
+                "{} bytes do not make whole images of {pixels} bytes",
                 images.len()
             )));
         }
-        let count = images.len() / PIXELS;
+        let count = images.len() / pixels;
         let spec = self.config.spec();
         let net = Network::new(backend, &spec, EVAL_BATCH, self.config.seed, 0)?;
         if net.layout.len != self.params.len() {
@@ -266,24 +314,24 @@ impl Classifier {
             )));
         }
         backend.write(net.params, &self.params)?;
-        let x_tensor = backend.alloc(EVAL_BATCH * PIXELS)?;
+        let x_tensor = backend.alloc(EVAL_BATCH * pixels)?;
         let feature_layer = spec.layers.len() - 2;
         let dim = self.config.feature_dim();
         let mut features = Vec::with_capacity(count * dim);
-        let mut probs = Vec::with_capacity(count * NUM_CLASSES);
-        let mut x = vec![0.0f32; EVAL_BATCH * PIXELS];
-        for chunk in images.chunks(EVAL_BATCH * PIXELS) {
-            let rows = chunk.len() / PIXELS;
+        let mut probs = Vec::with_capacity(count * classes);
+        let mut x = vec![0.0f32; EVAL_BATCH * pixels];
+        for chunk in images.chunks(EVAL_BATCH * pixels) {
+            let rows = chunk.len() / pixels;
             for (v, &p) in x.iter_mut().zip(chunk) {
                 *v = p as f32 / 255.0;
             }
             backend.write(x_tensor, &x)?;
-            let input = Mat::dense(x_tensor, rows, PIXELS);
+            let input = Mat::dense(x_tensor, rows, pixels);
             net.forward(backend, input, None, net.output(rows));
             let logits = backend.read(net.output(rows).tensor)?;
             let feats = backend.read(net.layer_output(feature_layer, rows).tensor)?;
             features.extend_from_slice(&feats[..rows * dim]);
-            for row in logits[..rows * NUM_CLASSES].chunks_exact(NUM_CLASSES) {
+            for row in logits[..rows * classes].chunks_exact(classes) {
                 let max = row.iter().fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
                 let exps: Vec<f64> = row.iter().map(|&l| (l as f64 - max).exp()).collect();
                 let sum: f64 = exps.iter().sum();
@@ -294,6 +342,7 @@ impl Classifier {
             count,
             features,
             probs,
+            classes,
         })
     }
 

@@ -1,14 +1,18 @@
-//! Measuring what the GANs generate, with a built-in MNIST classifier
-//! ([`classifier`], cached by [`cache`]):
+//! Measuring what the GANs generate, with a built-in classifier trained on
+//! the run's labelled data ([`classifier`], cached by [`cache`]): MNIST's by
+//! default, Fashion-MNIST's, or a labelled folder's:
 //!
 //! - FID ([`fid`]): the Fréchet distance between Gaussian fits of the
-//!   classifier's penultimate features of the images and of the MNIST test set;
-//! - the classifier score ([`scores`]): the Inception Score with the MNIST
-//!   classifier's softmax, between 1 and 10;
-//! - class coverage: the classes holding at least 2% of the samples, and the
-//!   histogram of predicted classes;
+//!   classifier's penultimate features of the images and of the test set
+//!   (the IDX test files, or a folder's held-back share,
+//!   `crate::data::folder::hold_out`);
+//! - the classifier score ([`scores`]): the Inception Score with the
+//!   classifier's softmax, between 1 and the number of classes;
+//! - class coverage: the classes holding at least a fifth of an even share
+//!   of the samples (2% of them for 10 classes), and the histogram of
+//!   predicted classes;
 //! - label accuracy, for conditional samples: the share the classifier
-//!   assigns the requested digit.
+//!   assigns the requested class.
 //!
 //! [`Evaluator::evaluate_images`] takes images as bytes, so the images can come
 //! from a file or straight from a generator (`crate::train::generate_images` samples a
@@ -26,13 +30,13 @@ use std::path::Path;
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
-use crate::data::{Dataset, MNIST_SIDE, NUM_CLASSES};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::{EvalFigures, ImageEvaluator};
 pub use cache::Cached;
 pub use classifier::{train_classifier, Classifier, ClassifierConfig, ClassifierEpoch, Outputs};
 pub use fid::{frechet_distance, Gaussian};
-pub use scores::{classifier_score, label_accuracy, Coverage, COVERAGE_MIN_SHARE};
+pub use scores::{classifier_score, coverage_min_share, label_accuracy, Coverage};
 
 /// The classifier's figures as a training run's [`ImageEvaluator`]
 /// (`--eval-every`): it owns the classifier, the test set's feature Gaussian
@@ -134,7 +138,19 @@ impl<'a> Evaluator<'a> {
         classifier: &'a Classifier,
         test: &Dataset,
     ) -> Result<Self> {
-        test.require_shape(1, MNIST_SIDE, MNIST_SIDE)?;
+        if test.image_len() != classifier.config.input {
+            return Err(Error::data(
+                &test.images_path,
+                format!(
+                    "holds {}x{}x{} images; the classifier {} reads {} bytes an image",
+                    test.channels,
+                    test.rows,
+                    test.cols,
+                    classifier.config.architecture(),
+                    classifier.config.input
+                ),
+            ));
+        }
         let outputs = classifier.run(backend, &test.images)?;
         let reference = Gaussian::fit(&outputs.features, classifier.config.feature_dim())?;
         Ok(Evaluator {
@@ -148,8 +164,8 @@ impl<'a> Evaluator<'a> {
         &self.reference
     }
 
-    /// FID, score, coverage and (with `labels`, one requested digit per
-    /// image) label accuracy of `images` (28 x 28 bytes each, MNIST polarity).
+    /// FID, score, coverage and (with `labels`, one requested class per
+    /// image) label accuracy of `images` (the test set's shape, channel-planar).
     pub fn evaluate_images<B: Backend>(
         &self,
         backend: &mut B,
@@ -176,17 +192,19 @@ impl<'a> Evaluator<'a> {
         Ok(SetMetrics {
             count: outputs.count,
             fid: frechet_distance(&fit, &self.reference)?,
-            score: classifier_score(&outputs.probs, NUM_CLASSES)?,
-            coverage: Coverage::of(&predictions, NUM_CLASSES),
+            score: classifier_score(&outputs.probs, outputs.classes)?,
+            coverage: Coverage::of(&predictions, outputs.classes),
             label_accuracy: labels
                 .map(|l| label_accuracy(&predictions, l))
                 .transpose()?,
         })
     }
 
-    /// The real-data floor: the first `count` training images (at most
-    /// [`FLOOR_IMAGES`] by default) against the test set, with their true
-    /// labels as the requested digits.
+    /// The real-data floor: `count` training images (at most
+    /// [`FLOOR_IMAGES`] by default) spread evenly over the training set
+    /// (image `i * train.count / count` for i below `count`, so a folder
+    /// sorted by class gives every class its share) against the test set,
+    /// with their true labels as the requested classes.
     pub fn real_floor<B: Backend>(
         &self,
         backend: &mut B,
@@ -194,10 +212,14 @@ impl<'a> Evaluator<'a> {
         count: usize,
     ) -> Result<SetMetrics> {
         let count = count.min(train.count);
-        self.evaluate_images(
-            backend,
-            &train.images[..count * train.image_len()],
-            Some(&train.labels[..count]),
-        )
+        let len = train.image_len();
+        let picked: Vec<usize> = (0..count).map(|i| i * train.count / count).collect();
+        let images: Vec<u8> = picked
+            .iter()
+            .flat_map(|&i| &train.images[i * len..(i + 1) * len])
+            .copied()
+            .collect();
+        let labels: Vec<u8> = picked.iter().map(|&i| train.labels[i]).collect();
+        self.evaluate_images(backend, &images, Some(&labels))
     }
 }

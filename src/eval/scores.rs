@@ -4,8 +4,11 @@
 
 use crate::error::{Error, Result};
 
-/// A class counts as covered when it holds at least this share of the samples.
-pub const COVERAGE_MIN_SHARE: f64 = 0.02;
+/// A class counts as covered when it holds at least this share of the
+/// samples: a fifth of an even share (2% for 10 classes).
+pub fn coverage_min_share(classes: usize) -> f64 {
+    0.2 / classes.max(1) as f64
+}
 
 /// `exp(E_x KL(p(y|x) || p(y)))`, with `p(y)` the mean of the rows of
 /// `probs` (`count x classes`, each row a distribution). 1 when every sample
@@ -42,7 +45,7 @@ pub fn classifier_score(probs: &[f64], classes: usize) -> Result<f64> {
 pub struct Coverage {
     /// Samples per class.
     pub histogram: Vec<usize>,
-    /// Classes holding at least [`COVERAGE_MIN_SHARE`] of the samples.
+    /// Classes holding at least [`coverage_min_share`] of the samples.
     pub covered: usize,
 }
 
@@ -55,10 +58,12 @@ impl Coverage {
                 *h += 1;
             }
         }
-        let total = predictions.len().max(1) as f64;
+        // h / total >= coverage_min_share(classes) = 1 / (5 classes), in
+        // integers so that exactly 2% of 100 samples counts at 10 classes.
+        let total = predictions.len().max(1);
         let covered = histogram
             .iter()
-            .filter(|&&h| h as f64 / total >= COVERAGE_MIN_SHARE)
+            .filter(|&&h| h * 5 * classes >= total)
             .count();
         Coverage { histogram, covered }
     }

@@ -1,18 +1,23 @@
-//! `gan-gpu eval`: loads (or trains and caches) the MNIST classifier, reads
+//! `gan-gpu eval`: loads (or trains and caches) the classifier of the run's
+//! labelled data (IDX files, or a labelled folder's training share), reads
 //! the images to measure, and prints FID, classifier score, class coverage
-//! and label accuracy beside the real-data floor.
+//! and label accuracy against the test set (the IDX test files, or the
+//! folder's held-back share) beside the real-data floor.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 use super::choice::{self, BackendChoice, Chosen};
+use super::load::EvalData;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuOptions;
 use crate::backend::Backend;
 use crate::checkpoint::Checkpoint;
-use crate::data::{self, idx, npy, NUM_CLASSES};
-use crate::eval::{self, cache, ClassifierConfig, Evaluator, SetMetrics, COVERAGE_MIN_SHARE};
+use crate::data::folder::FolderOptions;
+use crate::data::{self, idx, npy};
+use crate::eval::{self, cache, coverage_min_share, ClassifierConfig, Evaluator, SetMetrics};
+use crate::model::ImageShape;
 use crate::sample::{self, SampleRequest};
 
 /// The settings of `gan-gpu eval`.
@@ -22,7 +27,7 @@ pub struct EvalSettings {
     pub checkpoint: Option<PathBuf>,
     /// Images to measure (IDX or `.npy`), when no checkpoint is given.
     pub images: Option<PathBuf>,
-    /// The digit requested for each of `images`, for label accuracy.
+    /// The class requested for each of `images`, for label accuracy.
     pub labels: Option<PathBuf>,
     /// Measure the first N images.
     pub n: Option<usize>,
@@ -30,9 +35,10 @@ pub struct EvalSettings {
     pub backend: BackendChoice,
     /// The classifier cache file (None: the default cache path).
     pub classifier: Option<PathBuf>,
-    /// The MNIST-format directory whose test set (and training set, for
-    /// the classifier) the images are measured against (None: the
-    /// checkpoint's training data, else the bundled MNIST).
+    /// The MNIST-format directory or labelled folder whose test set (and
+    /// training set, for the classifier) the images are measured against
+    /// ([`EvalData`]; None: the checkpoint's training data, else the
+    /// bundled MNIST).
     pub data: Option<PathBuf>,
 }
 
@@ -55,43 +61,86 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
         (None, Some((path, saved))) => trained_on(path, saved)?,
         (None, None) => data::bundled_dir(),
     };
-    // Read and check the inputs before any classifier work.
+    // Images given as a file are read first: a folder is decoded in their shape.
+    let given = match (&saved, &opts.images) {
+        (None, Some(images_path)) => Some(read_images(images_path)?),
+        _ => None,
+    };
+    let shape = match (&saved, &given) {
+        (Some((path, saved)), _) => saved.spec(path)?.image_shape(),
+        (None, Some(images)) => images.shape,
+        (None, None) => {
+            return Err(Error::Usage(
+                "pass --images FILE or --checkpoint PATH".into(),
+            ))
+        }
+    };
+    // A folder is decoded as a run on it decodes it: square images at
+    // their size (Resize + CenterCrop to the size they have changes nothing),
+    // in the images' channels.
+    let folder_options = FolderOptions {
+        image_size: (shape.rows == shape.cols).then_some(shape.rows),
+        channels: Some(shape.channels),
+    };
+    let reference = EvalData::load(&data_dir, &folder_options, false)?;
+    let test = &reference.split.test;
+    let test_shape = super::image_shape(test);
     let EvalInput {
         mut count,
         mut images,
         mut labels,
         source,
-    } = match (&saved, &opts.images) {
+    } = match (&saved, given) {
         (Some((path, saved)), _) => {
+            if shape != test_shape {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "draws {shape} images, but the test set ({}) holds {test_shape} images: pass --data with the run's own data",
+                        test.images_path.display()
+                    ),
+                ));
+            }
+            same_classes(path, saved, &test.classes)?;
             checkpoint_images(path, saved, opts.n.unwrap_or(DEFAULT_GENERATED))?
         }
-        (None, Some(images_path)) => {
-            let (count, images) = read_images(images_path)?;
-            let labels = opts.labels.as_deref().map(read_labels).transpose()?;
+        (None, Some(given)) => {
+            let images_path = opts.images.as_deref().unwrap_or(Path::new(""));
+            if shape != test_shape {
+                return Err(Error::data(
+                    images_path,
+                    format!(
+                        "holds {shape} images, but the test set ({}) holds {test_shape} images",
+                        test.images_path.display()
+                    ),
+                ));
+            }
+            let labels = opts
+                .labels
+                .as_deref()
+                .map(|path| read_labels(path, &test.classes))
+                .transpose()?;
             if let (Some(l), Some(path)) = (&labels, &opts.labels) {
-                if l.len() != count {
+                if l.len() != given.count {
                     return Err(Error::data(
                         path,
                         format!(
-                            "{} labels for the {count} images of {}",
+                            "{} labels for the {} images of {}",
                             l.len(),
+                            given.count,
                             images_path.display()
                         ),
                     ));
                 }
             }
             EvalInput {
-                count,
-                images,
+                count: given.count,
+                images: given.pixels,
                 labels,
                 source: images_path.display().to_string(),
             }
         }
-        (None, None) => {
-            return Err(Error::Usage(
-                "pass --images FILE or --checkpoint PATH".into(),
-            ))
-        }
+        (None, None) => unreachable!("no images is refused above"),
     };
     if let Some(n) = opts.n {
         if n > count {
@@ -101,7 +150,7 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             ));
         }
         count = n;
-        images.truncate(n * eval::classifier::PIXELS);
+        images.truncate(n * shape.len());
         if let Some(l) = &mut labels {
             l.truncate(n);
         }
@@ -111,16 +160,15 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
             "{source}: {count} image(s); the FID needs at least 2"
         )));
     }
-    let split = data::load_mnist(&data_dir)?;
-    let config = ClassifierConfig::standard();
+    let config = ClassifierConfig::for_data(&reference.split.train);
     let cache_path = match &opts.classifier {
         Some(p) => p.clone(),
-        None => cache::default_path(&config, &split.train)?,
+        None => cache::default_path(&config, &reference.split.train)?,
     };
     let job = Job {
         config,
         cache_path,
-        split,
+        reference,
         images,
         labels,
         source,
@@ -133,8 +181,7 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
 }
 
 /// The data directory the checkpoint at `path` was trained on (the bundled
-/// MNIST for a checkpoint that names none); an error where it is gone or is
-/// a folder of images, which has no IDX test set.
+/// MNIST for a checkpoint that names none); an error where it is gone.
 fn trained_on(path: &Path, saved: &Checkpoint) -> Result<PathBuf> {
     let Some(dir) = saved.settings.data.as_ref().map(PathBuf::from) else {
         return Ok(data::bundled_dir());
@@ -143,16 +190,7 @@ fn trained_on(path: &Path, saved: &Checkpoint) -> Result<PathBuf> {
         return Err(Error::data(
             path,
             format!(
-                "was trained on {}, which is not there any more: pass --data DIR with its IDX files",
-                dir.display()
-            ),
-        ));
-    }
-    if data::folder::is_image_folder(&dir) {
-        return Err(Error::data(
-            path,
-            format!(
-                "was trained on the folder of images {}: the built-in metrics need MNIST-format IDX files with a test set (pass --data DIR), or write the images with `gan-gpu sample --out DIR/` for clean-fid",
+                "was trained on {}, which is not there any more: pass --data with its data",
                 dir.display()
             ),
         ));
@@ -160,24 +198,33 @@ fn trained_on(path: &Path, saved: &Checkpoint) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Errors unless a conditional checkpoint's classes are the test set's, so
+/// that the class it asks for is the class the classifier names.
+fn same_classes(path: &Path, saved: &Checkpoint, classes: &[String]) -> Result<()> {
+    let spec = saved.spec(path)?;
+    if spec.classes > 0 && spec.class_names != classes {
+        return Err(Error::data(
+            path,
+            format!(
+                "draws the classes {}, but the test set's classes are {}: pass --data with the run's own data",
+                spec.class_names.join(", "),
+                classes.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Images generated from a checkpoint when `--n` is not given: enough for a
 /// stable FID (the real-data floor uses as many).
 const DEFAULT_GENERATED: usize = 10_000;
 
 /// `count` images from a checkpoint's generator (on the CPU backend: one
-/// forward pass per 1000 images), with the requested digit of each for a
-/// conditional model (rows of ten cycle through 0..9, so the digits are balanced).
+/// forward pass per 1000 images), with the requested class of each for a
+/// conditional model (runs of ten images per class, cycling through the
+/// classes, so they are balanced).
 fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<EvalInput> {
     let spec = saved.spec(path)?;
-    if spec.image_shape() != crate::model::ImageShape::MNIST {
-        return Err(Error::data(
-            path,
-            format!(
-                "draws {} images, and the built-in metrics score 28x28 grey digits with their MNIST classifier: for an Inception FID, write the images with `gan-gpu sample --out DIR/` and score the folder with clean-fid or torch-fidelity",
-                spec.image_shape()
-            ),
-        ));
-    }
     // Noise from another seed than the training samples, so eval does not
     // reuse the grids' noise.
     let request = SampleRequest {
@@ -200,7 +247,7 @@ fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<Ev
     })
 }
 
-/// The images to measure, the digit asked of each (conditional), and where
+/// The images to measure, the class asked of each (conditional), and where
 /// they came from (for messages).
 struct EvalInput {
     count: usize,
@@ -215,36 +262,54 @@ fn is_npy(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-/// Images from `.npy` or IDX (by extension: `.npy`, else IDX).
-fn read_images(path: &Path) -> Result<(usize, Vec<u8>)> {
-    if is_npy(path) {
-        return npy::read_images(path);
-    }
-    let images = idx::read_images(path)?;
-    let side = crate::data::MNIST_SIDE;
-    if (images.rows, images.cols) != (side, side) {
-        return Err(Error::data(
-            path,
-            format!(
-                "images are {}x{}; the classifier reads {side}x{side}",
-                images.rows, images.cols
-            ),
-        ));
-    }
-    Ok((images.count, images.pixels))
+/// Images read from a file, with their shape.
+struct GivenImages {
+    count: usize,
+    shape: ImageShape,
+    pixels: Vec<u8>,
 }
 
-/// Requested digits from `.npy` or IDX labels, each below 10.
-fn read_labels(path: &Path) -> Result<Vec<u8>> {
+/// Images from `.npy` or IDX (by extension: `.npy`, else IDX).
+fn read_images(path: &Path) -> Result<GivenImages> {
+    if is_npy(path) {
+        let images = npy::read_images(path)?;
+        return Ok(GivenImages {
+            count: images.count,
+            shape: ImageShape {
+                channels: images.channels,
+                rows: images.rows,
+                cols: images.cols,
+            },
+            pixels: images.pixels,
+        });
+    }
+    let images = idx::read_images(path)?;
+    Ok(GivenImages {
+        count: images.count,
+        shape: ImageShape {
+            channels: 1,
+            rows: images.rows,
+            cols: images.cols,
+        },
+        pixels: images.pixels,
+    })
+}
+
+/// Requested classes from `.npy` or IDX labels, each below the number of `classes`.
+fn read_labels(path: &Path, classes: &[String]) -> Result<Vec<u8>> {
     let labels = if is_npy(path) {
         npy::read_labels(path)?
     } else {
         idx::read_labels(path)?
     };
-    if let Some(i) = labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
+    if let Some(i) = labels.iter().position(|&l| usize::from(l) >= classes.len()) {
         return Err(Error::data(
             path,
-            format!("label {} at index {i} is not a digit 0 to 9", labels[i]),
+            format!(
+                "label {} at index {i} is not a class of the test set (0 to {})",
+                labels[i],
+                classes.len() - 1
+            ),
         ));
     }
     Ok(labels)
@@ -253,7 +318,7 @@ fn read_labels(path: &Path) -> Result<Vec<u8>> {
 struct Job {
     config: ClassifierConfig,
     cache_path: PathBuf,
-    split: data::MnistSplit,
+    reference: EvalData,
     images: Vec<u8>,
     labels: Option<Vec<u8>>,
     source: String,
@@ -266,8 +331,8 @@ impl Job {
             &mut backend,
             &self.cache_path,
             &self.config,
-            &self.split.train,
-            &self.split.test,
+            &self.reference.split.train,
+            &self.reference.split.test,
             |line| crate::errln!("notice: {line}"),
             |r| {
                 crate::errln!(
@@ -287,21 +352,28 @@ impl Job {
             self.cache_path.display(),
             backend.describe()
         )?;
-        let evaluator = Evaluator::new(&mut backend, &classifier, &self.split.test)?;
+        let split = &self.reference.split;
+        let evaluator = Evaluator::new(&mut backend, &classifier, &split.test)?;
         let generated =
             evaluator.evaluate_images(&mut backend, &self.images, self.labels.as_deref())?;
         // The FID is biased upwards at small sample sizes: the floor uses as
         // many training images as there are images, up to FLOOR_IMAGES.
         let floor_count = generated.count.min(eval::FLOOR_IMAGES);
-        let floor = evaluator.real_floor(&mut backend, &self.split.train, floor_count)?;
-        crate::outln!("test set: {}", self.split.test.images_path.display())?;
-        print_report(&self.source, &generated, &floor)?;
+        let floor = evaluator.real_floor(&mut backend, &split.train, floor_count)?;
+        crate::outln!("{}", self.reference.test_description)?;
+        print_report(&self.source, &split.test.classes, &generated, &floor)?;
         crate::errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
     }
 }
 
-fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> Result<()> {
+fn print_report(
+    source: &str,
+    classes: &[String],
+    g: &SetMetrics,
+    floor: &SetMetrics,
+) -> Result<()> {
+    let k = classes.len();
     crate::outln!("{:<22} {:>14} {:>14}", "", "images", "real floor")?;
     crate::outln!(
         "{:<22} {:>14} {:>14}",
@@ -319,9 +391,9 @@ fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> Result<()> 
     )?;
     crate::outln!(
         "{:<22} {:>14} {:>14}",
-        format!("coverage (>= {:.0}%)", 100.0 * COVERAGE_MIN_SHARE),
-        format!("{}/{NUM_CLASSES}", g.coverage.covered),
-        format!("{}/{NUM_CLASSES}", floor.coverage.covered)
+        format!("coverage (>= {:.1}%)", 100.0 * coverage_min_share(k)),
+        format!("{}/{k}", g.coverage.covered),
+        format!("{}/{k}", floor.coverage.covered)
     )?;
     let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
     crate::outln!(
@@ -334,8 +406,8 @@ fn print_report(source: &str, g: &SetMetrics, floor: &SetMetrics) -> Result<()> 
         m.coverage
             .shares()
             .iter()
-            .enumerate()
-            .map(|(d, s)| format!("{d}:{:.1}", 100.0 * s))
+            .zip(classes)
+            .map(|(s, name)| format!("{name}:{:.1}", 100.0 * s))
             .collect::<Vec<_>>()
             .join(" ")
     };

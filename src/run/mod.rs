@@ -12,6 +12,7 @@ pub mod bench;
 pub mod choice;
 pub mod eval;
 pub mod fit;
+pub mod load;
 pub mod recover;
 pub mod sample;
 
@@ -31,6 +32,7 @@ use crate::stop::StopSignals;
 use crate::train::{CheckpointOptions, EvalSchedule, TrainConfig};
 pub use choice::{auto_gpu, gpu_api, new_gpu, BackendChoice, Chosen};
 pub use fit::check_gpu_fit;
+pub use load::EvalData;
 pub use recover::{is_device_lost, run_training, train_on, RunPlan};
 
 /// How a training run ended.
@@ -102,7 +104,11 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     }
     settings.widths.apply(kind, &mut overrides)?;
     let data_dir = settings.data.clone().unwrap_or_else(data::bundled_dir);
-    let dataset = load_training_data(&data_dir, &settings)?;
+    let folder_options = data::folder::FolderOptions {
+        image_size: settings.image_size,
+        channels: settings.channels,
+    };
+    let dataset = load::load_training_set(&data_dir, &folder_options, settings.quiet)?;
     if let Some((saved, path)) = saved.zip(settings.resume.as_ref()) {
         let resumed = saved.settings.resume_with(&ResumeFlags {
             model: settings.model,
@@ -144,20 +150,22 @@ pub fn train(settings: TrainSettings) -> Result<RunEnd> {
     let eval = match settings.eval_every {
         Some(every) => {
             EvalSchedule::validate(every, settings.eval_count)?;
-            if data::folder::is_image_folder(&data_dir) {
-                return Err(Error::config(
-                    "--eval-every",
-                    "the built-in metrics need MNIST-format IDX test files; a folder of images has none",
-                ));
-            }
+            // A folder's classifier trains on its training share and is
+            // measured on the held-back one; IDX data has its test files.
+            let cache = settings.classifier.as_deref();
+            let evaluator = if data::folder::is_image_folder(&data_dir) {
+                let split = EvalData::of_folder(&dataset)
+                    .map_err(|e| Error::config("--eval-every", e.to_string()))?
+                    .split;
+                training_evaluator(&split.train, &split.test, cache)?
+            } else {
+                let test = data::load_split(&data_dir, data::Split::Test)?;
+                training_evaluator(&dataset, &test, cache)?
+            };
             Some(EvalSchedule {
                 every,
                 count: settings.eval_count,
-                evaluator: Box::new(training_evaluator(
-                    &data_dir,
-                    &dataset,
-                    settings.classifier.as_deref(),
-                )?),
+                evaluator: Box::new(evaluator),
             })
         }
         None => None,
@@ -257,76 +265,15 @@ fn same_data(
     Ok(())
 }
 
-/// The training set of `--data` (see [`data::load_training_data`]), with a
-/// decoding progress bar and a notice of the files it skipped.
-fn load_training_data(dir: &Path, settings: &TrainSettings) -> Result<data::Dataset> {
-    let options = data::folder::FolderOptions {
-        image_size: settings.image_size,
-        channels: settings.channels,
-    };
-    let bar = std::sync::OnceLock::new();
-    let started = std::time::Instant::now();
-    let cache = data::cache::default_dir();
-    let (set, used) = data::load_training_data(dir, &options, cache.as_deref(), |done, total| {
-        bar.get_or_init(|| crate::output::console::decode_bar(total, settings.quiet))
-            .set_position(done as u64);
-    })?;
-    if let Some(bar) = bar.get() {
-        bar.finish_and_clear();
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let count = set.dataset.count;
-    match used {
-        Some(data::cache::CacheUse::Hit(path)) if !settings.quiet => {
-            errln!(
-                "notice: {count} images of {} from the decode cache {} ({seconds:.1} s)",
-                dir.display(),
-                path.display()
-            );
-        }
-        Some(data::cache::CacheUse::Built(path)) if !settings.quiet => {
-            errln!(
-                "notice: decoded {count} images of {} in {seconds:.1} s; cached in {}",
-                dir.display(),
-                path.display()
-            );
-        }
-        Some(data::cache::CacheUse::Rebuilt(path, why)) => {
-            errln!("notice: rebuilt the decode cache of {} ({why}): {count} images in {seconds:.1} s, cached in {}", dir.display(), path.display());
-        }
-        Some(data::cache::CacheUse::NotWritten(path, why)) => {
-            errln!("notice: decoded {count} images of {} in {seconds:.1} s, but the decode cache {} could not be written: {why}", dir.display(), path.display());
-        }
-        _ => {}
-    }
-    if !set.skipped.is_empty() {
-        let first: Vec<String> = set
-            .skipped
-            .iter()
-            .take(3)
-            .map(|(path, why)| format!("{} ({why})", path.display()))
-            .collect();
-        errln!(
-            "notice: skipped {} of the files under {}: {}{}",
-            set.skipped.len(),
-            dir.display(),
-            first.join(", "),
-            if set.skipped.len() > 3 { ", ..." } else { "" }
-        );
-    }
-    Ok(set.dataset)
-}
-
-/// The classifier-based evaluator of `--eval-every`: the cached MNIST
+/// The classifier-based evaluator of `--eval-every`: the data's cached
 /// classifier (trained on the CPU on first use, as `gan-gpu eval` does) and
 /// the test set's feature statistics.
 pub fn training_evaluator(
-    data_dir: &Path,
     train: &data::Dataset,
+    test: &data::Dataset,
     cache: Option<&Path>,
 ) -> Result<TrainingEvaluator> {
-    let test = data::load_split(data_dir, data::Split::Test)?;
-    let config = ClassifierConfig::standard();
+    let config = ClassifierConfig::for_data(train);
     let cache_path = match cache {
         Some(path) => path.to_path_buf(),
         None => crate::eval::cache::default_path(&config, train)?,
@@ -336,7 +283,7 @@ pub fn training_evaluator(
         &cache_path,
         &config,
         train,
-        &test,
+        test,
         |line| errln!("notice: {line}"),
         |r| {
             errln!(
@@ -347,5 +294,5 @@ pub fn training_evaluator(
             )
         },
     )?;
-    TrainingEvaluator::new(classifier, &test)
+    TrainingEvaluator::new(classifier, test)
 }
