@@ -2,7 +2,8 @@
 // the same order of arithmetic as the CPU reference (src/backend/cpu/ops.rs):
 //   adam_update     one bias-corrected Adam step (PyTorch's), t = clock.step + 1;
 //   rmsprop_update  one RMSprop step (PyTorch's, no momentum);
-//   clamp_values    every value clamped to [-limit, limit] (WGAN's clipping).
+//   clamp_values    every value clamped to [-limit, limit] (WGAN's clipping);
+//   ema_update      avg = decay avg + (1 - decay) values (the generator's average).
 
 struct AdamParams {
     len: u32,
@@ -114,4 +115,29 @@ fn clamp_values(
         return;
     }
     clamped[i] = clamp(clamped[i], -kp.limit, kp.limit);
+}
+
+// ema_update
+struct EmaParams {
+    len: u32,
+    decay: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> ep: EmaParams;
+@group(0) @binding(1) var<storage, read_write> ema_avg: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ema_values: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn ema_update(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = global_index(wid, nwg, lid);
+    if i >= ep.len {
+        return;
+    }
+    ema_avg[i] = ep.decay * ema_avg[i] + (1.0 - ep.decay) * ema_values[i];
 }

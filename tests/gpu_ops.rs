@@ -488,6 +488,39 @@ fn softmax_cross_entropy_matches_cpu() {
 }
 
 #[test]
+fn ema_update_matches_cpu_and_the_formula() {
+    on_every_api(|pair| {
+        for &len in &[1usize, 7, 257, 1000] {
+            let start = data(len, 60, 0.5);
+            let avg = pair.alloc(&start);
+            let values = pair.alloc(&vec![0.0; len]);
+            let mut expected: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            for step in 0..5u32 {
+                let v = data(len, 61 + step, 1.0);
+                pair.cpu.write(values, &v).unwrap();
+                pair.gpu.write(values, &v).unwrap();
+                pair.both(|b| b.ema_update(avg, values, 0.9));
+                for (e, &x) in expected.iter_mut().zip(&v) {
+                    *e = 0.9 * *e + 0.1 * f64::from(x);
+                }
+            }
+            // Two products and a sum a step, |values| <= 1: a fused
+            // multiply-add on the GPU differs by an ulp or so per step.
+            pair.check(&format!("ema len={len}"), avg, 1e-7, RTOL);
+            // And the CPU is the formula: 5 steps of f32 rounding (~2 ulp of
+            // values below 1 each, 6e-8 an ulp) against the f64 recurrence.
+            let cpu = pair.cpu.read(avg).unwrap();
+            for (i, (&c, &e)) in cpu.iter().zip(&expected).enumerate() {
+                assert!(
+                    (f64::from(c) - e).abs() <= 1e-6,
+                    "ema len={len} [{i}]: {c} against {e}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
 fn rmsprop_and_clipping_match_cpu_over_steps() {
     on_every_api(|pair| {
         for &len in &[1usize, 7, 257, 1000] {

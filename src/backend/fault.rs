@@ -279,6 +279,12 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         }
     }
 
+    fn ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32) {
+        if self.alive() {
+            self.inner.ema_update(avg, values, decay);
+        }
+    }
+
     fn conv2d_forward(
         &mut self,
         p: &Conv2dParams,

@@ -358,6 +358,11 @@ pub trait Backend {
     /// critic's weight clipping).
     fn clamp_values(&mut self, t: Tensor, limit: f32);
 
+    /// An exponential moving average step over whole flat buffers:
+    /// `avg = decay avg + (1 - decay) values` (the generator's average,
+    /// `--ema`). `avg` and `values` have the same length.
+    fn ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32);
+
     /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`, w
     /// `[out, in, k, k]`) + bias `[out]` (when given), as
     /// [`cpu::conv::conv2d_forward`]. Every tensor's handle length must be

@@ -398,6 +398,12 @@ impl Backend for CpuBackend {
         self.put(t, d);
     }
 
+    fn ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32) {
+        let mut a = self.take(avg);
+        ops::ema_update(&mut a, self.get(values), decay);
+        self.put(avg, a);
+    }
+
     fn conv2d_forward(
         &mut self,
         p: &Conv2dParams,

@@ -513,6 +513,14 @@ pub fn rmsprop_update(
     }
 }
 
+/// An exponential moving average step: `avg = decay avg + (1 - decay)
+/// values`, in that order.
+pub fn ema_update(avg: &mut [f32], values: &[f32], decay: f32) {
+    for (a, &v) in avg.iter_mut().zip(values) {
+        *a = decay * *a + (1.0 - decay) * v;
+    }
+}
+
 /// Whether every element is a finite number (no NaN, no infinity).
 pub fn all_finite(values: &[f32]) -> bool {
     values.iter().all(|v| v.is_finite())

@@ -39,6 +39,7 @@ pub enum Kernel {
     AdamUpdate,
     RmspropUpdate,
     ClampValues,
+    EmaUpdate,
     GatherBatch,
     NormalNoise,
     RandomOnehot,
@@ -116,7 +117,7 @@ impl Family {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 25] = [
+    pub const ALL: [Kernel; 26] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -126,6 +127,7 @@ impl Kernel {
         Kernel::AdamUpdate,
         Kernel::RmspropUpdate,
         Kernel::ClampValues,
+        Kernel::EmaUpdate,
         Kernel::GatherBatch,
         Kernel::NormalNoise,
         Kernel::RandomOnehot,
@@ -156,6 +158,7 @@ impl Kernel {
             Kernel::AdamUpdate => "adam_update",
             Kernel::RmspropUpdate => "rmsprop_update",
             Kernel::ClampValues => "clamp_values",
+            Kernel::EmaUpdate => "ema_update",
             Kernel::GatherBatch => "gather_batch",
             Kernel::NormalNoise => "normal_noise",
             Kernel::RandomOnehot => "random_onehot",
@@ -206,7 +209,10 @@ impl Kernel {
             }
             Kernel::BceWithLogits | Kernel::CriticLoss => Family::Loss,
             Kernel::SoftmaxCrossEntropy => Family::Classifier,
-            Kernel::AdamUpdate | Kernel::RmspropUpdate | Kernel::ClampValues => Family::Adam,
+            Kernel::AdamUpdate
+            | Kernel::RmspropUpdate
+            | Kernel::ClampValues
+            | Kernel::EmaUpdate => Family::Adam,
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
                 Family::Data
             }
@@ -244,6 +250,8 @@ impl Kernel {
             Kernel::RmspropUpdate => 3,
             // values
             Kernel::ClampValues => 1,
+            // avg, values
+            Kernel::EmaUpdate => 2,
             // clock, images, labels, order, x, onehot
             Kernel::GatherBatch => 6,
             // clock, out

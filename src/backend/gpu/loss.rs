@@ -288,6 +288,29 @@ impl GpuBackend {
         self.dispatch_1d(Kernel::ClampValues, &p, &[Buf::Tensor(t)], u64::from(t.len));
     }
 
+    pub(super) fn record_ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32) {
+        let op = "ema_update";
+        if !self.check_tensor(avg, op, "avg")
+            || !self.check_tensor(values, op, "values")
+            || !self.check(avg.len == values.len, op, || {
+                format!("lengths differ: avg {}, values {}", avg.len, values.len)
+            })
+        {
+            return;
+        }
+        let p = EmaParams {
+            len: avg.len,
+            decay,
+            pad: [0; 2],
+        };
+        self.dispatch_1d(
+            Kernel::EmaUpdate,
+            &p,
+            &[Buf::Tensor(avg), Buf::Tensor(values)],
+            u64::from(avg.len),
+        );
+    }
+
     pub(super) fn record_finite_check(&mut self, t: Tensor, stats: Tensor, slot: u32) {
         let op = "finite_check";
         if !self.check_tensor(t, op, "values")

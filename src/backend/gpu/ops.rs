@@ -332,6 +332,10 @@ impl Backend for GpuBackend {
         self.record_clamp_values(t, limit);
     }
 
+    fn ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32) {
+        self.record_ema_update(avg, values, decay);
+    }
+
     fn conv2d_forward(
         &mut self,
         p: &Conv2dParams,

@@ -124,6 +124,15 @@ pub struct ClampParams {
     pub pad: [u32; 2],
 }
 
+/// `EmaParams` of `shaders/adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct EmaParams {
+    pub len: u32,
+    pub decay: f32,
+    pub pad: [u32; 2],
+}
+
 /// `FiniteParams` of `shaders/health.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
