@@ -14,7 +14,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::backend::{Backend, Mat};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, NetworkState};
 use crate::error::{Error, Result};
 use crate::model::{self, ModelSpec};
 use crate::nn::{Net, Pass};
@@ -82,6 +82,9 @@ pub struct SampleRequest {
     /// Batch norm uses each chunk's own statistics (`--batch-stats`,
     /// [`Pass::BatchStats`]) instead of the running ones ([`Pass::Eval`]).
     pub batch_stats: bool,
+    /// Draw from the generator's own weights even where the checkpoint
+    /// holds their moving average (`--no-ema`).
+    pub raw_generator: bool,
 }
 
 impl SampleRequest {
@@ -217,7 +220,28 @@ pub fn read_noise(path: &Path, spec: &ModelSpec) -> Result<(usize, Vec<f32>)> {
     Ok((rows, array.data))
 }
 
-/// Runs the checkpoint's generator on `backend` and returns `count` images
+/// The generator state a request draws from: the moving average where the
+/// checkpoint has one (unless `raw_generator`), else the generator's own.
+fn drawn_weights<'a>(saved: &'a Checkpoint, request: &SampleRequest) -> &'a NetworkState {
+    match &saved.generator_ema {
+        Some(average) if !request.raw_generator => average,
+        _ => &saved.generator,
+    }
+}
+
+/// Which weights a request draws from, for messages: "the generator's
+/// moving average (decay D)" or "the generator".
+pub fn weights_description(saved: &Checkpoint, request: &SampleRequest) -> String {
+    match (saved.settings.ema, &saved.generator_ema) {
+        (Some(decay), Some(_)) if !request.raw_generator => {
+            format!("the generator's moving average (decay {decay})")
+        }
+        _ => "the generator".to_string(),
+    }
+}
+
+/// Runs the checkpoint's generator (its moving average where it has one
+/// and `request.raw_generator` is not set) on `backend` and returns `count` images
 /// of the model's shape, channel-planar bytes (grey in MNIST polarity).
 /// `path` names the checkpoint in errors.
 pub fn generate<B: Backend>(
@@ -256,7 +280,7 @@ pub fn generate_with_noise<B: Backend>(
     }
     let rows = request.count.min(CHUNK_ROWS);
     let generator = Net::new(backend, &spec.generator, rows, request.seed, 0)?;
-    let g = &saved.generator;
+    let g = drawn_weights(saved, request);
     if !g.fits(&spec.generator) {
         return Err(Error::Checkpoint {
             path: path.to_path_buf(),

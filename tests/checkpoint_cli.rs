@@ -418,3 +418,131 @@ fn dcgan_trains_resumes_and_samples_with_either_statistics() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `--ema` as a user runs it: train says the grids draw from the average,
+/// the checkpoint holds it, `sample` draws from it and says so (`eval`:
+/// tests/folder_eval.rs),
+/// `--no-ema` draws from the generator itself (other images), and a resume
+/// that changes the decay is refused.
+#[test]
+fn the_generator_average_is_trained_saved_sampled_and_kept_on_resume() {
+    let out = temp_dir("ema");
+    let out_s = out.to_str().unwrap();
+    let stdout = succeeds(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--model",
+        "vanilla",
+        "--g-hidden",
+        "16",
+        "--d-hidden",
+        "16",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "3",
+        "--ema",
+        "0.5",
+        "--out",
+        out_s,
+    ]);
+    assert!(
+        stdout.contains("draw from the generator's moving average (decay 0.5)"),
+        "{stdout}"
+    );
+    let path = out.join("checkpoint.safetensors");
+    let saved = Checkpoint::load(&path).unwrap();
+    assert_eq!(saved.settings.ema, Some(0.5));
+    let average = saved.generator_ema.as_ref().expect("the average is saved");
+    assert_ne!(average.params, saved.generator.params);
+    let path_s = path.to_str().unwrap();
+
+    let averaged = out.join("averaged.npy");
+    let stdout = succeeds(&[
+        "sample",
+        "--backend",
+        "cpu",
+        "--checkpoint",
+        path_s,
+        "--n",
+        "8",
+        "--out",
+        averaged.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("8 images from the generator's moving average (decay 0.5)"),
+        "{stdout}"
+    );
+    let raw = out.join("raw.npy");
+    let stdout = succeeds(&[
+        "sample",
+        "--backend",
+        "cpu",
+        "--checkpoint",
+        path_s,
+        "--n",
+        "8",
+        "--no-ema",
+        "--out",
+        raw.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("8 images from the generator ->"),
+        "{stdout}"
+    );
+    let (a, b) = (
+        std::fs::read(&averaged).unwrap(),
+        std::fs::read(&raw).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b, "--no-ema draws from other weights");
+
+    fails(
+        &[
+            "train",
+            "--backend",
+            "cpu",
+            "--resume",
+            path_s,
+            "--ema",
+            "0.9",
+        ],
+        &["--ema", "0.5", "0.9"],
+    );
+    fails(
+        &[
+            "train",
+            "--backend",
+            "cpu",
+            "--model",
+            "vanilla",
+            "--ema",
+            "1",
+            "--out",
+            out_s,
+        ],
+        &["--ema", "between 0 and 1"],
+    );
+    // Resuming keeps the average: 2 more steps from step 3.
+    succeeds(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--resume",
+        path_s,
+        "--max-steps",
+        "5",
+        "--quiet",
+    ]);
+    let resumed = Checkpoint::load(&path).unwrap();
+    assert_eq!(resumed.clock.step, 5);
+    assert_ne!(
+        resumed.generator_ema.unwrap().params,
+        average.params,
+        "the average moved on"
+    );
+    std::fs::remove_dir_all(out).ok();
+}

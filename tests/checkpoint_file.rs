@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use gan_gpu::backend::{stat, Clock};
 use gan_gpu::checkpoint::{self, Checkpoint, NetworkState, ResumeFlags, RunSettings};
-use gan_gpu::model::{ModelKind, ModelSpec, NetworkLayout, Overrides};
+use gan_gpu::model::{GameFlags, ModelKind, ModelSpec, NetworkLayout, Overrides};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gan-gpu-ckfile-{}-{name}", std::process::id()));
@@ -41,6 +41,15 @@ fn synthetic(spec: &ModelSpec, offset: f32) -> Checkpoint {
         stats: vec![1.5, 2.5, 0.25, 0.125],
         generator: net(&spec.generator, offset),
         discriminator: net(&spec.discriminator, offset + 0.5),
+        // The average is never trained: zero moments, as a run holds it.
+        generator_ema: spec.game.ema.map(|_| {
+            let g = net(&spec.generator, offset + 4e6);
+            NetworkState {
+                adam_m: vec![0.0; g.params.len()],
+                adam_v: vec![0.0; g.params.len()],
+                ..g
+            }
+        }),
     }
 }
 
@@ -48,6 +57,72 @@ fn synthetic(spec: &ModelSpec, offset: f32) -> Checkpoint {
 fn header(bytes: &[u8]) -> serde_json::Value {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
+#[test]
+fn the_generator_average_is_a_whole_generator_state_dict_and_round_trips() {
+    let spec = ModelSpec::build(
+        ModelKind::Dcgan,
+        &Overrides {
+            game: GameFlags {
+                ema: Some(0.999),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let saved = synthetic(&spec, 0.0);
+    let bytes = saved.to_bytes().unwrap();
+    let h = header(&bytes);
+    let names: Vec<&str> = h
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|n| *n != "__metadata__")
+        .collect();
+    // Every generator tensor (weights, batch norm's running statistics and
+    // counters) again under generator_ema., with its shape and dtype; no
+    // optimizer state for it.
+    let generator: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("generator."))
+        .collect();
+    let average: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("generator_ema."))
+        .collect();
+    assert!(generator.contains(&"1.running_var") && generator.contains(&"1.num_batches_tracked"));
+    assert_eq!(generator, average);
+    for suffix in &generator {
+        assert_eq!(
+            h[format!("generator.{suffix}")]["shape"],
+            h[format!("generator_ema.{suffix}")]["shape"]
+        );
+        assert_eq!(
+            h[format!("generator.{suffix}")]["dtype"],
+            h[format!("generator_ema.{suffix}")]["dtype"]
+        );
+    }
+    assert!(!names.iter().any(|n| n.contains("optimizer.generator_ema")));
+    assert_eq!(
+        gan_gpu::checkpoint::tensor_shapes(&spec).len(),
+        names.len(),
+        "tensor_shapes lists the average's tensors too"
+    );
+    let back = Checkpoint::from_bytes(Path::new("ema.safetensors"), &bytes).unwrap();
+    assert_eq!(back, saved);
+    assert_eq!(back.settings.ema, Some(0.999));
+    // Without --ema there is no average, and a stray one is refused.
+    let plain = ModelSpec::preset(ModelKind::Dcgan);
+    let stray = Checkpoint {
+        generator_ema: saved.generator_ema.clone(),
+        ..synthetic(&plain, 0.0)
+    };
+    let err = stray.to_bytes().unwrap_err().to_string();
+    assert!(err.contains("average"), "{err}");
+    let bytes = synthetic(&plain, 0.0).to_bytes().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("generator_ema"));
 }
 
 #[test]

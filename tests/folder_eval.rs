@@ -149,6 +149,8 @@ fn a_labelled_colour_folder_is_measured_against_its_held_back_share() {
             "1",
             "--eval-count",
             "30",
+            "--ema",
+            "0.5",
             "--out",
             run.to_str().unwrap(),
         ],
@@ -182,6 +184,11 @@ fn a_labelled_colour_folder_is_measured_against_its_held_back_share() {
     assert!(ok, "{stderr}");
     assert!(
         report.contains("held-back share") && report.contains("12 of its 120 images"),
+        "{report}"
+    );
+    // The run kept the generator's average (--ema): eval measures it, and says so.
+    assert!(
+        report.contains("(the generator's moving average (decay 0.5))"),
         "{report}"
     );
     assert_eq!(figure(&report, "count"), "30");

@@ -4,7 +4,8 @@
 //! nets with batch norm, so D's real and generated batches are two batch
 //! norm groups). After 1 step and after 10, every trainable tensor of both
 //! networks, Adam's moments, the batch norms' running statistics and the
-//! loss sums agree.
+//! loss sums agree; so does dcgan's generator average (`--ema`), weights and
+//! running statistics.
 //!
 //! Tolerance, as `tests/gpu_parity.rs` argues for the MLPs: each kernel
 //! matches its CPU twin to a few ulps (tests/gpu_layer_ops.rs,
@@ -37,7 +38,7 @@ use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::Checkpoint;
 use gan_gpu::data::{self, Dataset, Split};
-use gan_gpu::model::{ImageShape, ModelKind, ModelSpec, Overrides};
+use gan_gpu::model::{GameFlags, ImageShape, ModelKind, ModelSpec, Overrides};
 use gan_gpu::train::{TrainConfig, Trainer};
 
 const RTOL: f32 = 1e-4;
@@ -47,6 +48,9 @@ const BATCH: usize = 8;
 /// widths at seconds a step): the tutorial's DCGAN on MNIST, or the 64x64
 /// one with ngf = ndf = 4 on RGB images.
 fn overrides(kind: ModelKind) -> Overrides {
+    // dcgan also keeps the generator's moving average, running statistics
+    // included (the average does not change the training).
+    let ema = (kind == ModelKind::Dcgan).then_some(0.9);
     let (g, d, image) = match kind {
         ModelKind::Dcgan => (vec![16, 8, 8], vec![8, 16], ImageShape::MNIST),
         _ => (
@@ -60,6 +64,10 @@ fn overrides(kind: ModelKind) -> Overrides {
         g_hidden: Some(g),
         d_hidden: Some(d),
         image: Some(image),
+        game: GameFlags {
+            ema,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -154,6 +162,10 @@ fn compare(kind: ModelKind, label: &str, steps: usize, cpu: &Checkpoint, gpu: &C
     let lr = spec.adam.lr;
     let atol = 2e-3 * lr * steps as f32;
     let mut failures = Vec::new();
+    assert_eq!(cpu.generator_ema.is_some(), spec.game.ema.is_some());
+    let averages = cpu.generator_ema.iter().zip(&gpu.generator_ema);
+    // The average moves by (1 - decay) of the generator's differences: the
+    // generator's bounds hold for it.
     for (net, spec_net, c, g) in [
         ("generator", &spec.generator, &cpu.generator, &gpu.generator),
         (
@@ -162,7 +174,10 @@ fn compare(kind: ModelKind, label: &str, steps: usize, cpu: &Checkpoint, gpu: &C
             &cpu.discriminator,
             &gpu.discriminator,
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(averages.map(|(c, g)| ("generator_ema", &spec.generator, c, g)))
+    {
         let names = trainable_names(spec_net, net);
         let bounds = (atol, lr * steps as f32);
         compare_flat(label, &names, &c.params, &g.params, bounds, &mut failures);

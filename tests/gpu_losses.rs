@@ -3,8 +3,11 @@
 //! and two learning rates, and Wasserstein with its usual settings (RMSprop
 //! at 5e-5, five critic steps, clipping at 0.01), each after 1 and 10 steps
 //! of a narrow vanilla model: every parameter of both networks, and the
-//! loss and D-output sums. And on the CPU: a checkpoint saved mid-run with
-//! five critic steps resumes to the uninterrupted run's bits.
+//! loss and D-output sums; the hinge and Wasserstein runs keep the
+//! generator's moving average (`--ema`), compared like the networks. And
+//! on the CPU: the average follows its formula, and a checkpoint saved
+//! mid-run with five critic steps and an average resumes to the
+//! uninterrupted run's bits.
 //!
 //! Tolerance, as `tests/gpu_parity.rs` argues: the kernels match their CPU
 //! twins to a few ulps and only the order of summation differs, so the
@@ -87,10 +90,18 @@ fn compare(label: &str, spec: &ModelSpec, steps: usize, cpu: &Checkpoint, gpu: &
     };
     let atol = 2e-3 * largest_move * (steps * spec.game.n_critic) as f32;
     let mut failures = Vec::new();
+    assert_eq!(cpu.generator_ema.is_some(), spec.game.ema.is_some());
+    assert_eq!(gpu.generator_ema.is_some(), spec.game.ema.is_some());
+    let averages = cpu.generator_ema.iter().zip(&gpu.generator_ema);
+    // The average moves by (1 - decay) of the generator's differences, so
+    // the generator's bound holds for it.
     for (net, c, g) in [
         ("generator", &cpu.generator, &gpu.generator),
         ("discriminator", &cpu.discriminator, &gpu.discriminator),
-    ] {
+    ]
+    .into_iter()
+    .chain(averages.map(|(c, g)| ("generator average", c, g)))
+    {
         let excess: Vec<(usize, f32)> = c
             .params
             .iter()
@@ -129,18 +140,20 @@ fn games() -> [(&'static str, GameFlags); 3] {
             },
         ),
         (
-            "hinge, 2 critic steps, lr_d 4e-4",
+            "hinge, 2 critic steps, lr_d 4e-4, EMA 0.9",
             GameFlags {
                 loss: Some(LossKind::Hinge),
                 n_critic: Some(2),
                 lr_d: Some(4e-4),
+                ema: Some(0.9),
                 ..Default::default()
             },
         ),
         (
-            "wgan (RMSprop 5e-5, 5 critic steps, clip 0.01)",
+            "wgan (RMSprop 5e-5, 5 critic steps, clip 0.01), EMA 0.99",
             GameFlags {
                 loss: Some(LossKind::Wgan),
+                ema: Some(0.99),
                 ..Default::default()
             },
         ),
@@ -176,6 +189,44 @@ fn every_loss_trains_alike_on_the_gpu_and_the_cpu() {
     }
 }
 
+/// The average after one step is `decay * initial + (1 - decay) * trained`
+/// for every generator weight, computed here in f64 from the generator
+/// before and after the step; and it is not the generator itself.
+#[test]
+fn the_generator_average_follows_its_formula() {
+    let data = data();
+    let spec = spec(games()[1].1);
+    let decay = f64::from(spec.game.ema.unwrap());
+    let mut backend = CpuBackend::new();
+    let trainer = Trainer::new(&mut backend, config(&spec, 1, "ema0"), &data).unwrap();
+    let mut trainer = trainer;
+    let before = trainer.capture(0).unwrap();
+    drop(trainer);
+    assert_eq!(
+        before.generator_ema.as_ref().unwrap().params,
+        before.generator.params,
+        "the average starts as the generator"
+    );
+    let after = run(&mut CpuBackend::new(), &spec, 1, &data);
+    let average = &after.generator_ema.as_ref().unwrap().params;
+    let mut moved = 0;
+    for ((&a, &w0), &w1) in average
+        .iter()
+        .zip(&before.generator.params)
+        .zip(&after.generator.params)
+    {
+        let expected = decay * f64::from(w0) + (1.0 - decay) * f64::from(w1);
+        // Two f32 roundings of terms at most |w|: a few ulps of the weight.
+        let ulps = 4.0 * f64::from(f32::EPSILON) * f64::from(w0.abs().max(w1.abs()));
+        assert!((f64::from(a) - expected).abs() <= ulps, "{a} vs {expected}");
+        moved += usize::from(w0 != w1 && a != w1);
+    }
+    assert!(
+        moved > average.len() / 2,
+        "the average is not the generator"
+    );
+}
+
 #[test]
 fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
     let data = data();
@@ -206,9 +257,15 @@ fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
     .unwrap();
     resumed.run(|_| {}).unwrap();
     let end = resumed.capture(0).unwrap();
+    let (Some(straight_average), Some(end_average)) = (&straight.generator_ema, &end.generator_ema)
+    else {
+        panic!("the run keeps the generator's average")
+    };
+    assert_eq!(loaded.settings.ema, Some(0.99));
     for (a, b) in [
         (&straight.generator, &end.generator),
         (&straight.discriminator, &end.discriminator),
+        (straight_average, end_average),
     ] {
         assert!(a
             .params

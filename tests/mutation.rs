@@ -308,6 +308,7 @@ fn tiny_checkpoint() -> Vec<u8> {
         stats: vec![1.0, 2.0, 0.5, 0.25],
         generator: net(&spec.generator, 0.0),
         discriminator: net(&spec.discriminator, 1.0),
+        generator_ema: None,
     };
     checkpoint.to_bytes().unwrap()
 }

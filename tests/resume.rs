@@ -4,7 +4,7 @@
 //! both Adam moments, the clock and the partial epoch's stats) as a run of N
 //! steps straight, for all four models on the CPU and vanilla, deep and
 //! dcgan on the GPU (dcgan's batch-norm running statistics and
-//! `num_batches_tracked` included). And sampling a checkpoint on the GPU
+//! `num_batches_tracked` included, and its generator's moving average). And sampling a checkpoint on the GPU
 //! matches the CPU.
 
 mod common;
@@ -17,7 +17,7 @@ use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::Backend;
 use gan_gpu::checkpoint::{Checkpoint, NetworkState};
 use gan_gpu::data::{self, Dataset, Split};
-use gan_gpu::model::{ModelKind, ModelSpec, Overrides};
+use gan_gpu::model::{GameFlags, ModelKind, ModelSpec, Overrides};
 use gan_gpu::train::{TrainConfig, Trainer};
 
 /// The first `n` images of the bundled MNIST training set.
@@ -46,6 +46,11 @@ fn config(kind: ModelKind, max_steps: usize, out: &Path) -> TrainConfig {
         epochs: Some(3),
         g_hidden: Some(g_hidden),
         d_hidden: Some(d_hidden),
+        // dcgan keeps the generator's moving average too (`--ema`).
+        game: GameFlags {
+            ema: (kind == ModelKind::Dcgan).then_some(0.95),
+            ..Default::default()
+        },
         ..Default::default()
     };
     TrainConfig {
@@ -117,11 +122,18 @@ fn assert_same_bits(what: &str, a: &Checkpoint, b: &Checkpoint) {
     assert_eq!(a.clock, b.clock, "{what}: clock");
     assert_eq!(a.epoch, b.epoch, "{what}: epoch");
     assert_eq!(bits(&a.stats), bits(&b.stats), "{what}: epoch stats");
-    let nets = |c: &Checkpoint| -> [(String, NetworkState); 2] {
-        [
+    assert_eq!(
+        a.generator_ema.is_some(),
+        b.generator_ema.is_some(),
+        "{what}: the generator's average"
+    );
+    let nets = |c: &Checkpoint| -> Vec<(String, NetworkState)> {
+        let mut nets = vec![
             ("generator".into(), c.generator.clone()),
             ("discriminator".into(), c.discriminator.clone()),
-        ]
+        ];
+        nets.extend(c.generator_ema.clone().map(|s| ("generator_ema".into(), s)));
+        nets
     };
     for ((name, x), (_, y)) in nets(a).iter().zip(nets(b).iter()) {
         assert_eq!(bits(&x.params), bits(&y.params), "{what}: {name} params");
@@ -331,6 +343,7 @@ fn gpu_sampling_matches_the_cpu() {
             label: None,
             seed: 4,
             batch_stats: false,
+            raw_generator: false,
         };
         let on_cpu = sample::generate(&mut CpuBackend::new(), &saved, path, &request).unwrap();
         let on_gpu = sample::generate(&mut gpu, &saved, path, &request).unwrap();

@@ -11,7 +11,10 @@
 //! `num_batches_tracked`.
 //! Adam's moments are `optimizer.<net>.exp_avg.<i>.weight` and
 //! `optimizer.<net>.exp_avg_sq.<i>.weight` (and `.bias`); the partial epoch's
-//! loss sums are `train.epoch_stats` (4 values). The `__metadata__` map holds the
+//! loss sums are `train.epoch_stats` (4 values). A run with `--ema` also
+//! holds the generator's moving average as `generator_ema.<i>.weight` and
+//! so on, every tensor of the generator's state_dict (parameters, running
+//! statistics and counters) under that prefix. The `__metadata__` map holds the
 //! format version, the run's settings (every flag) as JSON, the clock, the
 //! epoch and the step; see README.md, "Checkpoints".
 //!
@@ -125,7 +128,48 @@ pub struct Checkpoint {
     pub stats: Vec<f32>,
     pub generator: NetworkState,
     pub discriminator: NetworkState,
+    /// The generator's moving average (`--ema`): its weights and running
+    /// statistics; its moments are zeros, as it is never trained.
+    pub generator_ema: Option<NetworkState>,
 }
+
+/// A network of a checkpoint, the name prefix of its tensors, and which
+/// tensor groups it has ([`groups`]).
+struct Stored<'a, T> {
+    name: &'static str,
+    net: &'a NetSpec,
+    state: T,
+    groups: Vec<(String, usize)>,
+}
+
+/// Every network a checkpoint of `spec` holds, with `states` the states
+/// of the generator, the discriminator and the generator's average.
+fn stored<'a, T>(spec: &'a ModelSpec, states: [Option<T>; 3]) -> Vec<Stored<'a, T>> {
+    let [g, d, ema] = states;
+    let mut out = Vec::new();
+    for (name, net, state) in [
+        ("generator", &spec.generator, g),
+        ("discriminator", &spec.discriminator, d),
+        (EMA_NETWORK, &spec.generator, ema),
+    ] {
+        let Some(state) = state else { continue };
+        let groups = if name == EMA_NETWORK {
+            groups(name).into_iter().take(1).collect()
+        } else {
+            groups(name).to_vec()
+        };
+        out.push(Stored {
+            name,
+            net,
+            state,
+            groups,
+        });
+    }
+    out
+}
+
+/// The tensor-name prefix of the generator's moving average.
+pub const EMA_NETWORK: &str = "generator_ema";
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -145,11 +189,28 @@ impl Checkpoint {
         let path = Path::new("<checkpoint>");
         let spec = self.spec(path)?;
         let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (net_name, net, state) in [
-            ("generator", &spec.generator, &self.generator),
-            ("discriminator", &spec.discriminator, &self.discriminator),
-        ] {
-            for (prefix, which) in groups(net_name) {
+        if spec.game.ema.is_some() != self.generator_ema.is_some() {
+            return Err(problem(
+                path,
+                "the generator's average is present without --ema, or missing with it",
+            ));
+        }
+        let networks = stored(
+            &spec,
+            [
+                Some(&self.generator),
+                Some(&self.discriminator),
+                self.generator_ema.as_ref(),
+            ],
+        );
+        for Stored {
+            name: net_name,
+            net,
+            state,
+            groups,
+        } in networks
+        {
+            for (prefix, which) in groups {
                 let trained = [&state.params, &state.adam_m, &state.adam_v][which];
                 for s in slots(net) {
                     let name = format!("{prefix}{}", s.suffix);
@@ -388,12 +449,15 @@ impl Checkpoint {
                 _ => Err(problem(path, format!("tensor {name} is not an I64 scalar"))),
             }
         };
-        let network = |net_name: &str, net: &NetSpec| -> Result<NetworkState> {
+        // A network without moment groups (the generator's average) gets
+        // zero moments.
+        let network = |stored: &Stored<()>| -> Result<NetworkState> {
+            let (net_name, net) = (stored.name, stored.net);
             let (len, buffers_len) = flat_lengths(net);
             let mut flats = [vec![0.0; len], vec![0.0; len], vec![0.0; len]];
             let mut buffers = vec![0.0; buffers_len];
             let mut tracked: Option<i64> = None;
-            for (prefix, which) in groups(net_name) {
+            for (prefix, which) in stored.groups.iter().cloned() {
                 for s in slots(net) {
                     let name = format!("{prefix}{}", s.suffix);
                     match (s.kind, which) {
@@ -428,8 +492,16 @@ impl Checkpoint {
                 batches_tracked: tracked.unwrap_or(0),
             })
         };
-        let generator = network("generator", &spec.generator)?;
-        let discriminator = network("discriminator", &spec.discriminator)?;
+        let ema = spec.game.ema.map(|_| ());
+        let mut networks = stored(&spec, [Some(()), Some(()), ema])
+            .iter()
+            .map(network)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let (Some(generator), Some(discriminator)) = (networks.next(), networks.next()) else {
+            unreachable!("a checkpoint always stores both networks")
+        };
+        let generator_ema = networks.next();
         let stats = read(STATS_TENSOR, &[stat::COUNT])?;
         Ok(Checkpoint {
             settings,
@@ -438,6 +510,7 @@ impl Checkpoint {
             stats,
             generator,
             discriminator,
+            generator_ema,
         })
     }
 }

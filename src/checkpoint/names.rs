@@ -96,12 +96,10 @@ pub fn flat_lengths(net: &NetSpec) -> (usize, usize) {
 /// Every tensor name and shape a checkpoint of `spec` holds, in file order.
 pub fn tensor_shapes(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
     let mut names = Vec::new();
-    for (net_name, net) in [
-        ("generator", &spec.generator),
-        ("discriminator", &spec.discriminator),
-    ] {
-        for (prefix, which) in groups(net_name) {
-            for s in slots(net) {
+    let ema = spec.game.ema.map(|_| ());
+    for stored in super::stored(spec, [Some(()), Some(()), ema]) {
+        for (prefix, which) in stored.groups {
+            for s in slots(stored.net) {
                 if which == 0 || s.kind == SlotKind::Trainable {
                     names.push((format!("{prefix}{}", s.suffix), s.shape));
                 }

@@ -56,6 +56,10 @@ pub struct RunSettings {
     pub lr_d: Option<f32>,
     #[serde(default)]
     pub clip: Option<f32>,
+    /// `--ema`: the generator average's decay (None: no average; also
+    /// checkpoints from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f32>,
 }
 
 fn bce() -> String {
@@ -111,6 +115,7 @@ impl RunSettings {
             optimizer: spec.game.optimizer.name().to_string(),
             lr_d: Some(spec.game.lr_d),
             clip: spec.game.clip,
+            ema: spec.game.ema,
         }
     }
 
@@ -149,6 +154,7 @@ impl RunSettings {
                 lr_g: Some(self.lr),
                 lr_d: Some(self.lr_d.unwrap_or(self.lr)),
                 clip: self.clip,
+                ema: self.ema,
             },
         }
     }
@@ -176,8 +182,9 @@ impl RunSettings {
     /// may change on resume (`--epochs`, `--sample-every`, `--checkpoint-every`)
     /// taken from `given`. A given flag that contradicts the checkpoint
     /// (`--model`, `--seed`, `--noise-dim`, `--g-hidden`, `--d-hidden`,
-    /// `--batch-size`, `--lr`, `--beta1`, `--beta2`) is an error naming the
-    /// flag and both values.
+    /// `--batch-size`, `--lr`, `--beta1`, `--beta2`, and the game's `--loss`,
+    /// `--n-critic`, `--optimizer`, `--lr-g`, `--lr-d`, `--clip`, `--ema`) is
+    /// an error naming the flag and both values.
     pub fn resume_with(&self, given: &ResumeFlags) -> Result<RunSettings> {
         fn same<T: PartialEq + std::fmt::Debug>(
             flag: &str,
@@ -218,6 +225,9 @@ impl RunSettings {
         same("--lr-d", &self.lr_d.unwrap_or(self.lr), &g.lr_d)?;
         if g.clip.is_some() {
             same("--clip", &self.clip, &Some(g.clip))?;
+        }
+        if g.ema.is_some() {
+            same("--ema", &self.ema, &Some(g.ema))?;
         }
         Ok(RunSettings {
             epochs: o.epochs.unwrap_or(self.epochs),

@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// on the GPU (timestamp queries) and print where a step's time goes
     #[arg(long, value_name = "N")]
     profile: Option<usize>,
+    /// Also keep the generator's moving average with this decay (what --ema costs a step).
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f32>,
     /// GPU only: the matmul kernels: auto, tiled, blocked64, blocked128 or
     /// direct [default: direct on CPU adapters, else auto (per product)]
     #[arg(long, value_name = "VARIANT", value_parser = MatmulVariant::parse)]
@@ -78,6 +81,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         game: GameFlags {
             loss: args.loss,
             n_critic: args.n_critic,
+            ema: args.ema,
             ..Default::default()
         },
         data: args.data,

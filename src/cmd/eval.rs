@@ -39,6 +39,10 @@ pub struct EvalArgs {
     /// checkpoint's training data, else the bundled MNIST].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Measure a checkpoint's generator by its own weights, not the moving average that a run
+    /// trained with --ema keeps (and that eval uses by default).
+    #[arg(long)]
+    no_ema: bool,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -50,6 +54,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         backend: args.backend,
         classifier: args.classifier,
         data: args.data,
+        raw_generator: args.no_ema,
     };
     Ok(gan_gpu::run::eval::eval(&settings)?)
 }

@@ -32,6 +32,10 @@ pub struct SampleArgs {
     /// models with batch norm (dcgan) draw differently.
     #[arg(long)]
     batch_stats: bool,
+    /// Draw from the generator's own weights, not the moving average that a run trained with
+    /// --ema keeps (and that sample uses by default).
+    #[arg(long)]
+    no_ema: bool,
     /// Where the generator runs.
     #[arg(long, value_parser = super::backend_parser(), default_value = "auto")]
     backend: BackendChoice,
@@ -50,6 +54,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         label: args.label,
         seed: args.seed,
         batch_stats: args.batch_stats,
+        raw_generator: args.no_ema,
         backend: args.backend,
         out: args.out,
     };

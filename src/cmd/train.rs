@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// --loss wgan: clip every critic weight to [-C, C] after each critic update [0.01].
     #[arg(long, value_name = "C")]
     clip: Option<f32>,
+    /// Keep an exponential moving average of the generator's weights with this decay (e.g.
+    /// 0.999), updated after each generator step; grids, `sample` and `eval` draw from it.
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f32>,
     /// Adam beta1 [model default].
     #[arg(long, value_name = "F")]
     beta1: Option<f32>,
@@ -151,6 +155,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 lr_g: args.lr_g,
                 lr_d: args.lr_d,
                 clip: args.clip,
+                ema: args.ema,
             },
         },
         widths: Widths {

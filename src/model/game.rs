@@ -1,8 +1,8 @@
 //! The adversarial game a model is trained with, beside its networks: the
 //! loss (the 2014 paper's BCE, least squares, hinge or Wasserstein), how
 //! many critic steps come before each generator step, the optimizer and the
-//! discriminator's own learning rate, and the Wasserstein critic's weight
-//! clipping. [`GameSettings::for_loss`] gives each loss's usual settings
+//! discriminator's own learning rate, the Wasserstein critic's weight
+//! clipping, and the generator's moving average (`--ema`). [`GameSettings::for_loss`] gives each loss's usual settings
 //! (the WGAN paper's RMSprop at 5e-5, 5 critic steps and clipping at 0.01);
 //! [`LossKind::terms`] the score terms the backend's `critic_loss` takes.
 
@@ -164,10 +164,15 @@ pub struct GameSettings {
     /// Clip every discriminator weight to [-clip, clip] after each of its
     /// updates (WGAN only).
     pub clip: Option<f32>,
+    /// Keep an exponential moving average of the generator's weights with
+    /// this decay, updated after each generator step (`--ema`); the grids,
+    /// `sample` and `eval` draw from it.
+    pub ema: Option<f32>,
 }
 
-/// `--loss`, `--n-critic`, `--optimizer`, `--lr`, `--lr-g`, `--lr-d` and
-/// `--clip` as given (None: the loss's or the model's default).
+/// `--loss`, `--n-critic`, `--optimizer`, `--lr`, `--lr-g`, `--lr-d`,
+/// `--clip` and `--ema` as given (None: the loss's or the model's default;
+/// no average).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GameFlags {
     pub loss: Option<LossKind>,
@@ -177,6 +182,7 @@ pub struct GameFlags {
     pub lr_g: Option<f32>,
     pub lr_d: Option<f32>,
     pub clip: Option<f32>,
+    pub ema: Option<f32>,
 }
 
 impl GameSettings {
@@ -199,6 +205,7 @@ impl GameSettings {
             lr_g: flags.lr_g.unwrap_or(lr),
             lr_d: flags.lr_d.unwrap_or(lr),
             clip: flags.clip.or(clip),
+            ema: flags.ema,
         }
     }
 
@@ -245,6 +252,14 @@ impl GameSettings {
                 ))
             }
             _ => {}
+        }
+        if let Some(decay) = self.ema {
+            if !(decay > 0.0 && decay < 1.0) {
+                return Err(Error::config(
+                    "--ema",
+                    format!("{decay} is not a decay between 0 and 1 (e.g. 0.999)"),
+                ));
+            }
         }
         if real_target != 1.0 && matches!(self.loss, LossKind::Hinge | LossKind::Wgan) {
             return Err(Error::config(
@@ -331,6 +346,19 @@ mod tests {
             .validate(1.0, "dcgan")
             .unwrap_err();
         assert!(err.to_string().contains("--clip"));
+        for bad in [0.0, 1.0, -0.5, f32::NAN] {
+            let with_ema = GameSettings {
+                ema: Some(bad),
+                ..game(LossKind::Bce, None)
+            };
+            let err = with_ema.validate(1.0, "dcgan").unwrap_err();
+            assert!(err.to_string().contains("--ema"), "{err}");
+        }
+        let with_ema = GameSettings {
+            ema: Some(0.999),
+            ..game(LossKind::Bce, None)
+        };
+        assert!(with_ema.validate(1.0, "dcgan").is_ok());
         assert!("wgan-gp".parse::<LossKind>().is_err());
         assert_eq!("hinge".parse::<LossKind>().unwrap(), LossKind::Hinge);
     }

@@ -36,6 +36,9 @@ pub struct StepPlan {
     pub discriminator_widest: usize,
     /// The matrix-product FLOPs of one step (see [`StepPlan::new`]).
     pub matmul_flops: u64,
+    /// Whether the run keeps the generator's moving average (`--ema`): a
+    /// second generator, buffers and all.
+    pub generator_average: bool,
 }
 
 /// Which passes a network makes over `rows` rows.
@@ -187,6 +190,7 @@ impl StepPlan {
             discriminator_widest: widest(d),
             // Each critic step repeats the D step's work.
             matmul_flops: d_step * spec.game.n_critic as u64 + g_step,
+            generator_average: spec.game.ema.is_some(),
         }
     }
 
@@ -210,15 +214,23 @@ impl StepPlan {
 
     /// Bytes a training run holds: each network's parameters, gradients and
     /// two Adam moments (4 f32 per parameter), and the step's activations and
-    /// their gradients (2 f32 per unit per row).
+    /// their gradients (2 f32 per unit per row); with `--ema`, the
+    /// generator's average as much again as the generator and its
+    /// activations (it is allocated as a second generator).
     pub fn memory(&self) -> MemoryEstimate {
         let rows_units = |rows: usize, units: usize| rows as u128 * units as u128;
+        let generator_activations = 8 * rows_units(self.generator_rows, self.generator_units);
+        let generator = 16 * self.generator_params as u128;
         MemoryEstimate {
-            generator: 16 * self.generator_params as u128,
+            generator,
             discriminator: 16 * self.discriminator_params as u128,
-            activations: 8
-                * (rows_units(self.generator_rows, self.generator_units)
-                    + rows_units(self.discriminator_rows, self.discriminator_units)),
+            activations: generator_activations
+                + 8 * rows_units(self.discriminator_rows, self.discriminator_units),
+            generator_average: if self.generator_average {
+                generator + generator_activations
+            } else {
+                0
+            },
         }
     }
 }
@@ -231,11 +243,13 @@ pub struct MemoryEstimate {
     pub discriminator: u128,
     /// Both networks' activations and activation gradients for one step.
     pub activations: u128,
+    /// The generator's moving average (`--ema`; 0 without).
+    pub generator_average: u128,
 }
 
 impl MemoryEstimate {
     pub fn total(&self) -> u128 {
-        self.generator + self.discriminator + self.activations
+        self.generator + self.discriminator + self.activations + self.generator_average
     }
 }
 
@@ -270,6 +284,24 @@ mod tests {
             m.activations,
             8 * (100 * (128 + 256 + 784) + 200 * (784 + 256 + 1))
         );
+        assert_eq!(m.generator_average, 0);
+        // --ema: a second generator and its activations.
+        let with_average = ModelSpec::build(
+            ModelKind::Vanilla,
+            &Overrides {
+                game: crate::model::GameFlags {
+                    ema: Some(0.999),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        let a = StepPlan::new(&with_average).memory();
+        assert_eq!(
+            a.generator_average,
+            m.generator + 8 * 100 * (128 + 256 + 784)
+        );
+        assert_eq!(a.total(), m.total() + a.generator_average);
     }
 
     #[test]

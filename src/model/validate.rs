@@ -154,12 +154,13 @@ impl ModelSpec {
             flag,
             format!(
                 "the model needs about {} of memory (generator {}, discriminator {} for \
-                 parameters, gradients and Adam moments; activations {}), over the {} limit; \
-                 use smaller widths or batches",
+                 parameters, gradients and Adam moments; activations {}; the generator's \
+                 average {}), over the {} limit; use smaller widths or batches",
                 gib(m.total()),
                 gib(m.generator),
                 gib(m.discriminator),
                 gib(m.activations),
+                gib(m.generator_average),
                 gib(MAX_MODEL_BYTES as u128)
             ),
         ))

@@ -605,6 +605,22 @@ impl LayerNetwork {
         }
     }
 
+    /// `self = decay * self + (1 - decay) * source` over every float state
+    /// tensor (parameters and running statistics; see
+    /// [`Net::ema_update_from`](super::Net::ema_update_from)). `source` has
+    /// the same layer list.
+    pub fn ema_update_from<B: Backend>(&self, backend: &mut B, source: &LayerNetwork, decay: f32) {
+        assert_eq!(
+            self.stack, source.stack,
+            "LayerNetwork::ema_update_from: another layer list"
+        );
+        for (avg, src) in self.tensors.iter().zip(&source.tensors) {
+            if avg.value.len > 0 {
+                backend.ema_update(avg.value, src.value, decay);
+            }
+        }
+    }
+
     /// Every trainable tensor clamped to [-limit, limit].
     pub fn clamp_params<B: Backend>(&self, backend: &mut B, limit: f32) {
         for t in &self.tensors {

@@ -205,6 +205,19 @@ impl Net {
         }
     }
 
+    /// One step of an exponential moving average of `source` (the same
+    /// spec) into this network: every float tensor of the state_dict,
+    /// running statistics included, becomes `decay * self + (1 - decay) *
+    /// source`, as timm's `ModelEma` averages a model's whole state. The
+    /// moments and gradients of this network are left alone.
+    pub fn ema_update_from<B: Backend>(&self, backend: &mut B, source: &Net, decay: f32) {
+        match (self, source) {
+            (Net::Mlp(avg), Net::Mlp(src)) => backend.ema_update(avg.params, src.params, decay),
+            (Net::Layers(avg), Net::Layers(src)) => avg.ema_update_from(backend, src, decay),
+            _ => panic!("Net::ema_update_from: an average of another kind of network"),
+        }
+    }
+
     /// Sets `stats[slot]` if any parameter is NaN or infinite.
     pub fn finite_check<B: Backend>(&self, backend: &mut B, stats: Tensor, slot: u32) {
         match self {

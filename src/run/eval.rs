@@ -40,6 +40,9 @@ pub struct EvalSettings {
     /// ([`EvalData`]; None: the checkpoint's training data, else the
     /// bundled MNIST).
     pub data: Option<PathBuf>,
+    /// Draw a checkpoint's images from the generator's own weights even
+    /// where it holds their moving average (`--no-ema`).
+    pub raw_generator: bool,
 }
 
 /// Measures the images of `opts`: every input is read and checked before
@@ -102,7 +105,12 @@ pub fn eval(opts: &EvalSettings) -> Result<()> {
                 ));
             }
             same_classes(path, saved, &test.classes)?;
-            checkpoint_images(path, saved, opts.n.unwrap_or(DEFAULT_GENERATED))?
+            checkpoint_images(
+                path,
+                saved,
+                opts.n.unwrap_or(DEFAULT_GENERATED),
+                opts.raw_generator,
+            )?
         }
         (None, Some(given)) => {
             let images_path = opts.images.as_deref().unwrap_or(Path::new(""));
@@ -223,7 +231,12 @@ const DEFAULT_GENERATED: usize = 10_000;
 /// forward pass per 1000 images), with the requested class of each for a
 /// conditional model (runs of ten images per class, cycling through the
 /// classes, so they are balanced).
-fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<EvalInput> {
+fn checkpoint_images(
+    path: &Path,
+    saved: &Checkpoint,
+    count: usize,
+    raw_generator: bool,
+) -> Result<EvalInput> {
     let spec = saved.spec(path)?;
     // Noise from another seed than the training samples, so eval does not
     // reuse the grids' noise.
@@ -232,6 +245,7 @@ fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<Ev
         label: None,
         seed: saved.settings.seed.wrapping_add(1),
         batch_stats: false,
+        raw_generator,
     };
     let images = sample::generate(&mut CpuBackend::new(), saved, path, &request)?;
     let labels = (spec.classes > 0).then(|| {
@@ -243,7 +257,11 @@ fn checkpoint_images(path: &Path, saved: &Checkpoint, count: usize) -> Result<Ev
         count,
         images,
         labels,
-        source: path.display().to_string(),
+        source: format!(
+            "{} ({})",
+            path.display(),
+            sample::weights_description(saved, &request)
+        ),
     })
 }
 

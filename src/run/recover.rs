@@ -126,6 +126,11 @@ pub fn run_training<B: Backend>(
             config.spec.epochs,
             config.out_dir.display()
         );
+        if let Some(decay) = config.spec.game.ema {
+            let _ = outln!(
+                "the grids and measurements draw from the generator's moving average (decay {decay})"
+            );
+        }
     }
     let mut record = match &plan.resume {
         Some((saved, _)) => RunRecord::resume(

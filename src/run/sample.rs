@@ -30,6 +30,9 @@ pub struct SampleSettings {
     /// Batch norm uses each chunk of up to 256 images' own statistics
     /// instead of the running ones (`--batch-stats`).
     pub batch_stats: bool,
+    /// Draw from the generator's own weights even where the checkpoint
+    /// holds their moving average (`--no-ema`).
+    pub raw_generator: bool,
     pub backend: BackendChoice,
     /// The output file (its extension picks the format) or directory.
     pub out: PathBuf,
@@ -68,6 +71,7 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
         label,
         seed: settings.seed.unwrap_or(saved.settings.seed),
         batch_stats: settings.batch_stats,
+        raw_generator: settings.raw_generator,
     };
     let noise = noise.as_ref().map(|(_, (_, values))| values.as_slice());
     // Reject bad flags before creating a backend.
@@ -87,6 +91,11 @@ pub fn sample(settings: &SampleSettings) -> Result<()> {
         }
     };
     sample::write(&settings.out, &images, &spec, &request)?;
-    outln!("{} images -> {}", request.count, settings.out.display())?;
+    outln!(
+        "{} images from {} -> {}",
+        request.count,
+        sample::weights_description(&saved, &request),
+        settings.out.display()
+    )?;
     Ok(())
 }

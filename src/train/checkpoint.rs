@@ -136,19 +136,22 @@ impl<'a, B: Backend> Trainer<'a, B> {
             .data_dir
             .as_ref()
             .map(|d| d.to_string_lossy().into_owned());
+        let generator_passes = i64::from(clock.step) * generator_passes_per_step(&self.config.spec);
+        let generator_ema = match &self.state.generator_ema {
+            Some(average) => Some(average.state(self.backend, generator_passes)?),
+            None => None,
+        };
         Ok(Checkpoint {
             settings,
             clock,
             epoch,
             stats,
-            generator: self.state.generator.state(
-                self.backend,
-                i64::from(clock.step) * generator_passes_per_step(&self.config.spec),
-            )?,
+            generator: self.state.generator.state(self.backend, generator_passes)?,
             discriminator: self.state.discriminator.state(
                 self.backend,
                 i64::from(clock.step) * discriminator_passes_per_step(&self.config.spec),
             )?,
+            generator_ema,
         })
     }
 
@@ -243,6 +246,17 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 return Err(bad(format!(
                     "the {name} state does not have {len} values and {buffers} statistics"
                 )));
+            }
+        }
+        match (&trainer.state.generator_ema, &saved.generator_ema) {
+            (Some(average), Some(state)) if state.fits(&trainer.config.spec.generator) => {
+                average.restore(trainer.backend, state)?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(bad(
+                    "the generator's moving average does not fit the run's --ema".into(),
+                ))
             }
         }
         if saved.stats.len() != stat::COUNT {

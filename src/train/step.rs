@@ -4,7 +4,8 @@
 //! through the discriminator. The loss is BCE from logits or a critic loss
 //! of D's raw output ([`crate::model::LossKind`]); each network takes one
 //! Adam or RMSprop step per update, and a WGAN critic's weights are clipped
-//! after each of its updates. Every buffer a step
+//! after each of its updates; with `--ema` the generator's moving average
+//! follows each generator update. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
 //!
 //! In the D step the discriminator sees the real and the generated batch in
@@ -66,6 +67,10 @@ pub struct GanState {
     pub spec: ModelSpec,
     pub generator: Net,
     pub discriminator: Net,
+    /// The generator's exponential moving average (`--ema`): a second copy
+    /// of the generator, started from the same weights and averaged after
+    /// each generator step; what [`generate`](Self::generate) draws from.
+    pub generator_ema: Option<Net>,
     /// Whether the generator writes into the D input itself (an MLP) or
     /// into its own output buffer (a layer network).
     generator_writes_d_input: bool,
@@ -99,6 +104,11 @@ impl GanState {
         let (g_rows, d_rows) = (plan.generator_rows, plan.discriminator_rows);
         let generator = Net::new(backend, &spec.generator, g_rows, seed, 0)?;
         let discriminator = Net::new(backend, &spec.discriminator, d_rows, seed, 1)?;
+        // The same seed and network id: the average starts as the generator.
+        let generator_ema = match spec.game.ema {
+            Some(_) => Some(Net::new(backend, &spec.generator, g_rows, seed, 0)?),
+            None => None,
+        };
         let generator_writes_d_input = matches!(spec.generator, NetSpec::Mlp(_));
         if !generator_writes_d_input && spec.classes > 0 {
             return Err(crate::error::Error::config(
@@ -110,6 +120,7 @@ impl GanState {
             spec: spec.clone(),
             generator,
             discriminator,
+            generator_ema,
             generator_writes_d_input,
             noise: backend.alloc(g_rows * spec.generator_input())?,
             d_input: backend.alloc(d_rows * spec.discriminator_input())?,
@@ -305,6 +316,9 @@ impl GanState {
         } else {
             g.adam_update(backend, spec.adam);
         }
+        if let (Some(average), Some(decay)) = (&self.generator_ema, spec.game.ema) {
+            average.ema_update_from(backend, g, decay);
+        }
         backend.end_step();
     }
 
@@ -375,7 +389,14 @@ impl GanState {
         self.noise.len as usize / self.spec.generator_input()
     }
 
-    /// Runs the generator (no training; `pass` is [`Pass::Eval`] or
+    /// The generator that sampling draws from: the moving average when the
+    /// run keeps one, else the generator itself.
+    pub fn sampling_generator(&self) -> &Net {
+        self.generator_ema.as_ref().unwrap_or(&self.generator)
+    }
+
+    /// Runs the [`sampling_generator`](Self::sampling_generator) (no
+    /// training; `pass` is [`Pass::Eval`] or
     /// [`Pass::BatchStats`]) on host-given inputs `[rows, noise + classes]`
     /// and returns its outputs `[rows, pixels]`. Uses the step buffers, so
     /// call it between steps.
@@ -392,7 +413,7 @@ impl GanState {
         let mut padded = vec![0.0; self.noise.len as usize];
         padded[..inputs.len()].copy_from_slice(inputs);
         backend.write(self.noise, &padded)?;
-        self.generator.forward(
+        self.sampling_generator().forward(
             backend,
             z,
             pass,
