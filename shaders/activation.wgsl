@@ -50,3 +50,19 @@ fn act_derivative_from_output(code: u32, slope: f32, y: f32) -> f32 {
         }
     }
 }
+
+// act''(z) expressed through the output y = act(z): sigmoid's y (1 - y)
+// (1 - 2 y), tanh's -2 y (1 - y^2), 0 for the piecewise linear ones.
+fn act_second_derivative_from_output(code: u32, y: f32) -> f32 {
+    switch code {
+        case 3u: {
+            return y * (1.0 - y) * (1.0 - 2.0 * y);
+        }
+        case 4u: {
+            return -2.0 * y * (1.0 - y * y);
+        }
+        default: {
+            return 0.0;
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //   adam_update     one bias-corrected Adam step (PyTorch's), t = clock.step + 1;
 //   rmsprop_update  one RMSprop step (PyTorch's, no momentum);
 //   clamp_values    every value clamped to [-limit, limit] (WGAN's clipping);
-//   ema_update      avg = decay avg + (1 - decay) values (the generator's average).
+//   ema_update      avg = decay avg + (1 - decay) values (the generator's average);
+//   add_scaled      dst += alpha src (the gradient penalty's gradient added in).
 
 struct AdamParams {
     len: u32,
@@ -126,8 +127,9 @@ struct EmaParams {
 }
 
 @group(0) @binding(0) var<uniform> ep: EmaParams;
-@group(0) @binding(1) var<storage, read_write> ema_avg: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ema_values: array<f32>;
+// ema_update's and add_scaled's: the buffer updated, and the one read.
+@group(0) @binding(1) var<storage, read_write> into_values: array<f32>;
+@group(0) @binding(2) var<storage, read_write> from_values: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn ema_update(
@@ -139,5 +141,28 @@ fn ema_update(
     if i >= ep.len {
         return;
     }
-    ema_avg[i] = ep.decay * ema_avg[i] + (1.0 - ep.decay) * ema_values[i];
+    into_values[i] = ep.decay * into_values[i] + (1.0 - ep.decay) * from_values[i];
+}
+
+// add_scaled
+struct AddScaledParams {
+    len: u32,
+    alpha: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> asp: AddScaledParams;
+
+@compute @workgroup_size(256, 1, 1)
+fn add_scaled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = global_index(wid, nwg, lid);
+    if i >= asp.len {
+        return;
+    }
+    into_values[i] += asp.alpha * from_values[i];
 }

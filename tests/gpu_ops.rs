@@ -832,3 +832,203 @@ fn a_missing_api_names_the_available_adapters() {
     println!("{e}");
     assert!(e.contains("no Metal adapter found (available:"), "{e}");
 }
+
+/// A view of `rows x cols` at column `col` of every row of a wider tensor
+/// (stride `cols + 3`), for the ops that take views.
+fn strided(pair: &mut Pair, rows: usize, cols: usize, col: usize, key: u32, scale: f32) -> Mat {
+    let stride = cols + 3;
+    let t = pair.alloc(&data(rows * stride + 2, key, scale));
+    Mat {
+        tensor: t,
+        offset: (2 + col) as u32,
+        rows: rows as u32,
+        cols: cols as u32,
+        stride: stride as u32,
+    }
+}
+
+#[test]
+fn add_scaled_matches_cpu_and_the_formula() {
+    on_every_api(|pair| {
+        for &len in &[1usize, 7, 257, 1000] {
+            let start = data(len, 70, 1.0);
+            let addend = data(len, 71, 1.0);
+            let dst = pair.alloc(&start);
+            let src = pair.alloc(&addend);
+            pair.both(|b| b.add_scaled(dst, src, -0.75));
+            // One product and a sum: a fused multiply-add differs by an ulp.
+            pair.check(&format!("add_scaled len={len}"), dst, 1e-7, RTOL);
+            let cpu = pair.cpu.read(dst).unwrap();
+            for (i, ((&c, &s), &a)) in cpu.iter().zip(&start).zip(&addend).enumerate() {
+                let expected = f64::from(s) - 0.75 * f64::from(a);
+                assert!(
+                    (f64::from(c) - expected).abs() <= 2.5e-7,
+                    "[{i}] {c} {expected}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn interpolate_rows_matches_cpu_and_draws_one_share_a_row() {
+    on_every_api(|pair| {
+        for &(rows, cols) in &[(1usize, 1usize), (7, 5), (100, 257)] {
+            let real = strided(pair, rows, cols, 1, 72, 1.0);
+            let fake = strided(pair, rows, cols, 0, 73, 1.0);
+            let out = strided(pair, rows, cols, 2, 74, 1.0);
+            pair.both(|b| b.interpolate_rows(real, fake, 8192 + 3, out));
+            let name = format!("interpolate {rows}x{cols}");
+            // Two products and a sum of values in [-1, 1].
+            pair.check(&name, out.tensor, 2e-7, RTOL);
+            let o = pair.cpu.read(out.tensor).unwrap();
+            let (r, f) = (
+                pair.cpu.read(real.tensor).unwrap(),
+                pair.cpu.read(fake.tensor).unwrap(),
+            );
+            for row in 0..rows {
+                let e = f64::from(rng::uniform01(1234, 8192 + 3, 5, row as u32));
+                for c in 0..cols {
+                    let expected = e * f64::from(r[real.at(row, c)])
+                        + (1.0 - e) * f64::from(f[fake.at(row, c)]);
+                    let got = f64::from(o[out.at(row, c)]);
+                    assert!(
+                        (got - expected).abs() <= 3e-7,
+                        "{name} ({row}, {c}): {got} {expected}"
+                    );
+                }
+            }
+            // The columns beside the view are left alone.
+            assert_eq!(o[0..2], data(rows * (cols + 3) + 2, 74, 1.0)[0..2]);
+        }
+    });
+}
+
+#[test]
+fn gradient_penalty_matches_cpu_and_the_formula() {
+    on_every_api(|pair| {
+        for &(rows, cols) in &[(1usize, 1usize), (7, 5), (33, 257), (4, 784)] {
+            // Scaled so that the norms lie on both sides of 1.
+            let scale = 2.0 / (cols as f32).sqrt();
+            let grad = strided(pair, rows, cols, 1, 75, scale);
+            if rows > 1 {
+                // A zero row: its gradient is 0, its penalty 1.
+                let zeros = vec![0.0; cols];
+                for b in [&mut pair.cpu as &mut dyn Backend, &mut pair.gpu] {
+                    let mut all = b.read(grad.tensor).unwrap();
+                    all[grad.at(1, 0)..][..cols].copy_from_slice(&zeros);
+                    b.write(grad.tensor, &all).unwrap();
+                }
+            }
+            let v = strided(pair, rows, cols, 0, 76, 1.0);
+            let stats = pair.alloc(&[0.5, 0.25, 0.125, 2.0]);
+            let weight = 10.0 / rows as f32;
+            pair.both(|b| b.gradient_penalty(grad, weight, v, stats, 2));
+            let name = format!("gradient_penalty {rows}x{cols}");
+            // A sum of `cols` squares in the same lane order (an FMA apart),
+            // a sqrt within 3 ulp, then products: a few ulp of values near
+            // 2 weight |g| <= 20 / sqrt(cols) per element; the penalty is
+            // rows terms of size ~weight.
+            pair.check(&format!("{name} v"), v.tensor, 2e-6, RTOL);
+            pair.check(&format!("{name} stats"), stats, 1e-6, RTOL);
+            // The CPU is the formula, in f64.
+            let g = pair.cpu.read(grad.tensor).unwrap();
+            let vd = pair.cpu.read(v.tensor).unwrap();
+            let mut penalty = 0.0f64;
+            for r in 0..rows {
+                let norm = (0..cols)
+                    .map(|c| f64::from(g[grad.at(r, c)]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                penalty += f64::from(weight) * (norm - 1.0).powi(2);
+                for c in 0..cols {
+                    let expected = if norm > 0.0 {
+                        2.0 * f64::from(weight) * (norm - 1.0) / norm * f64::from(g[grad.at(r, c)])
+                    } else {
+                        0.0
+                    };
+                    let got = f64::from(vd[v.at(r, c)]);
+                    assert!(
+                        (got - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                        "{name} v ({r}, {c}): {got} {expected}"
+                    );
+                }
+            }
+            let s = pair.cpu.read(stats).unwrap();
+            assert_eq!(&s[..2], &[0.5, 0.25]);
+            assert!(
+                (f64::from(s[2]) - 0.125 - penalty).abs() <= 1e-5 * (1.0 + penalty),
+                "{name}: {} {penalty}",
+                s[2]
+            );
+        }
+    });
+}
+
+#[test]
+fn activation_curvature_matches_cpu_and_the_second_derivative() {
+    // act''(z) in f64 from z.
+    fn second(act: Activation, z: f64) -> f64 {
+        match act {
+            Activation::Sigmoid => {
+                let s = 1.0 / (1.0 + (-z).exp());
+                s * (1.0 - s) * (1.0 - 2.0 * s)
+            }
+            Activation::Tanh => {
+                let t = z.tanh();
+                -2.0 * t * (1.0 - t * t)
+            }
+            _ => 0.0,
+        }
+    }
+    on_every_api(|pair| {
+        for &(rows, cols) in &[(1usize, 1usize), (7, 33), (100, 257)] {
+            for act in ACTIVATIONS {
+                for p in [None, Some(0.3f32)] {
+                    let dropout = p.map(|p| Dropout { p, stream: 64 + 5 });
+                    let z = strided(pair, rows, cols, 1, 77, 3.0);
+                    let y = strided(pair, rows, cols, 0, 78, 1.0);
+                    let u = strided(pair, rows, cols, 2, 79, 1.0);
+                    let t = strided(pair, rows, cols, 1, 80, 1.0);
+                    let out = strided(pair, rows, cols, 0, 81, 1.0);
+                    pair.both(|b| {
+                        b.activation_forward(z, act, dropout, y);
+                        b.activation_curvature(u, t, y, act, dropout, out);
+                    });
+                    let name = format!("curvature {rows}x{cols} {act:?} p={p:?}");
+                    // y differs by the GPU's few ulp of exp or tanh (up to
+                    // about 5e-7 near |y| = 1); act'' moves with y by at most
+                    // |d act''/dy| <= 4 (tanh's -2 + 6 y^2), times |u t| <= 1
+                    // and 1 / (1 - p) = 1.43: at most about 3e-6.
+                    pair.check(&name, out.tensor, 3e-6, RTOL);
+                    let (zd, ud, td, od) = (
+                        pair.cpu.read(z.tensor).unwrap(),
+                        pair.cpu.read(u.tensor).unwrap(),
+                        pair.cpu.read(t.tensor).unwrap(),
+                        pair.cpu.read(out.tensor).unwrap(),
+                    );
+                    let yd = pair.cpu.read(y.tensor).unwrap();
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            let kept = yd[y.at(r, c)] != 0.0 || p.is_none();
+                            let scale = match p {
+                                Some(p) if kept => 1.0 / (1.0 - f64::from(p)),
+                                Some(_) => 0.0,
+                                None => 1.0,
+                            };
+                            let expected = f64::from(ud[u.at(r, c)])
+                                * f64::from(td[t.at(r, c)])
+                                * second(act, f64::from(zd[z.at(r, c)]))
+                                * scale;
+                            let got = f64::from(od[out.at(r, c)]);
+                            assert!(
+                                (got - expected).abs() <= 1e-5,
+                                "{name} ({r}, {c}): {got} {expected}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}

@@ -285,6 +285,38 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         }
     }
 
+    fn add_scaled(&mut self, dst: Tensor, src: Tensor, alpha: f32) {
+        if self.alive() {
+            self.inner.add_scaled(dst, src, alpha);
+        }
+    }
+
+    fn interpolate_rows(&mut self, real: Mat, fake: Mat, stream: u32, out: Mat) {
+        if self.alive() {
+            self.inner.interpolate_rows(real, fake, stream, out);
+        }
+    }
+
+    fn gradient_penalty(&mut self, grad: Mat, weight: f32, v: Mat, stats: Tensor, slot: u32) {
+        if self.alive() {
+            self.inner.gradient_penalty(grad, weight, v, stats, slot);
+        }
+    }
+
+    fn activation_curvature(
+        &mut self,
+        u: Mat,
+        t: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        out: Mat,
+    ) {
+        if self.alive() {
+            self.inner.activation_curvature(u, t, y, act, dropout, out);
+        }
+    }
+
     fn conv2d_forward(
         &mut self,
         p: &Conv2dParams,

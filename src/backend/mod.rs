@@ -363,6 +363,43 @@ pub trait Backend {
     /// `--ema`). `avg` and `values` have the same length.
     fn ema_update(&mut self, avg: Tensor, values: Tensor, decay: f32);
 
+    /// `dst += alpha src` over whole flat buffers of the same length (a
+    /// second gradient added into a parameter's: the gradient penalty's).
+    fn add_scaled(&mut self, dst: Tensor, src: Tensor, alpha: f32);
+
+    /// out[r, c] = e_r real[r, c] + (1 - e_r) fake[r, c], with one uniform
+    /// `e_r = rng::uniform01(clock.seed, stream, clock.step, r)` per row: the
+    /// gradient penalty's random points between real and generated rows.
+    /// The four views have the same rows and cols; out is a tensor of its own.
+    fn interpolate_rows(&mut self, real: Mat, fake: Mat, stream: u32, out: Mat);
+
+    /// The gradient penalty of critic input gradients `grad` [B, n]: with
+    /// n_r = |grad_r| (the Euclidean norm of row r), adds
+    /// `weight * sum_r (n_r - 1)^2` into `stats[slot]` and writes its
+    /// gradient with respect to `grad`, `v_r = 2 weight (n_r - 1) / n_r grad_r`
+    /// (0 for a zero row), into `v`. Deterministic, as
+    /// [`cpu::ops::gradient_penalty`] sums: each row in 256 strided lanes
+    /// and a fixed tree, the rows in order. `v` is a tensor of its own.
+    fn gradient_penalty(&mut self, grad: Mat, weight: f32, v: Mat, stats: Tensor, slot: u32);
+
+    /// The second-order term of an activation in a double backward: out[r, c]
+    /// = u[r, c] t[r, c] act''(z) m / (1 - p), where y = m act(z) / (1 - p)
+    /// is the op's output (m the dropout mask of
+    /// [`activation_backward`](Self::activation_backward); act(z) = y (1 - p)
+    /// where kept, and out 0 where dropped), u the gradient with respect to y
+    /// and t the tangent of z. act'' is 0 for identity, ReLU and LeakyReLU.
+    /// All views have the same rows and cols; out is a tensor of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn activation_curvature(
+        &mut self,
+        u: Mat,
+        t: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        out: Mat,
+    );
+
     /// y `[B, out, out_h, out_w]` = conv(x `[B, in, in_h, in_w]`, w
     /// `[out, in, k, k]`) + bias `[out]` (when given), as
     /// [`cpu::conv::conv2d_forward`]. Every tensor's handle length must be

@@ -32,6 +32,18 @@ impl Activation {
         }
     }
 
+    /// `act''(z)` expressed through the output `y = act(z)`: sigmoid's
+    /// y (1 - y) (1 - 2 y), tanh's -2 y (1 - y^2), and 0 for the piecewise
+    /// linear ones.
+    #[inline]
+    pub fn second_derivative_from_output(self, y: f32) -> f32 {
+        match self {
+            Activation::Identity | Activation::Relu | Activation::LeakyRelu(_) => 0.0,
+            Activation::Sigmoid => y * (1.0 - y) * (1.0 - 2.0 * y),
+            Activation::Tanh => -2.0 * y * (1.0 - y * y),
+        }
+    }
+
     /// `act'(z)` expressed through the output `y = act(z)`.
     #[inline]
     pub fn derivative_from_output(self, y: f32) -> f32 {

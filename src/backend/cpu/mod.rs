@@ -10,6 +10,7 @@
 pub mod batch_norm;
 pub mod conv;
 mod ops;
+pub mod penalty;
 
 use std::borrow::Cow;
 
@@ -402,6 +403,82 @@ impl Backend for CpuBackend {
         let mut a = self.take(avg);
         ops::ema_update(&mut a, self.get(values), decay);
         self.put(avg, a);
+    }
+
+    fn add_scaled(&mut self, dst: Tensor, src: Tensor, alpha: f32) {
+        assert_eq!(dst.len, src.len, "add_scaled: lengths differ");
+        let mut d = self.take(dst);
+        let sd = self.input(src, dst, &d);
+        ops::add_scaled(&mut d, &sd, alpha);
+        self.put(dst, d);
+    }
+
+    fn interpolate_rows(&mut self, real: Mat, fake: Mat, stream: u32, out: Mat) {
+        Self::assert_own(
+            "interpolate_rows",
+            &[real.tensor, fake.tensor],
+            &[out.tensor],
+        );
+        assert!(
+            (real.rows, real.cols) == (out.rows, out.cols)
+                && (fake.rows, fake.cols) == (out.rows, out.cols),
+            "interpolate_rows: real, fake and out must have the same shape"
+        );
+        let mut od = self.take(out.tensor);
+        penalty::interpolate_rows(
+            (self.get(real.tensor), real),
+            (self.get(fake.tensor), fake),
+            stream,
+            self.clock,
+            &mut od,
+            out,
+        );
+        self.put(out.tensor, od);
+    }
+
+    fn gradient_penalty(&mut self, grad: Mat, weight: f32, v: Mat, stats: Tensor, slot: u32) {
+        Self::assert_own("gradient_penalty", &[grad.tensor, stats], &[v.tensor]);
+        assert!(
+            (grad.rows, grad.cols) == (v.rows, v.cols),
+            "gradient_penalty: grad and v must have the same shape"
+        );
+        let mut vd = self.take(v.tensor);
+        let penalty = penalty::gradient_penalty((self.get(grad.tensor), grad), weight, &mut vd, v);
+        self.put(v.tensor, vd);
+        self.tensors[stats.id as usize][slot as usize] += penalty;
+    }
+
+    fn activation_curvature(
+        &mut self,
+        u: Mat,
+        t: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        out: Mat,
+    ) {
+        Self::assert_own(
+            "activation_curvature",
+            &[u.tensor, t.tensor, y.tensor],
+            &[out.tensor],
+        );
+        let shape = (y.rows, y.cols);
+        assert!(
+            (u.rows, u.cols) == shape && (t.rows, t.cols) == shape && (out.rows, out.cols) == shape,
+            "activation_curvature: u, t, y and out must have the same shape"
+        );
+        let mut od = self.take(out.tensor);
+        penalty::activation_curvature(
+            (self.get(u.tensor), u),
+            (self.get(t.tensor), t),
+            (self.get(y.tensor), y),
+            act,
+            dropout,
+            self.clock,
+            &mut od,
+            out,
+        );
+        self.put(out.tensor, od);
     }
 
     fn conv2d_forward(

@@ -521,6 +521,13 @@ pub fn ema_update(avg: &mut [f32], values: &[f32], decay: f32) {
     }
 }
 
+/// `dst += alpha src`, element by element.
+pub fn add_scaled(dst: &mut [f32], src: &[f32], alpha: f32) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += alpha * s;
+    }
+}
+
 /// Whether every element is a finite number (no NaN, no infinity).
 pub fn all_finite(values: &[f32]) -> bool {
     values.iter().all(|v| v.is_finite())

@@ -26,6 +26,7 @@ const HEALTH: &str = include_str!("../../../shaders/health.wgsl");
 const CONV: &str = include_str!("../../../shaders/conv.wgsl");
 const BATCH_NORM: &str = include_str!("../../../shaders/batch_norm.wgsl");
 const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+const PENALTY: &str = include_str!("../../../shaders/penalty.wgsl");
 
 /// Every kernel (pipeline) of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +41,7 @@ pub enum Kernel {
     RmspropUpdate,
     ClampValues,
     EmaUpdate,
+    AddScaled,
     GatherBatch,
     NormalNoise,
     RandomOnehot,
@@ -56,6 +58,9 @@ pub enum Kernel {
     BatchNormBackwardDx,
     ActivationForward,
     ActivationBackward,
+    InterpolateRows,
+    GradientPenalty,
+    ActivationCurvature,
 }
 
 /// A shader family: its file and the shared parts it is prefixed with.
@@ -70,10 +75,11 @@ enum Family {
     Conv,
     BatchNorm,
     Elementwise,
+    Penalty,
 }
 
 impl Family {
-    const ALL: [Family; 9] = [
+    const ALL: [Family; 10] = [
         Family::Linear,
         Family::Loss,
         Family::Classifier,
@@ -83,6 +89,7 @@ impl Family {
         Family::Conv,
         Family::BatchNorm,
         Family::Elementwise,
+        Family::Penalty,
     ];
 
     fn name(self) -> &'static str {
@@ -96,6 +103,7 @@ impl Family {
             Family::Conv => "conv.wgsl",
             Family::BatchNorm => "batch_norm.wgsl",
             Family::Elementwise => "elementwise.wgsl",
+            Family::Penalty => "penalty.wgsl",
         }
     }
 
@@ -111,13 +119,14 @@ impl Family {
             Family::Conv => &[COMMON, CONV],
             Family::BatchNorm => &[COMMON, ACTIVATION, BATCH_NORM],
             Family::Elementwise => &[COMMON, RANDOM, ACTIVATION, ELEMENTWISE],
+            Family::Penalty => &[COMMON, RANDOM, ACTIVATION, PENALTY],
         };
         parts.join("\n")
     }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 26] = [
+    pub const ALL: [Kernel; 30] = [
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::LinearBackwardParams,
@@ -128,6 +137,7 @@ impl Kernel {
         Kernel::RmspropUpdate,
         Kernel::ClampValues,
         Kernel::EmaUpdate,
+        Kernel::AddScaled,
         Kernel::GatherBatch,
         Kernel::NormalNoise,
         Kernel::RandomOnehot,
@@ -144,6 +154,9 @@ impl Kernel {
         Kernel::BatchNormBackwardDx,
         Kernel::ActivationForward,
         Kernel::ActivationBackward,
+        Kernel::InterpolateRows,
+        Kernel::GradientPenalty,
+        Kernel::ActivationCurvature,
     ];
 
     /// The WGSL entry point (named like the CPU function it mirrors).
@@ -159,6 +172,7 @@ impl Kernel {
             Kernel::RmspropUpdate => "rmsprop_update",
             Kernel::ClampValues => "clamp_values",
             Kernel::EmaUpdate => "ema_update",
+            Kernel::AddScaled => "add_scaled",
             Kernel::GatherBatch => "gather_batch",
             Kernel::NormalNoise => "normal_noise",
             Kernel::RandomOnehot => "random_onehot",
@@ -175,6 +189,9 @@ impl Kernel {
             Kernel::BatchNormBackwardDx => "batch_norm_backward_dx",
             Kernel::ActivationForward => "activation_forward",
             Kernel::ActivationBackward => "activation_backward",
+            Kernel::InterpolateRows => "interpolate_rows",
+            Kernel::GradientPenalty => "gradient_penalty",
+            Kernel::ActivationCurvature => "activation_curvature",
         }
     }
 
@@ -212,7 +229,8 @@ impl Kernel {
             Kernel::AdamUpdate
             | Kernel::RmspropUpdate
             | Kernel::ClampValues
-            | Kernel::EmaUpdate => Family::Adam,
+            | Kernel::EmaUpdate
+            | Kernel::AddScaled => Family::Adam,
             Kernel::GatherBatch | Kernel::NormalNoise | Kernel::RandomOnehot | Kernel::EndStep => {
                 Family::Data
             }
@@ -227,6 +245,9 @@ impl Kernel {
             | Kernel::BatchNormBackward
             | Kernel::BatchNormBackwardDx => Family::BatchNorm,
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
+            Kernel::InterpolateRows | Kernel::GradientPenalty | Kernel::ActivationCurvature => {
+                Family::Penalty
+            }
         }
     }
 
@@ -250,8 +271,8 @@ impl Kernel {
             Kernel::RmspropUpdate => 3,
             // values
             Kernel::ClampValues => 1,
-            // avg, values
-            Kernel::EmaUpdate => 2,
+            // avg, values; dst, src
+            Kernel::EmaUpdate | Kernel::AddScaled => 2,
             // clock, images, labels, order, x, onehot
             Kernel::GatherBatch => 6,
             // clock, out
@@ -275,6 +296,10 @@ impl Kernel {
             | Kernel::BatchNormBackwardDx => 6,
             // clock, a (x or dy), b (y), d (dx; the forward binds y again)
             Kernel::ActivationForward | Kernel::ActivationBackward => 4,
+            // clock, real, fake, out; clock (unused), grad, v, stats
+            Kernel::InterpolateRows | Kernel::GradientPenalty => 4,
+            // clock, u, t, y, out
+            Kernel::ActivationCurvature => 5,
         }
     }
 }

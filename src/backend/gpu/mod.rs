@@ -40,6 +40,7 @@ mod loss;
 pub mod matmul;
 mod ops;
 pub mod params;
+mod penalty;
 pub mod profile;
 mod record;
 mod transfer;

@@ -336,6 +336,30 @@ impl Backend for GpuBackend {
         self.record_ema_update(avg, values, decay);
     }
 
+    fn add_scaled(&mut self, dst: Tensor, src: Tensor, alpha: f32) {
+        self.record_add_scaled(dst, src, alpha);
+    }
+
+    fn interpolate_rows(&mut self, real: Mat, fake: Mat, stream: u32, out: Mat) {
+        self.record_interpolate_rows(real, fake, stream, out);
+    }
+
+    fn gradient_penalty(&mut self, grad: Mat, weight: f32, v: Mat, stats: Tensor, slot: u32) {
+        self.record_gradient_penalty(grad, weight, v, stats, slot);
+    }
+
+    fn activation_curvature(
+        &mut self,
+        u: Mat,
+        t: Mat,
+        y: Mat,
+        act: Activation,
+        dropout: Option<Dropout>,
+        out: Mat,
+    ) {
+        self.record_activation_curvature(u, t, y, act, dropout, out);
+    }
+
     fn conv2d_forward(
         &mut self,
         p: &Conv2dParams,

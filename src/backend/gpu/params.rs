@@ -254,6 +254,70 @@ pub struct ElementwiseParams {
     pub pad: [u32; 2],
 }
 
+/// `AddScaledParams` of `shaders/adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AddScaledParams {
+    pub len: u32,
+    pub alpha: f32,
+    pub pad: [u32; 2],
+}
+
+/// `InterpolateParams` of `shaders/penalty.wgsl`: the R x C views (offset
+/// and row stride of real, fake and out) and the stream of the row draws.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct InterpolateParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub real_off: u32,
+    pub real_stride: u32,
+    pub fake_off: u32,
+    pub fake_stride: u32,
+    pub out_off: u32,
+    pub out_stride: u32,
+    pub stream: u32,
+    pub pad: [u32; 3],
+}
+
+/// `PenaltyParams` of `shaders/penalty.wgsl`: the R x C views of grad and
+/// v, lambda's share and the stats slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PenaltyParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub g_off: u32,
+    pub g_stride: u32,
+    pub v_off: u32,
+    pub v_stride: u32,
+    pub weight: f32,
+    pub slot: u32,
+}
+
+/// `CurvatureParams` of `shaders/penalty.wgsl`: the views of u, t, y and
+/// out, the activation and the dropout as [`ElementwiseParams`] has them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CurvatureParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub u_off: u32,
+    pub u_stride: u32,
+    pub t_off: u32,
+    pub t_stride: u32,
+    pub y_off: u32,
+    pub y_stride: u32,
+    pub o_off: u32,
+    pub o_stride: u32,
+    pub act: u32,
+    pub slope: f32,
+    pub dropout: u32,
+    pub threshold: u32,
+    pub stream: u32,
+    pub keep_prob: f32,
+}
+
 /// Marks an absent stats slot (`NONE` in the shaders).
 pub const NONE: u32 = u32::MAX;
 
@@ -275,6 +339,10 @@ mod tests {
             std::mem::size_of::<ConvParams>(),
             std::mem::size_of::<BatchNormUniform>(),
             std::mem::size_of::<ElementwiseParams>(),
+            std::mem::size_of::<AddScaledParams>(),
+            std::mem::size_of::<InterpolateParams>(),
+            std::mem::size_of::<PenaltyParams>(),
+            std::mem::size_of::<CurvatureParams>(),
         ] {
             assert_eq!(size % 16, 0, "{size}");
         }
