@@ -32,6 +32,12 @@ impl Activation {
         }
     }
 
+    /// Whether `act''` is not zero (sigmoid and tanh): what a double
+    /// backward through the activation must account for.
+    pub fn is_curved(self) -> bool {
+        matches!(self, Activation::Sigmoid | Activation::Tanh)
+    }
+
     /// `act''(z)` expressed through the output `y = act(z)`: sigmoid's
     /// y (1 - y) (1 - 2 y), tanh's -2 y (1 - y^2), and 0 for the piecewise
     /// linear ones.

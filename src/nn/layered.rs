@@ -19,6 +19,10 @@
 //! training, the running statistics in [`Pass::Eval`], and the batch's own
 //! statistics without touching the running ones in [`Pass::BatchStats`].
 
+mod penalty;
+
+pub use penalty::PenaltyBuffers;
+
 use super::{Pass, MAX_TRAIN_BATCHES};
 use crate::backend::conv_params::{BatchNormParams, Conv2dParams, ConvTranspose2dParams};
 use crate::backend::{Backend, BatchNormTensors, Dropout, Mat, Tensor};

@@ -8,7 +8,7 @@
 pub mod layered;
 pub mod network;
 
-pub use layered::LayerNetwork;
+pub use layered::{LayerNetwork, PenaltyBuffers};
 pub use network::Network;
 
 use crate::backend::{Backend, Mat, Tensor};
