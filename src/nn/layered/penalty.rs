@@ -257,10 +257,10 @@ impl LayerNetwork {
                     let db = bias.map(scratch);
                     backend.conv2d_backward_params(&p, x, above, scratch(*weight), db);
                     self.add_into_grads(backend, *weight, *bias, buffers);
-                    adjoint = below.map(|below| {
+                    if let Some(below) = below {
                         backend.conv2d_backward_input(&p, above, self.value(*weight), below);
-                        below
-                    });
+                    }
+                    adjoint = below;
                 }
                 Op::ConvTranspose {
                     params,
@@ -275,15 +275,15 @@ impl LayerNetwork {
                     let db = bias.map(scratch);
                     backend.conv_transpose2d_backward_params(&p, x, above, scratch(*weight), db);
                     self.add_into_grads(backend, *weight, *bias, buffers);
-                    adjoint = below.map(|below| {
+                    if let Some(below) = below {
                         backend.conv_transpose2d_backward_input(
                             &p,
                             above,
                             self.value(*weight),
                             below,
                         );
-                        below
-                    });
+                    }
+                    adjoint = below;
                 }
                 Op::BatchNorm { .. } => unreachable!("penalty_buffers refuses batch norm"),
             }
