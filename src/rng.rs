@@ -23,13 +23,17 @@ pub mod stream {
     pub const INIT: u32 = 7;
     /// The real images shown beside the generated ones (host side).
     pub const REAL_SAMPLES: u32 = 8;
-    /// Dropout masks: `DROPOUT + 16 * pass + layer`, where pass 0 is the
-    /// discriminator's step, pass 1 the generator's step and pass 1 + k the
-    /// k-th further critic step.
+    /// Dropout masks: `DROPOUT + 64 * pass + layer`, where pass 0 is the
+    /// discriminator's step, pass 1 the generator's step, pass 1 + k the
+    /// k-th further critic step and pass 2^16 + k critic step k's gradient
+    /// penalty.
     pub const DROPOUT: u32 = 64;
     /// Noise and labels of the k-th further critic step (k >= 1):
     /// `CRITIC + 2 k` and `CRITIC + 2 k + 1`, past every dropout stream.
     pub const CRITIC: u32 = 4096;
+    /// The gradient penalty's interpolation shares of critic step k:
+    /// `PENALTY + k` (one uniform per row).
+    pub const PENALTY: u32 = 1 << 20;
 }
 
 /// Chris Wellons' `lowbias32` integer hash.

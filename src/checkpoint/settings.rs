@@ -60,6 +60,9 @@ pub struct RunSettings {
     /// checkpoints from before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f32>,
+    /// `--gp-weight`: the gradient penalty's lambda (`wgan-gp` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gp_weight: Option<f32>,
 }
 
 fn bce() -> String {
@@ -116,6 +119,7 @@ impl RunSettings {
             lr_d: Some(spec.game.lr_d),
             clip: spec.game.clip,
             ema: spec.game.ema,
+            gp_weight: spec.game.gp_weight,
         }
     }
 
@@ -155,6 +159,7 @@ impl RunSettings {
                 lr_d: Some(self.lr_d.unwrap_or(self.lr)),
                 clip: self.clip,
                 ema: self.ema,
+                gp_weight: self.gp_weight,
             },
         }
     }
@@ -183,7 +188,8 @@ impl RunSettings {
     /// taken from `given`. A given flag that contradicts the checkpoint
     /// (`--model`, `--seed`, `--noise-dim`, `--g-hidden`, `--d-hidden`,
     /// `--batch-size`, `--lr`, `--beta1`, `--beta2`, and the game's `--loss`,
-    /// `--n-critic`, `--optimizer`, `--lr-g`, `--lr-d`, `--clip`, `--ema`) is
+    /// `--n-critic`, `--optimizer`, `--lr-g`, `--lr-d`, `--clip`, `--ema`,
+    /// `--gp-weight`) is
     /// an error naming the flag and both values.
     pub fn resume_with(&self, given: &ResumeFlags) -> Result<RunSettings> {
         fn same<T: PartialEq + std::fmt::Debug>(
@@ -228,6 +234,9 @@ impl RunSettings {
         }
         if g.ema.is_some() {
             same("--ema", &self.ema, &Some(g.ema))?;
+        }
+        if g.gp_weight.is_some() {
+            same("--gp-weight", &self.gp_weight, &Some(g.gp_weight))?;
         }
         Ok(RunSettings {
             epochs: o.epochs.unwrap_or(self.epochs),

@@ -62,12 +62,7 @@ fn model_parser() -> impl TypedValueParser<Value = ModelKind> {
 /// The values of `--loss`: [`LossKind::ALL`] by name with their help lines,
 /// and `wgan-gp`, which is refused with a reason.
 fn loss_parser() -> impl TypedValueParser<Value = LossKind> {
-    let values = LossKind::ALL
-        .map(|loss| PossibleValue::new(loss.name()).help(loss.about()))
-        .into_iter()
-        .chain([
-            PossibleValue::new("wgan-gp").help("Wasserstein with gradient penalty: not built yet")
-        ]);
+    let values = LossKind::ALL.map(|loss| PossibleValue::new(loss.name()).help(loss.about()));
     PossibleValuesParser::new(values).try_map(|name| name.parse::<LossKind>())
 }
 

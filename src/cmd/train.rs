@@ -53,7 +53,8 @@ pub struct TrainArgs {
     /// Images per batch [model default].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
-    /// Learning rate of both networks [model default: 2e-4; dcgan 1e-4; --loss wgan 5e-5].
+    /// Learning rate of both networks [model default: 2e-4; dcgan 1e-4; --loss wgan 5e-5;
+    /// wgan-gp 1e-4].
     #[arg(long, value_name = "F")]
     lr: Option<f32>,
     /// The generator's learning rate [--lr].
@@ -66,7 +67,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = super::loss_parser())]
     loss: Option<LossKind>,
     /// Discriminator (critic) steps per generator step, each on a fresh real batch [1; --loss
-    /// wgan 5].
+    /// wgan and wgan-gp 5].
     #[arg(long, value_name = "N")]
     n_critic: Option<usize>,
     /// The optimizer of both networks [adam; --loss wgan rmsprop].
@@ -75,14 +76,17 @@ pub struct TrainArgs {
     /// --loss wgan: clip every critic weight to [-C, C] after each critic update [0.01].
     #[arg(long, value_name = "C")]
     clip: Option<f32>,
+    /// --loss wgan-gp: the gradient penalty's weight lambda [10].
+    #[arg(long, value_name = "F")]
+    gp_weight: Option<f32>,
     /// Keep an exponential moving average of the generator's weights with this decay (e.g.
     /// 0.999), updated after each generator step; grids, `sample` and `eval` draw from it.
     #[arg(long, value_name = "DECAY")]
     ema: Option<f32>,
-    /// Adam beta1 [model default].
+    /// Adam beta1 [model default; --loss wgan-gp 0.5].
     #[arg(long, value_name = "F")]
     beta1: Option<f32>,
-    /// Adam beta2 [default: 0.999].
+    /// Adam beta2 [default: 0.999; --loss wgan-gp 0.9].
     #[arg(long, value_name = "F")]
     beta2: Option<f32>,
     /// Width of the noise vector z [model default].
@@ -156,6 +160,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 lr_d: args.lr_d,
                 clip: args.clip,
                 ema: args.ema,
+                gp_weight: args.gp_weight,
             },
         },
         widths: Widths {

@@ -2,7 +2,8 @@
 //! loss (the 2014 paper's BCE, least squares, hinge or Wasserstein), how
 //! many critic steps come before each generator step, the optimizer and the
 //! discriminator's own learning rate, the Wasserstein critic's weight
-//! clipping, and the generator's moving average (`--ema`). [`GameSettings::for_loss`] gives each loss's usual settings
+//! clipping or gradient penalty, and the generator's moving average
+//! (`--ema`). [`GameSettings::for_loss`] gives each loss's usual settings
 //! (the WGAN paper's RMSprop at 5e-5, 5 critic steps and clipping at 0.01);
 //! [`LossKind::terms`] the score terms the backend's `critic_loss` takes.
 
@@ -24,14 +25,19 @@ pub enum LossKind {
     /// Wasserstein (Arjovsky et al. 2017): D minimises D(G(z)) - D(x), its
     /// weights clipped after each update; G minimises -D(G(z)).
     Wgan,
+    /// Wasserstein with a gradient penalty (Gulrajani et al. 2017): the
+    /// Wasserstein critic loss plus lambda (|grad D(x_hat)| - 1)^2 at
+    /// x_hat = eps x + (1 - eps) G(z), eps uniform per image.
+    WganGp,
 }
 
 impl LossKind {
-    pub const ALL: [LossKind; 4] = [
+    pub const ALL: [LossKind; 5] = [
         LossKind::Bce,
         LossKind::Lsgan,
         LossKind::Hinge,
         LossKind::Wgan,
+        LossKind::WganGp,
     ];
 
     /// The name used on the command line and in checkpoints.
@@ -41,6 +47,7 @@ impl LossKind {
             LossKind::Lsgan => "lsgan",
             LossKind::Hinge => "hinge",
             LossKind::Wgan => "wgan",
+            LossKind::WganGp => "wgan-gp",
         }
     }
 
@@ -52,6 +59,9 @@ impl LossKind {
             LossKind::Hinge => "Hinge, as in SNGAN, SAGAN and BigGAN",
             LossKind::Wgan => {
                 "Wasserstein with weight clipping (Arjovsky et al. 2017): RMSprop 5e-5, 5 critic steps"
+            }
+            LossKind::WganGp => {
+                "Wasserstein with gradient penalty (Gulrajani et al. 2017): Adam 1e-4, betas (0.5, 0.9), 5 critic steps, --gp-weight 10"
             }
         }
     }
@@ -76,7 +86,7 @@ impl LossKind {
                 ScoreTerm::HingeFake,
                 ScoreTerm::Linear { sign: -1.0 },
             ],
-            LossKind::Wgan => [
+            LossKind::Wgan | LossKind::WganGp => [
                 ScoreTerm::Linear { sign: -1.0 },
                 ScoreTerm::Linear { sign: 1.0 },
                 ScoreTerm::Linear { sign: -1.0 },
@@ -89,19 +99,13 @@ impl std::str::FromStr for LossKind {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self> {
-        if name == "wgan-gp" {
-            return Err(Error::config(
-                "--loss",
-                "wgan-gp (the gradient penalty's double backward) is not built yet; use wgan (weight clipping), hinge, lsgan or bce",
-            ));
-        }
         LossKind::ALL
             .into_iter()
             .find(|l| l.name() == name)
             .ok_or_else(|| {
                 Error::config(
                     "--loss",
-                    format!("{name:?} is not a loss (expected bce, lsgan, hinge or wgan)"),
+                    format!("{name:?} is not a loss (expected bce, lsgan, hinge, wgan or wgan-gp)"),
                 )
             })
     }
@@ -140,6 +144,12 @@ impl std::str::FromStr for OptimizerKind {
     }
 }
 
+/// The gradient penalty's usual weight lambda (Gulrajani et al. 2017).
+pub const GP_WEIGHT: f32 = 10.0;
+
+/// WGAN-GP's usual Adam betas (Gulrajani et al. 2017, Algorithm 1).
+pub const GP_BETAS: (f32, f32) = (0.5, 0.9);
+
 /// RMSprop's smoothing constant (PyTorch's default alpha).
 pub const RMSPROP_ALPHA: f32 = 0.99;
 
@@ -168,10 +178,12 @@ pub struct GameSettings {
     /// this decay, updated after each generator step (`--ema`); the grids,
     /// `sample` and `eval` draw from it.
     pub ema: Option<f32>,
+    /// The gradient penalty's weight lambda (`wgan-gp` only).
+    pub gp_weight: Option<f32>,
 }
 
 /// `--loss`, `--n-critic`, `--optimizer`, `--lr`, `--lr-g`, `--lr-d`,
-/// `--clip` and `--ema` as given (None: the loss's or the model's default;
+/// `--clip`, `--ema` and `--gp-weight` as given (None: the loss's or the model's default;
 /// no average).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GameFlags {
@@ -183,18 +195,22 @@ pub struct GameFlags {
     pub lr_d: Option<f32>,
     pub clip: Option<f32>,
     pub ema: Option<f32>,
+    pub gp_weight: Option<f32>,
 }
 
 impl GameSettings {
     /// The settings of `flags` for a model whose own learning rate is
     /// `model_lr`: the loss's usual ones where a flag is not given (WGAN:
-    /// RMSprop, lr 5e-5, 5 critic steps, clip 0.01; the others: the model's
-    /// Adam and learning rate, 1 critic step). `--lr` sets both rates,
+    /// RMSprop, lr 5e-5, 5 critic steps, clip 0.01; WGAN-GP: Adam, lr 1e-4,
+    /// 5 critic steps, lambda 10, and [`GP_BETAS`] (set by
+    /// `ModelSpec`); the others: the model's Adam and learning rate, 1
+    /// critic step). `--lr` sets both rates,
     /// `--lr-g` and `--lr-d` one each.
     pub fn for_loss(flags: &GameFlags, model_lr: f32) -> GameSettings {
         let loss = flags.loss.unwrap_or(LossKind::Bce);
         let (optimizer, lr, n_critic, clip) = match loss {
             LossKind::Wgan => (OptimizerKind::RmsProp, 5e-5, 5, Some(0.01)),
+            LossKind::WganGp => (OptimizerKind::Adam, 1e-4, 5, None),
             _ => (OptimizerKind::Adam, model_lr, 1, None),
         };
         let lr = flags.lr.unwrap_or(lr);
@@ -206,6 +222,10 @@ impl GameSettings {
             lr_d: flags.lr_d.unwrap_or(lr),
             clip: flags.clip.or(clip),
             ema: flags.ema,
+            gp_weight: match loss {
+                LossKind::WganGp => Some(flags.gp_weight.unwrap_or(GP_WEIGHT)),
+                _ => flags.gp_weight,
+            },
         }
     }
 
@@ -253,6 +273,24 @@ impl GameSettings {
             }
             _ => {}
         }
+        match (self.gp_weight, self.loss) {
+            (Some(w), LossKind::WganGp) if !(w.is_finite() && w > 0.0) => {
+                return Err(Error::config(
+                    "--gp-weight",
+                    format!("{w} must be a finite number above 0"),
+                ))
+            }
+            (Some(_), loss) if loss != LossKind::WganGp => {
+                return Err(Error::config(
+                    "--gp-weight",
+                    format!(
+                        "weighs the gradient penalty of --loss wgan-gp, not of {}",
+                        loss.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
         if let Some(decay) = self.ema {
             if !(decay > 0.0 && decay < 1.0) {
                 return Err(Error::config(
@@ -261,7 +299,12 @@ impl GameSettings {
                 ));
             }
         }
-        if real_target != 1.0 && matches!(self.loss, LossKind::Hinge | LossKind::Wgan) {
+        if real_target != 1.0
+            && matches!(
+                self.loss,
+                LossKind::Hinge | LossKind::Wgan | LossKind::WganGp
+            )
+        {
             return Err(Error::config(
                 "--loss",
                 format!(
@@ -359,7 +402,27 @@ mod tests {
             ..game(LossKind::Bce, None)
         };
         assert!(with_ema.validate(1.0, "dcgan").is_ok());
-        assert!("wgan-gp".parse::<LossKind>().is_err());
+        assert_eq!("wgan-gp".parse::<LossKind>().unwrap(), LossKind::WganGp);
+        let err = game(LossKind::Hinge, None);
+        let err = GameSettings {
+            gp_weight: Some(10.0),
+            ..err
+        }
+        .validate(1.0, "dcgan")
+        .unwrap_err();
+        assert!(err.to_string().contains("--gp-weight"), "{err}");
+        let gp = game(LossKind::WganGp, None);
+        assert_eq!(
+            (gp.optimizer, gp.lr_g, gp.n_critic, gp.gp_weight),
+            (OptimizerKind::Adam, 1e-4, 5, Some(GP_WEIGHT))
+        );
+        let err = GameSettings {
+            gp_weight: Some(0.0),
+            ..gp
+        }
+        .validate(1.0, "dcgan")
+        .unwrap_err();
+        assert!(err.to_string().contains("--gp-weight"), "{err}");
         assert_eq!("hinge".parse::<LossKind>().unwrap(), LossKind::Hinge);
     }
 }

@@ -39,6 +39,12 @@ pub struct StepPlan {
     /// Whether the run keeps the generator's moving average (`--ema`): a
     /// second generator, buffers and all.
     pub generator_average: bool,
+    /// Whether each critic step adds the gradient penalty (`wgan-gp`): a
+    /// pass over the interpolated rows, its double backward, and their
+    /// buffers.
+    pub gradient_penalty: bool,
+    /// Values per row of the discriminator's input.
+    pub discriminator_input: usize,
 }
 
 /// Which passes a network makes over `rows` rows.
@@ -178,6 +184,24 @@ impl StepPlan {
             },
             true,
         );
+        // The penalty: D's forward, backward to its input and (through the
+        // double backward) to its weights over the interpolated rows, and
+        // the tangent's forward. A sigmoid or tanh critic's curvature part
+        // is left out of the count.
+        let gradient_penalty = spec.game.loss == super::LossKind::WganGp;
+        let penalty_step = if gradient_penalty {
+            network_flops(
+                d,
+                Pass {
+                    rows: b,
+                    param_grads: true,
+                    first_input_grad_cols: spec.discriminator_input(),
+                },
+                true,
+            ) + network_flops(d, forward_only(b), false)
+        } else {
+            0
+        };
         StepPlan {
             batch: b,
             generator_rows: b.max(sample_rows),
@@ -189,8 +213,10 @@ impl StepPlan {
             generator_widest: widest(g),
             discriminator_widest: widest(d),
             // Each critic step repeats the D step's work.
-            matmul_flops: d_step * spec.game.n_critic as u64 + g_step,
+            matmul_flops: (d_step + penalty_step) * spec.game.n_critic as u64 + g_step,
             generator_average: spec.game.ema.is_some(),
+            gradient_penalty,
+            discriminator_input: spec.discriminator_input(),
         }
     }
 
@@ -216,7 +242,10 @@ impl StepPlan {
     /// two Adam moments (4 f32 per parameter), and the step's activations and
     /// their gradients (2 f32 per unit per row); with `--ema`, the
     /// generator's average as much again as the generator and its
-    /// activations (it is allocated as a second generator).
+    /// activations (it is allocated as a second generator); with `wgan-gp`,
+    /// the penalty's buffers: a second gradient of every critic parameter,
+    /// a tangent and an adjoint per unit of a batch of rows, and the
+    /// interpolated rows, their input gradients and the penalty's gradient.
     pub fn memory(&self) -> MemoryEstimate {
         let rows_units = |rows: usize, units: usize| rows as u128 * units as u128;
         let generator_activations = 8 * rows_units(self.generator_rows, self.generator_units);
@@ -228,6 +257,13 @@ impl StepPlan {
                 + 8 * rows_units(self.discriminator_rows, self.discriminator_units),
             generator_average: if self.generator_average {
                 generator + generator_activations
+            } else {
+                0
+            },
+            gradient_penalty: if self.gradient_penalty {
+                4 * self.discriminator_params as u128
+                    + 8 * rows_units(self.batch, self.discriminator_units)
+                    + 12 * rows_units(self.batch, self.discriminator_input)
             } else {
                 0
             },
@@ -245,11 +281,17 @@ pub struct MemoryEstimate {
     pub activations: u128,
     /// The generator's moving average (`--ema`; 0 without).
     pub generator_average: u128,
+    /// The gradient penalty's buffers (`wgan-gp`; 0 without).
+    pub gradient_penalty: u128,
 }
 
 impl MemoryEstimate {
     pub fn total(&self) -> u128 {
-        self.generator + self.discriminator + self.activations + self.generator_average
+        self.generator
+            + self.discriminator
+            + self.activations
+            + self.generator_average
+            + self.gradient_penalty
     }
 }
 

@@ -5,7 +5,9 @@
 //! [`ModelSpec::validate`] rejects impossible values.
 
 use super::activation::Activation;
-use super::game::{GameFlags, GameSettings, OptimizerKind, RmsPropSettings, RMSPROP_ALPHA};
+use super::game::{
+    GameFlags, GameSettings, LossKind, OptimizerKind, RmsPropSettings, GP_BETAS, RMSPROP_ALPHA,
+};
 use super::layers::Init;
 use super::layers::{Layer, LayerStack, Shape};
 use super::zoo::{
@@ -710,10 +712,15 @@ impl ModelSpec {
     /// learning rate and beta1 are `lr` and `beta1`, with `o` applied.
     fn optimizer(o: &Overrides, lr: f32, beta1: f32) -> (AdamSettings, GameSettings) {
         let game = GameSettings::for_loss(&GameFlags { lr: o.lr, ..o.game }, lr);
+        // WGAN-GP's paper betas, unless given.
+        let (beta1, beta2) = match game.loss {
+            LossKind::WganGp => GP_BETAS,
+            _ => (beta1, 0.999),
+        };
         let adam = AdamSettings {
             lr: game.lr_g,
             beta1: o.beta1.unwrap_or(beta1),
-            beta2: o.beta2.unwrap_or(0.999),
+            beta2: o.beta2.unwrap_or(beta2),
             eps: 1e-8,
         };
         (adam, game)

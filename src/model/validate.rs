@@ -28,6 +28,18 @@ impl ModelSpec {
             ));
         }
         self.game.validate(self.real_target, self.kind.name())?;
+        let batch_norm = |l: &super::Layer| matches!(l, super::Layer::BatchNorm { .. });
+        if self.game.loss == super::LossKind::WganGp
+            && self.discriminator.stack().layers.iter().any(batch_norm)
+        {
+            return Err(Error::config(
+                "--loss",
+                format!(
+                    "wgan-gp penalises each image's gradient, and the discriminator of --model {} has batch norm, which ties a batch's images together; use a model whose critic has none (dcgan, vanilla, deep, conditional) or another loss",
+                    self.kind.name()
+                ),
+            ));
+        }
         if self.batch_size * self.game.n_critic > dataset_len {
             return Err(Error::config(
                 "--n-critic",
@@ -155,12 +167,13 @@ impl ModelSpec {
             format!(
                 "the model needs about {} of memory (generator {}, discriminator {} for \
                  parameters, gradients and Adam moments; activations {}; the generator's \
-                 average {}), over the {} limit; use smaller widths or batches",
+                 average {}; the gradient penalty {}), over the {} limit; use smaller widths or batches",
                 gib(m.total()),
                 gib(m.generator),
                 gib(m.discriminator),
                 gib(m.activations),
                 gib(m.generator_average),
+                gib(m.gradient_penalty),
                 gib(MAX_MODEL_BYTES as u128)
             ),
         ))

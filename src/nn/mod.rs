@@ -99,6 +99,36 @@ impl Net {
         })
     }
 
+    /// Allocates `spec` as a [`LayerNetwork`] whatever its kind (what the
+    /// gradient penalty's double backward runs on), starting from the
+    /// weights [`new`](Self::new) would give it: an MLP's own initial
+    /// weights (its Linear layers are numbered one by one, a layer list's
+    /// by module), in the same state_dict layout.
+    pub fn new_as_layers<B: Backend>(
+        backend: &mut B,
+        spec: &NetSpec,
+        max_rows: usize,
+        seed: u32,
+        network_id: u32,
+    ) -> Result<Self> {
+        let net = LayerNetwork::new(backend, &spec.stack(), max_rows, seed, network_id)?;
+        if let NetSpec::Mlp(mlp) = spec {
+            let params =
+                crate::model::NetworkLayout::new(mlp).initial_params(mlp, seed, network_id);
+            let zeros = vec![0.0; params.len()];
+            net.restore(
+                backend,
+                &NetworkState {
+                    params,
+                    adam_m: zeros.clone(),
+                    adam_v: zeros,
+                    ..NetworkState::default()
+                },
+            )?;
+        }
+        Ok(Net::Layers(net))
+    }
+
     /// The MLP, if this network is one.
     pub fn mlp(&self) -> Option<&Network> {
         match self {
@@ -256,6 +286,31 @@ impl Net {
                 backend.write(n.adam_v, &state.adam_v)
             }
             Net::Layers(n) => n.restore(backend, state),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::model::{ModelKind, ModelSpec};
+
+    /// A critic that must run as layers (the gradient penalty's) starts
+    /// from the weights its MLP would have: the same state, tensor by tensor.
+    #[test]
+    fn an_mlp_as_layers_starts_from_the_same_weights() {
+        for kind in [ModelKind::Vanilla, ModelKind::Deep, ModelKind::Conditional] {
+            let spec = ModelSpec::preset(kind);
+            let mut backend = CpuBackend::new();
+            let mlp = Net::new(&mut backend, &spec.discriminator, 2, 7, 1).unwrap();
+            let layers = Net::new_as_layers(&mut backend, &spec.discriminator, 2, 7, 1).unwrap();
+            assert!(layers.layers().is_some());
+            let (a, b) = (
+                mlp.state(&mut backend, 0).unwrap(),
+                layers.state(&mut backend, 0).unwrap(),
+            );
+            assert_eq!(a, b, "{kind:?}");
         }
     }
 }

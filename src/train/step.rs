@@ -4,7 +4,8 @@
 //! through the discriminator. The loss is BCE from logits or a critic loss
 //! of D's raw output ([`crate::model::LossKind`]); each network takes one
 //! Adam or RMSprop step per update, and a WGAN critic's weights are clipped
-//! after each of its updates; with `--ema` the generator's moving average
+//! after each of its updates, or (WGAN-GP) each critic step adds the
+//! gradient penalty; with `--ema` the generator's moving average
 //! follows each generator update. Every buffer a step
 //! touches is allocated here once; a step records ops and uploads nothing.
 //!
@@ -17,17 +18,33 @@
 //! its own output buffer (it takes dense buffers from their start), from
 //! which the D step copies them (one element-wise op) and the G step's D
 //! pass reads them in place.
+//!
+//! The gradient penalty (Gulrajani et al. 2017) of critic step k: after the
+//! loss's backward, the rows x_hat = e x + (1 - e) G(z) (one uniform e per
+//! row, stream [`stream::PENALTY`] + k; a conditional model's one-hot
+//! columns are interpolated alike), D's pass over them (dropout pass
+//! [`PASS_PENALTY`] + k), its backward from ones to the input gradient
+//! g, the penalty `lambda / B sum_r (|g_r| - 1)^2` of g's image columns
+//! (added to the D loss) with its gradient v, and D's double backward
+//! ([`crate::nn::LayerNetwork::penalty_backward`]), which adds the
+//! penalty's parameter gradient into the loss's before the update. Such a
+//! critic always runs as a layer network (an MLP one starts from its MLP's
+//! weights).
 
 use crate::backend::{stat, Backend, LossSlots, Mat, Tensor};
 use crate::error::Result;
 use crate::model::critic_loss::CriticLossParams;
+use crate::model::LossKind;
 use crate::model::{Activation, ModelSpec, NetSpec, StepPlan};
-use crate::nn::{Net, Pass};
+use crate::nn::{Net, Pass, PenaltyBuffers};
 use crate::rng::stream;
 
 /// Dropout pass numbers (they select the mask streams).
 const PASS_D_STEP: u32 = 0;
 const PASS_G_STEP: u32 = 1;
+/// The gradient penalty's pass of critic step k is `PASS_PENALTY + k`: its
+/// dropout streams lie past every other stream.
+const PASS_PENALTY: u32 = 1 << 16;
 
 /// Training passes of the generator per step (each critic step's fakes and
 /// the G step's): what each of its batch norms' `num_batches_tracked`
@@ -89,6 +106,22 @@ pub struct GanState {
     /// batch, pixels + classes], gathered at once, one copied into the D
     /// input per critic step.
     real_pool: Option<Tensor>,
+    /// The gradient penalty's buffers (`wgan-gp`).
+    penalty: Option<Penalty>,
+}
+
+/// The buffers of the gradient penalty (`wgan-gp`), for one batch of rows.
+struct Penalty {
+    /// The interpolated rows x_hat [batch, D input].
+    points: Tensor,
+    /// A 1 per row: where D's backward to its input starts.
+    ones: Tensor,
+    /// The input gradient g = grad D(x_hat) [batch, D input].
+    input_grad: Tensor,
+    /// The penalty's gradient with respect to g, v [batch, D input]; its
+    /// one-hot columns stay 0.
+    input_grad_grad: Tensor,
+    buffers: PenaltyBuffers,
 }
 
 impl GanState {
@@ -103,7 +136,27 @@ impl GanState {
         let plan = StepPlan::with_sample_rows(spec, sample_rows);
         let (g_rows, d_rows) = (plan.generator_rows, plan.discriminator_rows);
         let generator = Net::new(backend, &spec.generator, g_rows, seed, 0)?;
-        let discriminator = Net::new(backend, &spec.discriminator, d_rows, seed, 1)?;
+        let gradient_penalty = spec.game.loss == LossKind::WganGp;
+        let discriminator = if gradient_penalty {
+            Net::new_as_layers(backend, &spec.discriminator, d_rows, seed, 1)?
+        } else {
+            Net::new(backend, &spec.discriminator, d_rows, seed, 1)?
+        };
+        let penalty = match discriminator.layers() {
+            Some(critic) if gradient_penalty => {
+                let width = plan.batch * spec.discriminator_input();
+                let ones = backend.alloc(plan.batch)?;
+                backend.write(ones, &vec![1.0; plan.batch])?;
+                Some(Penalty {
+                    points: backend.alloc(width)?,
+                    ones,
+                    input_grad: backend.alloc(width)?,
+                    input_grad_grad: backend.alloc(width)?,
+                    buffers: critic.penalty_buffers(backend, plan.batch)?,
+                })
+            }
+            _ => None,
+        };
         // The same seed and network id: the average starts as the generator.
         let generator_ema = match spec.game.ema {
             Some(_) => Some(Net::new(backend, &spec.generator, g_rows, seed, 0)?),
@@ -132,6 +185,7 @@ impl GanState {
             } else {
                 None
             },
+            penalty,
         })
     }
 
@@ -262,7 +316,7 @@ impl GanState {
         // Generator: BCE of D(G(z)) against its target (non-saturating), or
         // the critic loss's generator term.
         self.generate_fakes(backend, stream::NOISE_G, stream::LABELS_G, false);
-        let fakes = self.d_fakes();
+        let (fakes, fake_grad) = self.g_step_critic_rows(backend);
         let logits = d.output(batch);
         let d_logits_grad = Mat::dense(self.d_logits_grad, 2 * batch, 1).rows(0, batch);
         let g_pass = Pass::train(Some(PASS_G_STEP));
@@ -292,7 +346,6 @@ impl GanState {
             };
             backend.critic_loss(&p, logits, d_logits_grad, self.stats, slots);
         }
-        let fake_grad = Mat::dense(self.fake_grad, batch, spec.image_pixels);
         d.backward(
             backend,
             fakes,
@@ -307,7 +360,7 @@ impl GanState {
             self.noise_input(batch),
             Pass::train(None),
             self.generated(),
-            fake_grad,
+            fake_grad.cols(0, spec.image_pixels),
             true,
             None,
         );
@@ -320,6 +373,30 @@ impl GanState {
             average.ema_update_from(backend, g, decay);
         }
         backend.end_step();
+    }
+
+    /// The G step's discriminator input and where D's backward writes its
+    /// gradient (the generated images' gradient in its first columns): the
+    /// generated rows in place and the image gradient buffer, or, for a
+    /// layer-network critic (WGAN-GP's) behind an MLP generator, which
+    /// writes into the D input, the rows copied to the start of a buffer of
+    /// their own (a layer network reads dense rows from its buffer's start)
+    /// and a gradient as wide as D's input.
+    fn g_step_critic_rows<B: Backend>(&self, backend: &mut B) -> (Mat, Mat) {
+        let batch = self.batch();
+        let fakes = self.d_fakes();
+        match &self.penalty {
+            Some(penalty) if self.generator_writes_d_input => {
+                let width = self.spec.discriminator_input();
+                let staged = Mat::dense(penalty.points, batch, width);
+                backend.activation_forward(fakes, Activation::Identity, None, staged);
+                (staged, Mat::dense(penalty.input_grad, batch, width))
+            }
+            _ => (
+                fakes,
+                Mat::dense(self.fake_grad, batch, self.spec.image_pixels),
+            ),
+        }
     }
 
     /// Critic step `k` of a training step: its real rows are in place; fresh
@@ -374,6 +451,9 @@ impl GanState {
             backend.critic_loss(&p, logits, d_logits_grad, self.stats, slots);
         }
         d.backward(backend, both, d_pass, logits, d_logits_grad, true, None);
+        if let Some(penalty) = &self.penalty {
+            self.add_gradient_penalty(backend, k, penalty);
+        }
         if spec.uses_rmsprop() {
             d.rmsprop_update(backend, spec.rmsprop(spec.game.lr_d));
         } else {
@@ -382,6 +462,63 @@ impl GanState {
         if let Some(limit) = spec.game.clip {
             d.clamp_params(backend, limit);
         }
+    }
+
+    /// Critic step `k`'s gradient penalty (see the module docs): its value
+    /// into the D loss, its parameter gradient into D's gradients.
+    fn add_gradient_penalty<B: Backend>(&self, backend: &mut B, k: usize, penalty: &Penalty) {
+        let batch = self.batch();
+        let spec = &self.spec;
+        let width = spec.discriminator_input();
+        let critic = self
+            .discriminator
+            .layers()
+            .expect("a wgan-gp critic runs as a layer network");
+        let lambda = spec
+            .game
+            .gp_weight
+            .expect("wgan-gp settings have a penalty weight");
+        let points = Mat::dense(penalty.points, batch, width);
+        let d_input = self.d_input();
+        backend.interpolate_rows(
+            d_input.rows(0, batch),
+            d_input.rows(batch, batch),
+            stream::PENALTY + k as u32,
+            points,
+        );
+        let pass = Pass::train(Some(PASS_PENALTY + k as u32));
+        let output = critic.output(batch);
+        let (points, ones) = (points.tensor.prefix(batch * width), penalty.ones);
+        let input_grad = penalty.input_grad.prefix(batch * width);
+        critic.forward(backend, batch, points, pass, output);
+        critic.backward(
+            backend,
+            batch,
+            points,
+            pass,
+            output,
+            ones,
+            false,
+            Some(input_grad),
+        );
+        let image_cols = |t: Tensor| Mat::dense(t, batch, width).cols(0, spec.image_pixels);
+        backend.gradient_penalty(
+            image_cols(input_grad),
+            lambda / batch as f32,
+            image_cols(penalty.input_grad_grad),
+            self.stats,
+            stat::D_LOSS,
+        );
+        critic.penalty_backward(
+            backend,
+            batch,
+            points,
+            pass,
+            output,
+            ones,
+            penalty.input_grad_grad.prefix(batch * width),
+            &penalty.buffers,
+        );
     }
 
     /// The most rows [`generate`](Self::generate) takes at once.
