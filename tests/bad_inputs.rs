@@ -543,7 +543,30 @@ fn every_bad_input_gets_a_clear_error() {
         flag("--beta1 1", &["--beta1", "1"], "--beta1"),
         flag("--beta2 nan", &["--beta2", "nan"], "--beta2"),
         flag("--noise-dim 0", &["--noise-dim", "0"], "--noise-dim"),
-        flag("--loss wgan-gp", &["--loss", "wgan-gp"], "not built yet"),
+        flag(
+            "wgan-gp with dcgan64's batch norm critic",
+            &[
+                "--model",
+                "dcgan64",
+                "--g-hidden",
+                "8,8,8,8",
+                "--d-hidden",
+                "8,8,8,8",
+                "--loss",
+                "wgan-gp",
+            ],
+            "--model dcgan64 has batch norm",
+        ),
+        flag(
+            "--gp-weight without wgan-gp",
+            &["--gp-weight", "10"],
+            "--gp-weight",
+        ),
+        flag(
+            "--gp-weight 0",
+            &["--loss", "wgan-gp", "--gp-weight", "0"],
+            "--gp-weight",
+        ),
         flag("--loss nonsense", &["--loss", "l2"], "--loss"),
         flag("--n-critic 0", &["--n-critic", "0"], "--n-critic"),
         flag(

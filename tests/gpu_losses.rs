@@ -6,9 +6,11 @@
 //! 0.9), five critic steps, lambda 10), each after 1 and 10 steps
 //! of a narrow vanilla model: every parameter of both networks, and the
 //! loss and D-output sums; the hinge and Wasserstein runs keep the
-//! generator's moving average (`--ema`), compared like the networks. And
-//! on the CPU: the average follows its formula, and a checkpoint saved
-//! mid-run with five critic steps and an average resumes to the
+//! generator's moving average (`--ema`), compared like the networks;
+//! WGAN-GP also through the DCGAN's convolutional critic and the
+//! conditional MLP's. And: the average follows its formula, and
+//! checkpoints saved mid-run with five critic steps and an average (WGAN,
+//! WGAN-GP on the CPU; the DCGAN's WGAN-GP on the GPU) resume to the
 //! uninterrupted run's bits.
 //!
 //! Tolerance, as `tests/gpu_parity.rs` argues: the kernels match their CPU
@@ -220,33 +222,48 @@ fn every_loss_trains_alike_on_the_gpu_and_the_cpu() {
 
 /// WGAN-GP through a convolutional critic with dropout (the DCGAN's:
 /// convolutions, LeakyReLU, dropout, a Linear), its generator's batch norm
-/// and a generator average: the same bounds as the MLP games. Two critic
-/// steps, not the usual five, keep it short on lavapipe and llvmpipe (the
-/// penalty's streams of a second critic step are still exercised).
+/// and a generator average; and through the conditional MLP critic, whose
+/// one-hot columns are interpolated with the images and whose G step
+/// copies the generated rows for the layer-network critic. The same bounds
+/// as the MLP games. Two critic steps, not the usual five, keep it short
+/// on lavapipe and llvmpipe (the penalty's streams of a second critic step
+/// are still exercised).
 #[test]
-fn a_wgan_gp_dcgan_trains_alike_on_the_gpu_and_the_cpu() {
+fn wgan_gp_dcgan_and_conditional_train_alike_on_the_gpu_and_the_cpu() {
     let _lock = common::gpu_test_lock();
     let data = data();
-    let spec = dcgan_spec(GameFlags {
+    let game = GameFlags {
         loss: Some(LossKind::WganGp),
         n_critic: Some(2),
         ema: Some(0.9),
         ..Default::default()
-    });
-    let cpu: Vec<Checkpoint> = [1, 10]
-        .map(|steps| run(&mut CpuBackend::new(), &spec, steps, &data))
-        .into();
-    for (api, _) in common::gpu_backends() {
-        for (i, steps) in [1, 10].into_iter().enumerate() {
-            let mut gpu = gan_gpu::backend::gpu::GpuBackend::with_api(api).unwrap();
-            let on_gpu = run(&mut gpu, &spec, steps, &data);
-            compare(
-                &format!("dcgan wgan-gp on {api:?} after {steps} steps"),
-                &spec,
-                steps,
-                &cpu[i],
-                &on_gpu,
-            );
+    };
+    let conditional = ModelSpec::build(
+        ModelKind::Conditional,
+        &Overrides {
+            batch_size: Some(8),
+            g_hidden: Some(vec![32]),
+            d_hidden: Some(vec![32]),
+            game,
+            ..Default::default()
+        },
+    );
+    for (name, spec) in [("dcgan", dcgan_spec(game)), ("conditional", conditional)] {
+        let cpu: Vec<Checkpoint> = [1, 10]
+            .map(|steps| run(&mut CpuBackend::new(), &spec, steps, &data))
+            .into();
+        for (api, _) in common::gpu_backends() {
+            for (i, steps) in [1, 10].into_iter().enumerate() {
+                let mut gpu = gan_gpu::backend::gpu::GpuBackend::with_api(api).unwrap();
+                let on_gpu = run(&mut gpu, &spec, steps, &data);
+                compare(
+                    &format!("{name} wgan-gp on {api:?} after {steps} steps"),
+                    &spec,
+                    steps,
+                    &cpu[i],
+                    &on_gpu,
+                );
+            }
         }
     }
 }
@@ -289,14 +306,15 @@ fn the_generator_average_follows_its_formula() {
     );
 }
 
-#[test]
-fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
+/// A run of `spec` saved after 3 steps and resumed to 6 ends at the bits of
+/// an uninterrupted 6-step run on the same backend: both networks, the
+/// average and the optimizer's moments, and the clock.
+fn resumes_to_the_same_bits<B: Backend>(mut new_backend: impl FnMut() -> B, spec: &ModelSpec) {
     let data = data();
-    let spec = spec(games()[2].1);
-    let straight = run(&mut CpuBackend::new(), &spec, 6, &data);
+    let straight = run(&mut new_backend(), spec, 6, &data);
     // 3 steps, a checkpoint, then 3 more from it.
-    let mut backend = CpuBackend::new();
-    let first_half = config(&spec, 3, "first");
+    let mut backend = new_backend();
+    let first_half = config(spec, 3, "first");
     let out = first_half.out_dir.clone();
     let mut first = Trainer::new(&mut backend, first_half, &data).unwrap();
     first.run(|_| {}).unwrap();
@@ -306,12 +324,14 @@ fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
     saved.save(&path).unwrap();
     drop(first);
     let loaded = Checkpoint::load(&path).unwrap();
-    assert_eq!(loaded.settings.n_critic, 5);
-    assert_eq!(loaded.settings.loss, "wgan");
-    let mut backend = CpuBackend::new();
+    assert_eq!(loaded.settings.n_critic, spec.game.n_critic);
+    assert_eq!(loaded.settings.loss, spec.game.loss.name());
+    assert_eq!(loaded.settings.ema, spec.game.ema);
+    assert_eq!(loaded.settings.gp_weight, spec.game.gp_weight);
+    let mut backend = new_backend();
     let mut resumed = Trainer::resume(
         &mut backend,
-        config(&spec, 6, "second"),
+        config(spec, 6, "second"),
         &data,
         &loaded,
         &path,
@@ -323,23 +343,45 @@ fn a_wgan_run_resumes_mid_epoch_to_the_same_bits() {
     else {
         panic!("the run keeps the generator's average")
     };
-    assert_eq!(loaded.settings.ema, Some(0.99));
     for (a, b) in [
         (&straight.generator, &end.generator),
         (&straight.discriminator, &end.discriminator),
         (straight_average, end_average),
     ] {
-        assert!(a
-            .params
-            .iter()
-            .zip(&b.params)
-            .all(|(x, y)| x.to_bits() == y.to_bits()));
-        assert!(a
-            .adam_v
-            .iter()
-            .zip(&b.adam_v)
-            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        for (x, y) in [
+            (&a.params, &b.params),
+            (&a.adam_m, &b.adam_m),
+            (&a.adam_v, &b.adam_v),
+            (&a.buffers, &b.buffers),
+        ] {
+            assert!(x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
     }
     assert_eq!(straight.clock, end.clock);
+    assert_eq!(straight.stats, end.stats);
     std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn wgan_and_wgan_gp_runs_resume_mid_epoch_to_the_same_bits() {
+    resumes_to_the_same_bits(CpuBackend::new, &spec(games()[2].1));
+    let gp = GameFlags {
+        ema: Some(0.99),
+        ..games()[3].1
+    };
+    resumes_to_the_same_bits(CpuBackend::new, &spec(gp));
+}
+
+/// The DCGAN's WGAN-GP on the GPU: the penalty's interpolation shares and
+/// dropout masks are drawn from the clock, so a resumed run draws them again.
+#[test]
+fn a_gpu_wgan_gp_dcgan_run_resumes_mid_epoch_to_the_same_bits() {
+    let _lock = common::gpu_test_lock();
+    let spec = dcgan_spec(GameFlags {
+        loss: Some(LossKind::WganGp),
+        n_critic: Some(2),
+        ema: Some(0.95),
+        ..Default::default()
+    });
+    resumes_to_the_same_bits(|| common::gpu_backend().expect("a GPU backend"), &spec);
 }

@@ -379,6 +379,33 @@ mod tests {
             64 * 25 + 64 + 128 * 64 * 25 + 128 + 6272 + 1
         );
         assert_eq!(plan.generator_widest, 12544);
+
+        // wgan-gp: five critic steps, each with the penalty's D forward,
+        // parameter and input gradients (the first layer's too) over B
+        // rows, and the tangent's forward.
+        let gp = ModelSpec::build(
+            ModelKind::Dcgan,
+            &Overrides {
+                game: crate::model::GameFlags {
+                    loss: Some(crate::model::LossKind::WganGp),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        let d_step = gf * b + (3 * df - d_conv1) * 2 * b;
+        let g_step = 2 * df * b + (3 * gf - g_linear) * b;
+        let gp_plan = StepPlan::new(&gp);
+        assert_eq!(gp_plan.matmul_flops, 5 * (d_step + 4 * df * b) + g_step);
+        let (m, gm) = (plan.memory(), gp_plan.memory());
+        assert_eq!(m.gradient_penalty, 0);
+        assert_eq!(
+            gm.gradient_penalty,
+            4 * plan.discriminator_params as u128
+                + 8 * 256 * plan.discriminator_units as u128
+                + 12 * 256 * 784
+        );
+        assert_eq!(gm.total(), m.total() + gm.gradient_penalty);
     }
 
     #[test]

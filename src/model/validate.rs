@@ -35,7 +35,7 @@ impl ModelSpec {
             return Err(Error::config(
                 "--loss",
                 format!(
-                    "wgan-gp penalises each image's gradient, and the discriminator of --model {} has batch norm, which ties a batch's images together; use a model whose critic has none (dcgan, vanilla, deep, conditional) or another loss",
+                    "wgan-gp penalises each image's gradient, and the discriminator of --model {} has batch norm, which ties a batch's images together; use a model whose critic has none (dcgan, vanilla, conditional) or another loss",
                     self.kind.name()
                 ),
             ));
