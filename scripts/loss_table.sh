@@ -11,7 +11,7 @@ bin=${GAN_GPU:-$here/target/release/gan-gpu}
 mkdir -p "$out"
 echo "| loss | FID | score | coverage | seconds |"
 echo "|---|---|---|---|---|"
-for loss in bce lsgan hinge wgan; do
+for loss in bce lsgan hinge wgan wgan-gp; do
   dir="$out/$model-$loss"
   "$bin" train --backend cpu --model "$model" --loss "$loss" --epochs "$epochs" --seed 1 \
     --sample-every "$epochs" --eval-every "$epochs" --quiet --out "$dir" > "$dir.log" 2>&1
