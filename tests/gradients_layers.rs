@@ -23,6 +23,8 @@
 //! dropped term, a wrong index, a mask applied twice) moves gradients by
 //! O(1) and fails; `a_wrong_gradient_is_caught` shows the check can fail.
 
+mod common;
+
 use gan_gpu::backend::cpu::CpuBackend;
 use gan_gpu::backend::{Backend, Clock, Tensor};
 use gan_gpu::model::{Activation, Init, Layer, LayerStack, Shape};
@@ -193,23 +195,7 @@ impl Setup {
 
 /// Err naming the first disagreeing element; Ok(worst difference).
 fn check(what: &str, analytic: &[f32], numeric: &[f64]) -> Result<f64, String> {
-    assert_eq!(analytic.len(), numeric.len(), "{what}");
-    assert!(!analytic.is_empty(), "{what}: nothing checked");
-    let mut worst = 0.0f64;
-    for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
-        let diff = (*a as f64 - n).abs();
-        worst = worst.max(diff);
-        if diff > ATOL + RTOL * n.abs() {
-            return Err(format!(
-                "{what}[{i}]: analytic {a}, numeric {n} (|diff| {diff:.2e})"
-            ));
-        }
-    }
-    println!(
-        "{what}: {} checked, worst |diff| {worst:.2e}",
-        analytic.len()
-    );
-    Ok(worst)
+    common::check_gradients(what, analytic, numeric, (ATOL, RTOL))
 }
 
 #[test]

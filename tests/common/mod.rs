@@ -1,4 +1,5 @@
-//! Shared helpers of the tests: a small MNIST-format data folder
+//! Shared helpers of the tests: a small MNIST-format data folder, the
+//! finite-difference check of the gradient tests ([`check_gradients`])
 //! ([`idx_data_dir`]), and opening a GPU backend on the APIs under test,
 //! skipping when there is no adapter, and failing instead when `CI=true`
 //! (a GPU test that silently skips in CI is a test that does not exist).
@@ -109,4 +110,32 @@ pub fn idx_data_dir(root: &Path, train: u32, test: u32) -> PathBuf {
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
     }
     dir
+}
+
+/// A gradient check of finite differences: Err naming the first element
+/// where `|analytic - numeric| > atol + rtol |numeric|`; Ok(the worst
+/// difference), printed.
+pub fn check_gradients(
+    what: &str,
+    analytic: &[f32],
+    numeric: &[f64],
+    (atol, rtol): (f64, f64),
+) -> Result<f64, String> {
+    assert_eq!(analytic.len(), numeric.len(), "{what}");
+    assert!(!analytic.is_empty(), "{what}: nothing checked");
+    let mut worst = 0.0f64;
+    for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
+        let diff = (*a as f64 - n).abs();
+        worst = worst.max(diff);
+        if diff > atol + rtol * n.abs() {
+            return Err(format!(
+                "{what}[{i}]: analytic {a}, numeric {n} (|diff| {diff:.2e})"
+            ));
+        }
+    }
+    println!(
+        "{what}: {} checked, worst |diff| {worst:.2e}",
+        analytic.len()
+    );
+    Ok(worst)
 }
