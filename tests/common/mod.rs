@@ -1,6 +1,6 @@
-//! Shared helpers of the tests: a small MNIST-format data folder, the
-//! finite-difference check of the gradient tests ([`check_gradients`])
-//! ([`idx_data_dir`]), and opening a GPU backend on the APIs under test,
+//! Shared helpers of the tests: a small MNIST-format data folder
+//! ([`idx_data_dir`]), the finite-difference check of the gradient tests
+//! ([`check_gradients`]), and opening a GPU backend on the APIs under test,
 //! skipping when there is no adapter, and failing instead when `CI=true`
 //! (a GPU test that silently skips in CI is a test that does not exist).
 //!
