@@ -378,7 +378,7 @@ pub trait Backend {
     /// `weight * sum_r (n_r - 1)^2` into `stats[slot]` and writes its
     /// gradient with respect to `grad`, `v_r = 2 weight (n_r - 1) / n_r grad_r`
     /// (0 for a zero row), into `v`. Deterministic, as
-    /// [`cpu::ops::gradient_penalty`] sums: each row in 256 strided lanes
+    /// [`cpu::penalty::gradient_penalty`] sums: each row in 256 strided lanes
     /// and a fixed tree, the rows in order. `v` is a tensor of its own.
     fn gradient_penalty(&mut self, grad: Mat, weight: f32, v: Mat, stats: Tensor, slot: u32);
 

@@ -23,7 +23,7 @@
 //! loss's backward, the rows x_hat = e x + (1 - e) G(z) (one uniform e per
 //! row, stream [`stream::PENALTY`] + k; a conditional model's one-hot
 //! columns are interpolated alike), D's pass over them (dropout pass
-//! [`PASS_PENALTY`] + k), its backward from ones to the input gradient
+//! `PASS_PENALTY` + k), its backward from ones to the input gradient
 //! g, the penalty `lambda / B sum_r (|g_r| - 1)^2` of g's image columns
 //! (added to the D loss) with its gradient v, and D's double backward
 //! ([`crate::nn::LayerNetwork::penalty_backward`]), which adds the
