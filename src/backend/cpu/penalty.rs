@@ -88,20 +88,20 @@ pub fn activation_curvature(
     out: Mat,
 ) {
     let cols = y.cols as usize;
+    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
     for r in 0..y.rows as usize {
         for c in 0..cols {
             let out_y = yd[y.at(r, c)];
-            let curvature = match dropout {
-                Some(d) => {
+            let curvature = match (dropout, threshold) {
+                (Some(d), Some(threshold)) => {
                     let index = (r * cols + c) as u32;
-                    let threshold = rng::dropout_threshold(d.p);
                     if rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold) {
                         act.second_derivative_from_output(out_y * (1.0 - d.p)) / (1.0 - d.p)
                     } else {
                         0.0
                     }
                 }
-                None => act.second_derivative_from_output(out_y),
+                _ => act.second_derivative_from_output(out_y),
             };
             od[out.at(r, c)] = ud[u.at(r, c)] * td[t.at(r, c)] * curvature;
         }

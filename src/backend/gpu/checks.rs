@@ -149,4 +149,35 @@ impl GpuBackend {
                 },
             )
     }
+
+    /// Whether `out` is a tensor of its own, not one of `inputs`' (else the
+    /// pending error).
+    pub(super) fn check_own(&mut self, op: &str, out: Tensor, inputs: &[Tensor]) -> bool {
+        let own = inputs.iter().all(|t| t.id != out.id);
+        self.check(own, op, || {
+            "the output must be a tensor of its own (not an input's)".into()
+        })
+    }
+
+    /// Whether every view has `shape` (rows, cols) (else the pending error).
+    pub(super) fn check_shapes(
+        &mut self,
+        op: &str,
+        shape: (u32, u32),
+        views: &[(&str, Mat)],
+    ) -> bool {
+        for (name, m) in views {
+            if !self.check_mat(*m, op, name) {
+                return false;
+            }
+        }
+        let bad = views.iter().find(|(_, m)| (m.rows, m.cols) != shape);
+        self.check(bad.is_none(), op, || {
+            let (name, m) = bad.expect("checked above");
+            format!(
+                "{name} is {} x {}, not {} x {}",
+                m.rows, m.cols, shape.0, shape.1
+            )
+        })
+    }
 }

@@ -117,7 +117,10 @@ impl GpuBackend {
     }
 
     /// The activation and dropout fields, as the linear ops fill theirs.
-    fn elementwise_params(act: Activation, dropout: Option<Dropout>) -> ElementwiseParams {
+    pub(super) fn elementwise_params(
+        act: Activation,
+        dropout: Option<Dropout>,
+    ) -> ElementwiseParams {
         let mut p = ElementwiseParams {
             act: act.code(),
             slope: act.slope(),

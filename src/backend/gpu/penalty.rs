@@ -24,32 +24,6 @@ use crate::backend::{Dropout, Mat, Tensor};
 use crate::model::Activation;
 
 impl GpuBackend {
-    /// Whether `out` is a tensor of its own, not one of `inputs`' (else the
-    /// pending error).
-    fn check_own(&mut self, op: &str, out: Tensor, inputs: &[Tensor]) -> bool {
-        let own = inputs.iter().all(|t| t.id != out.id);
-        self.check(own, op, || {
-            "the output must be a tensor of its own (not an input's)".into()
-        })
-    }
-
-    /// Whether every view has `shape` (rows, cols) (else the pending error).
-    fn check_shapes(&mut self, op: &str, shape: (u32, u32), views: &[(&str, Mat)]) -> bool {
-        for (name, m) in views {
-            if !self.check_mat(*m, op, name) {
-                return false;
-            }
-        }
-        let bad = views.iter().find(|(_, m)| (m.rows, m.cols) != shape);
-        self.check(bad.is_none(), op, || {
-            let (name, m) = bad.expect("checked above");
-            format!(
-                "{name} is {} x {}, not {} x {}",
-                m.rows, m.cols, shape.0, shape.1
-            )
-        })
-    }
-
     pub(super) fn record_add_scaled(&mut self, dst: Tensor, src: Tensor, alpha: f32) {
         let op = "add_scaled";
         if !self.check_tensor(dst, op, "dst")
@@ -158,7 +132,9 @@ impl GpuBackend {
         {
             return;
         }
-        let mut p = CurvatureParams {
+        // The activation and dropout fields, as the element-wise ops fill theirs.
+        let e = Self::elementwise_params(act, dropout);
+        let p = CurvatureParams {
             rows: y.rows,
             cols: y.cols,
             u_off: u.offset,
@@ -169,17 +145,13 @@ impl GpuBackend {
             y_stride: y.stride,
             o_off: out.offset,
             o_stride: out.stride,
-            act: act.code(),
-            slope: act.slope(),
-            keep_prob: 1.0,
-            ..Default::default()
+            act: e.act,
+            slope: e.slope,
+            dropout: e.dropout,
+            threshold: e.threshold,
+            stream: e.stream,
+            keep_prob: e.keep_prob,
         };
-        if let Some(d) = dropout {
-            p.dropout = 1;
-            p.threshold = crate::rng::dropout_threshold(d.p);
-            p.stream = d.stream;
-            p.keep_prob = 1.0 - d.p;
-        }
         let buffers = [
             Buf::Clock,
             Buf::Tensor(u.tensor),
