@@ -28,7 +28,7 @@ const RTOL: f32 = 1e-5;
 
 /// Absolute tolerance of a sum of `k` products of values in [-1, 1], summed
 /// in a different order on the two backends (32-long K tiles on the GPU;
-/// matrixmultiply's blocking, then col2im's scatter-add or the bias added
+/// the `gemm` crate's blocking, then row2im's scatter-add or the bias added
 /// after the product, on the CPU). Each rounding is at most eps/2 of the
 /// running partial sum, which for random signs stays near sqrt(k) / 2; over
 /// k additions that is about k * eps * sqrt(k) / 4 in the worst alignment,

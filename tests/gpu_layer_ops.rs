@@ -16,7 +16,7 @@
 //! - Convolution sums of `k` products of values in [-1, 1]: `atol =
 //!   2e-6 * (k + 1)`, `rtol = 1e-5`, as `tests/gpu_conv.rs` argues: the two
 //!   backends sum in different orders (the GPU's 32-long K tiles, the CPU's
-//!   matrixmultiply blocking and col2im scatter-add), which for these k
+//!   `gemm` blocking and row2im scatter-add), which for these k
 //!   (at most 48) errs by well under 1e-5, while an indexing bug (a product
 //!   missing or doubled) gives 0.1 or more.
 //! - Batch norm: `atol = 1e-5 + 2e-6 * n` for values built on per-channel

@@ -1,29 +1,37 @@
-//! The reference convolution and transposed convolution: readable im2col and
-//! col2im loops around the `gemm` crate's product, one `_forward` and the
+//! The reference convolution and transposed convolution: readable im2row and
+//! row2im loops around the `gemm` crate's product, one `_forward` and the
 //! `_backward_input` / `_backward_params` pair per op, shapes in the doc
-//! comments. Layouts are PyTorch's (see [`crate::backend::conv_params`]).
+//! comments. Layouts at the API are PyTorch's (see
+//! [`crate::backend::conv_params`]); inside, each op works channels-last.
 //!
-//! For one image, with K = in_channels * k * k and P = out_h * out_w, im2col
-//! lays the input out as col `[K, P]` (column p holds the input patch under
-//! output position p, zero where the kernel hangs over the padding), so that
+//! For a group of g images, with P = out_h * out_w positions and
+//! K = k * k * in_channels, the input is first laid out channels-last
+//! (xt `[g, in_h, in_w, in]`), and im2row writes one row per output position
+//! (rows `[g P, K]`): row (n, oh, ow) holds, tap by tap (ki, kj), the `in`
+//! channel values of the input pixel under that tap, zero where the kernel
+//! hangs over the padding. Each tap is then one contiguous copy of `in`
+//! values. With the weight reordered to tap-major wt `[out, K]`
+//! (wt[o, (ki k + kj) in + c] = w[o, c, ki, kj]):
 //!
-//! - forward:         y `[out, P]` = W `[out, K]` col `[K, P]`
-//! - backward input:  dcol `[K, P]` = W^T dy `[out, P]`, dx = col2im(dcol)
-//! - backward params: dW `[out, K]` = sum over images of dy col^T
+//! - forward:         yt `[g P, out]` = rows `[g P, K]` wt^T `[K, out]`
+//! - backward input:  drows `[g P, K]` = dyt `[g P, out]` wt `[out, K]`, dxt = row2im(drows)
+//! - backward params: dwt `[out, K]` = sum over groups of dyt^T rows
 //!
-//! The products run over a group of g images at once, their columns side by
-//! side (col `[K, g P]`, dy regrouped to `[out, g P]`): one product of g P
-//! columns instead of g of P packs W once per group, and the small feature
-//! maps of a DCGAN (P = 49) make a product of one image too narrow to be fast.
+//! and the channels-last results are laid back out as NCHW. row2im is the
+//! adjoint of im2row (each row's taps added back onto their pixels, again
+//! `in` values at a time). A group is as many images as keep rows within
+//! [`GROUP_VALUES`]: one product of g P rows packs the weight once per group,
+//! and the small feature maps of a DCGAN (P = 49) make a product of one image
+//! too narrow to be fast.
 //!
-//! col2im is the adjoint of im2col (a scatter-add of each column back onto
-//! its patch). A transposed convolution is the adjoint of the convolution
+//! A transposed convolution is the adjoint of the convolution
 //! [`ConvTranspose2dParams::as_conv`] describes: its forward is that
 //! convolution's backward-input and its backward-input is that
 //! convolution's forward, so both ops run on the same three functions.
 //!
-//! Every function overwrites its outputs. Parameters must pass their
-//! `validate`; slices of the wrong length panic.
+//! Every function overwrites its outputs and sums each element in an order
+//! fixed by the shapes alone, whatever the thread count. Parameters must pass
+//! their `validate`; slices of the wrong length panic.
 
 use std::cell::RefCell;
 
@@ -86,39 +94,41 @@ fn min_items(len: usize) -> usize {
     ((1 << 14) / len.max(1)).max(1)
 }
 
-/// col `[K, g P]` from a group of g images x `[g, in_channels, in_h, in_w]`:
-/// row (c * k + ki) * k + kj, column n * P + oh * out_w + ow holds
-/// x[n, c, oh * s + ki - p, ow * s + kj - p], or 0 in the padding. Each row
-/// of an image's output grid is the run of valid columns (a plain copy at
-/// stride 1) between zeros. Rows are filled in parallel.
-fn im2col(p: &Conv2dParams, x: &[f32], g: usize, col: &mut [f32]) {
-    let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
-    let (plane_len, image_len) = (p.in_h * p.in_w, p.in_channels * p.in_h * p.in_w);
-    let positions = out_h * out_w;
-    col.par_chunks_mut(g * positions)
-        .with_min_len(min_items(g * positions))
+/// rows `[g P, K]` from a group of g images laid out channels-last,
+/// xt `[g, in_h, in_w, in]`: row (n, oh, ow), columns
+/// (ki k + kj) in .. + in, hold xt[n, oh s + ki - p, ow s + kj - p, ..], or
+/// zeros where that pixel lies in the padding. The rows of each line of
+/// output positions (n, oh) are filled in parallel.
+fn im2row(p: &Conv2dParams, xt: &[f32], g: usize, rows: &mut [f32]) {
+    let (k, c, out_h, out_w) = (p.kernel, p.in_channels, p.out_h(), p.out_w());
+    let row_len = k * k * c;
+    let image_len = p.in_h * p.in_w * c;
+    let line_len = out_w * row_len;
+    debug_assert_eq!(rows.len(), g * out_h * line_len);
+    let columns: Vec<(usize, usize)> = (0..k)
+        .map(|kj| valid_outputs(kj, p, p.in_w, out_w))
+        .collect();
+    rows.par_chunks_mut(line_len)
+        .with_min_len(min_items(line_len))
         .enumerate()
-        .for_each(|(row, dest)| {
-            let (c, ki, kj) = (row / (k * k), row / k % k, row % k);
-            let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
-            let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
-            for (n, image) in dest.chunks_mut(positions).enumerate() {
-                let plane = &x[n * image_len + c * plane_len..][..plane_len];
-                for (oh, line) in image.chunks_mut(out_w).enumerate() {
-                    if oh < oh_lo || oh >= oh_hi || ow_lo >= ow_hi {
-                        line.fill(0.0);
+        .for_each(|(line, dest)| {
+            let (n, oh) = (line / out_h, line % out_h);
+            let image = &xt[n * image_len..][..image_len];
+            for (ow, row) in dest.chunks_mut(row_len).enumerate() {
+                for (ki, taps) in row.chunks_mut(k * c).enumerate() {
+                    let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
+                    if oh < oh_lo || oh >= oh_hi {
+                        taps.fill(0.0);
                         continue;
                     }
                     let ih = oh * p.stride + ki - p.padding;
-                    let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
-                    line[..ow_lo].fill(0.0);
-                    line[ow_hi..].fill(0.0);
-                    let run = &mut line[ow_lo..ow_hi];
-                    if p.stride == 1 {
-                        run.copy_from_slice(&plane[start..start + run.len()]);
-                    } else {
-                        for (j, v) in run.iter_mut().enumerate() {
-                            *v = plane[start + j * p.stride];
+                    for (kj, tap) in taps.chunks_mut(c).enumerate() {
+                        let (ow_lo, ow_hi) = columns[kj];
+                        if ow < ow_lo || ow >= ow_hi {
+                            tap.fill(0.0);
+                        } else {
+                            let iw = ow * p.stride + kj - p.padding;
+                            tap.copy_from_slice(&image[(ih * p.in_w + iw) * c..][..c]);
                         }
                     }
                 }
@@ -126,45 +136,101 @@ fn im2col(p: &Conv2dParams, x: &[f32], g: usize, col: &mut [f32]) {
         });
 }
 
-/// The adjoint of [`im2col`]: dx `[g, in_channels, in_h, in_w]` = the sum,
-/// over every column of dcol `[K, g P]`, of that column scattered back onto
-/// its image's patch (entries over the padding are dropped). Overwrites
-/// `dx`; the planes (image, channel) are summed in parallel, each in the
-/// same order as one thread would.
-fn col2im(p: &Conv2dParams, dcol: &[f32], g: usize, dx: &mut [f32]) {
-    let (k, out_h, out_w) = (p.kernel, p.out_h(), p.out_w());
-    let columns = g * out_h * out_w;
-    let plane_len = p.in_h * p.in_w;
-    dx.par_chunks_mut(plane_len)
-        .with_min_len(min_items(plane_len * k * k))
+/// The adjoint of [`im2row`]: dxt `[g, in_h, in_w, in]` = the sum, over
+/// every row of drows `[g P, K]`, of its taps added back onto the pixels
+/// they were copied from (taps over the padding are dropped). Overwrites
+/// `dxt`. Images are summed in parallel, each by one thread in the order
+/// (oh, ow, ki, kj).
+fn row2im(p: &Conv2dParams, drows: &[f32], g: usize, dxt: &mut [f32]) {
+    let (k, c, out_h, out_w) = (p.kernel, p.in_channels, p.out_h(), p.out_w());
+    let row_len = k * k * c;
+    let image_rows = out_h * out_w * row_len;
+    let image_len = p.in_h * p.in_w * c;
+    debug_assert_eq!(dxt.len(), g * image_len);
+    let columns: Vec<(usize, usize)> = (0..k)
+        .map(|kj| valid_outputs(kj, p, p.in_w, out_w))
+        .collect();
+    dxt.par_chunks_mut(image_len)
+        .with_min_len(min_items(image_rows))
         .enumerate()
-        .for_each(|(i, plane)| {
-            let (n, c) = (i / p.in_channels, i % p.in_channels);
-            plane.fill(0.0);
-            for ki in 0..k {
-                let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
-                for kj in 0..k {
-                    let (ow_lo, ow_hi) = valid_outputs(kj, p, p.in_w, out_w);
-                    if ow_lo >= ow_hi {
+        .for_each(|(n, image)| {
+            image.fill(0.0);
+            let source = &drows[n * image_rows..][..image_rows];
+            for (q, row) in source.chunks(row_len).enumerate() {
+                let (oh, ow) = (q / out_w, q % out_w);
+                for (ki, taps) in row.chunks(k * c).enumerate() {
+                    let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
+                    if oh < oh_lo || oh >= oh_hi {
                         continue;
                     }
-                    let row = ((c * k + ki) * k + kj) * columns + n * out_h * out_w;
-                    for oh in oh_lo..oh_hi {
-                        let ih = oh * p.stride + ki - p.padding;
-                        let start = ih * p.in_w + ow_lo * p.stride + kj - p.padding;
-                        let line = &dcol[row + oh * out_w + ow_lo..row + oh * out_w + ow_hi];
-                        if p.stride == 1 {
-                            let target = &mut plane[start..start + line.len()];
-                            target.iter_mut().zip(line).for_each(|(t, v)| *t += v);
-                        } else {
-                            for (j, v) in line.iter().enumerate() {
-                                plane[start + j * p.stride] += v;
-                            }
+                    let ih = oh * p.stride + ki - p.padding;
+                    for (kj, tap) in taps.chunks(c).enumerate() {
+                        let (ow_lo, ow_hi) = columns[kj];
+                        if ow >= ow_lo && ow < ow_hi {
+                            let iw = ow * p.stride + kj - p.padding;
+                            let pixel = &mut image[(ih * p.in_w + iw) * c..][..c];
+                            pixel.iter_mut().zip(tap).for_each(|(t, v)| *t += v);
                         }
                     }
                 }
             }
         });
+}
+
+/// Channels-last images `[g, positions, channels]` from NCHW images
+/// `[g, channels, positions]`; images are transposed in parallel.
+fn to_channels_last(channels: usize, positions: usize, images: &[f32], out: &mut [f32]) {
+    let len = channels * positions;
+    out.par_chunks_mut(len)
+        .with_min_len(min_items(len))
+        .zip(images.par_chunks(len))
+        .for_each(|(dest, image)| {
+            for (c, plane) in image.chunks(positions).enumerate() {
+                for (q, v) in plane.iter().enumerate() {
+                    dest[q * channels + c] = *v;
+                }
+            }
+        });
+}
+
+/// The inverse of [`to_channels_last`]: NCHW images `[g, channels,
+/// positions]` from channels-last ones `[g, positions, channels]`.
+fn from_channels_last(channels: usize, positions: usize, images: &[f32], out: &mut [f32]) {
+    let len = channels * positions;
+    out.par_chunks_mut(len)
+        .with_min_len(min_items(len))
+        .zip(images.par_chunks(len))
+        .for_each(|(dest, image)| {
+            for (c, plane) in dest.chunks_mut(positions).enumerate() {
+                for (q, v) in plane.iter_mut().enumerate() {
+                    *v = image[q * channels + c];
+                }
+            }
+        });
+}
+
+/// The tap-major weight wt `[out, k, k, in]` from w `[out, in, k, k]`.
+fn weight_to_taps(p: &Conv2dParams, w: &[f32], wt: &mut [f32]) {
+    let (taps, c) = (p.kernel * p.kernel, p.in_channels);
+    for (src, dest) in w.chunks(c * taps).zip(wt.chunks_mut(c * taps)) {
+        for (ch, kernel) in src.chunks(taps).enumerate() {
+            for (tap, v) in kernel.iter().enumerate() {
+                dest[tap * c + ch] = *v;
+            }
+        }
+    }
+}
+
+/// The inverse of [`weight_to_taps`]: w `[out, in, k, k]` from wt.
+fn weight_from_taps(p: &Conv2dParams, wt: &[f32], w: &mut [f32]) {
+    let (taps, c) = (p.kernel * p.kernel, p.in_channels);
+    for (src, dest) in wt.chunks(c * taps).zip(w.chunks_mut(c * taps)) {
+        for (ch, kernel) in dest.chunks_mut(taps).enumerate() {
+            for (tap, v) in kernel.iter_mut().enumerate() {
+                *v = src[tap * c + ch];
+            }
+        }
+    }
 }
 
 /// y `[batch, channels, spatial]` += bias `[channels]`.
@@ -186,8 +252,8 @@ fn bias_grad(channels: usize, spatial: usize, dy: &[f32], dbias: &mut [f32]) {
     }
 }
 
-/// The per-call sizes: K = in * k * k, P = out_h * out_w, and the per-image
-/// lengths of x and y.
+/// The per-call sizes: K = k * k * in_channels, P = out_h * out_w, and the
+/// per-image lengths of x and y.
 struct Sizes {
     k: usize,
     p: usize,
@@ -204,9 +270,9 @@ fn sizes(p: &Conv2dParams) -> Sizes {
     }
 }
 
-/// Values of the column buffer of one group of images: the products run
-/// over the columns of several images at once (one `[K, g P]` operand), so
-/// a group is as many images as fit this many values (at least one).
+/// Values of the row buffer of one group of images: the products run over
+/// the rows of several images at once (one `[g P, K]` operand), so a group
+/// is as many images as fit this many values (at least one).
 const GROUP_VALUES: usize = 1 << 22;
 
 impl Sizes {
@@ -216,52 +282,47 @@ impl Sizes {
     }
 }
 
-/// cols `[out, g P]` from the images `[g, out, P]`: row o holds the planes
-/// o of every image side by side. Rows of planes are copied in parallel.
-fn images_to_cols(out: usize, p: usize, images: &[f32], cols: &mut [f32]) {
-    let g = images.len() / (out * p).max(1);
-    cols.par_chunks_mut(p)
-        .with_min_len(min_items(p))
-        .enumerate()
-        .for_each(|(i, col)| {
-            let (o, n) = (i / g, i % g);
-            col.copy_from_slice(&images[(n * out + o) * p..][..p]);
-        });
-}
-
-/// The inverse of [`images_to_cols`]: the images `[g, out, P]` from cols
-/// `[out, g P]`.
-fn cols_to_images(out: usize, p: usize, cols: &[f32], images: &mut [f32]) {
-    let g = images.len() / (out * p).max(1);
-    images
-        .par_chunks_mut(p)
-        .with_min_len(min_items(p))
-        .enumerate()
-        .for_each(|(i, image)| {
-            let (n, o) = (i / out, i % out);
-            image.copy_from_slice(&cols[o * g * p + n * p..][..p]);
-        });
+/// The scratch buffers of one call: the rows `[g P, K]`, the group's input
+/// and output channels-last, and the tap-major weight.
+struct Scratch<'a> {
+    rows: &'a mut [f32],
+    input: &'a mut [f32],
+    output: &'a mut [f32],
+    weight: &'a mut [f32],
 }
 
 thread_local! {
-    /// The column buffers of the last call on this thread, kept so that a
+    /// The scratch buffers of the last call on this thread, kept so that a
     /// step does not allocate (and fault in) tens of megabytes per call.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<[Vec<f32>; 4]> = const {
+        RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()])
+    };
 }
 
-/// Runs `f` on two scratch buffers of `a` and `b` values. Their contents are
-/// whatever the last call left: every user overwrites all of them.
-fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+/// Runs `f` on scratch buffers for a group of `group` images of `p`. Their
+/// contents are whatever the last call left: every user overwrites them.
+fn with_scratch<R>(p: &Conv2dParams, group: usize, f: impl FnOnce(Scratch) -> R) -> R {
+    let s = sizes(p);
+    let lens = [
+        group * s.p * s.k,
+        group * s.x_image,
+        group * s.y_image,
+        p.w_len(),
+    ];
     SCRATCH.with(|cell| {
         let mut buffers = cell.borrow_mut();
-        let (first, second) = &mut *buffers;
-        if first.len() < a {
-            first.resize(a, 0.0);
+        for (buffer, len) in buffers.iter_mut().zip(lens) {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
         }
-        if second.len() < b {
-            second.resize(b, 0.0);
-        }
-        f(&mut first[..a], &mut second[..b])
+        let [rows, input, output, weight] = &mut *buffers;
+        f(Scratch {
+            rows: &mut rows[..lens[0]],
+            input: &mut input[..lens[1]],
+            output: &mut output[..lens[2]],
+            weight: &mut weight[..lens[3]],
+        })
     })
 }
 
@@ -273,76 +334,70 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32
     assert_eq!(y.len(), p.y_len(), "conv2d_forward: y length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    with_scratch(
-        s.k * group * s.p,
-        p.out_channels * group * s.p,
-        |col, y_cols| {
-            for (x_g, y_g) in x
-                .chunks(group * s.x_image)
-                .zip(y.chunks_mut(group * s.y_image))
-            {
-                let g = x_g.len() / s.x_image;
-                let (col, y_cols) = (
-                    &mut col[..s.k * g * s.p],
-                    &mut y_cols[..p.out_channels * g * s.p],
-                );
-                im2col(p, x_g, g, col);
-                // The group's y [out, g P] = W [out, K] col [K, g P].
-                gemm(
-                    (p.out_channels, s.k, g * s.p),
-                    w,
-                    (s.k, 1),
-                    col,
-                    (g * s.p, 1),
-                    0.0,
-                    y_cols,
-                );
-                cols_to_images(p.out_channels, s.p, y_cols, y_g);
-            }
-        },
-    );
+    with_scratch(p, group, |scratch| {
+        weight_to_taps(p, w, scratch.weight);
+        for (x_g, y_g) in x
+            .chunks(group * s.x_image)
+            .zip(y.chunks_mut(group * s.y_image))
+        {
+            let g = x_g.len() / s.x_image;
+            let rows = &mut scratch.rows[..g * s.p * s.k];
+            let xt = &mut scratch.input[..x_g.len()];
+            let yt = &mut scratch.output[..y_g.len()];
+            to_channels_last(p.in_channels, p.in_h * p.in_w, x_g, xt);
+            im2row(p, xt, g, rows);
+            // yt [g P, out] = rows [g P, K] wt^T [K, out]; wt^T[k, o] = wt[o, k]
+            // sits at o * K + k (row stride 1, column stride K).
+            gemm(
+                (g * s.p, s.k, p.out_channels),
+                rows,
+                (s.k, 1),
+                scratch.weight,
+                (1, s.k),
+                0.0,
+                yt,
+            );
+            from_channels_last(p.out_channels, s.p, yt, y_g);
+        }
+    });
     if let Some(bias) = bias {
         add_bias(p.out_channels, s.p, bias, y);
     }
 }
 
 /// dx `[B, in, in_h, in_w]` = the gradient of <y, dy> with respect to x, for
-/// dy `[B, out, out_h, out_w]` and w `[out, in, k, k]`: col2im(W^T dy) per image.
+/// dy `[B, out, out_h, out_w]` and w `[out, in, k, k]`: row2im(dy W) per image.
 pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     assert_eq!(dy.len(), p.y_len(), "conv2d_backward_input: dy length");
     assert_eq!(w.len(), p.w_len(), "conv2d_backward_input: w length");
     assert_eq!(dx.len(), p.x_len(), "conv2d_backward_input: dx length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    with_scratch(
-        s.k * group * s.p,
-        p.out_channels * group * s.p,
-        |dcol, dy_cols| {
-            for (dy_g, dx_g) in dy
-                .chunks(group * s.y_image)
-                .zip(dx.chunks_mut(group * s.x_image))
-            {
-                let g = dy_g.len() / s.y_image;
-                let (dcol, dy_cols) = (
-                    &mut dcol[..s.k * g * s.p],
-                    &mut dy_cols[..p.out_channels * g * s.p],
-                );
-                images_to_cols(p.out_channels, s.p, dy_g, dy_cols);
-                // dcol [K, g P] = W^T [K, out] dy [out, g P]; W^T[k, o] = W[o, k]
-                // sits at o * K + k (row stride 1, column stride K).
-                gemm(
-                    (s.k, p.out_channels, g * s.p),
-                    w,
-                    (1, s.k),
-                    dy_cols,
-                    (g * s.p, 1),
-                    0.0,
-                    dcol,
-                );
-                col2im(p, dcol, g, dx_g);
-            }
-        },
-    );
+    with_scratch(p, group, |scratch| {
+        weight_to_taps(p, w, scratch.weight);
+        for (dy_g, dx_g) in dy
+            .chunks(group * s.y_image)
+            .zip(dx.chunks_mut(group * s.x_image))
+        {
+            let g = dy_g.len() / s.y_image;
+            let drows = &mut scratch.rows[..g * s.p * s.k];
+            let dyt = &mut scratch.output[..dy_g.len()];
+            let dxt = &mut scratch.input[..dx_g.len()];
+            to_channels_last(p.out_channels, s.p, dy_g, dyt);
+            // drows [g P, K] = dyt [g P, out] wt [out, K].
+            gemm(
+                (g * s.p, p.out_channels, s.k),
+                dyt,
+                (p.out_channels, 1),
+                scratch.weight,
+                (s.k, 1),
+                0.0,
+                drows,
+            );
+            row2im(p, drows, g, dxt);
+            from_channels_last(p.in_channels, p.in_h * p.in_w, dxt, dx_g);
+        }
+    });
 }
 
 /// dw `[out, in, k, k]` = the sum over images of dy `[out, P]` col^T `[P, K]`,
@@ -360,36 +415,34 @@ pub fn conv2d_backward_params(
     assert_eq!(dw.len(), p.w_len(), "conv2d_backward_params: dw length");
     let s = sizes(p);
     let group = s.group(p.batch);
-    dw.fill(0.0);
-    with_scratch(
-        s.k * group * s.p,
-        p.out_channels * group * s.p,
-        |col, dy_cols| {
-            for (x_g, dy_g) in x
-                .chunks(group * s.x_image)
-                .zip(dy.chunks(group * s.y_image))
-            {
-                let g = x_g.len() / s.x_image;
-                let (col, dy_cols) = (
-                    &mut col[..s.k * g * s.p],
-                    &mut dy_cols[..p.out_channels * g * s.p],
-                );
-                im2col(p, x_g, g, col);
-                images_to_cols(p.out_channels, s.p, dy_g, dy_cols);
-                // dW [out, K] += dy [out, g P] col^T [g P, K]; col^T[q, k] = col[k, q]
-                // sits at k * g P + q (row stride 1, column stride g P).
-                gemm(
-                    (p.out_channels, g * s.p, s.k),
-                    dy_cols,
-                    (g * s.p, 1),
-                    col,
-                    (1, g * s.p),
-                    1.0,
-                    dw,
-                );
-            }
-        },
-    );
+    with_scratch(p, group, |scratch| {
+        let dwt = scratch.weight;
+        dwt.fill(0.0);
+        for (x_g, dy_g) in x
+            .chunks(group * s.x_image)
+            .zip(dy.chunks(group * s.y_image))
+        {
+            let g = x_g.len() / s.x_image;
+            let rows = &mut scratch.rows[..g * s.p * s.k];
+            let xt = &mut scratch.input[..x_g.len()];
+            let dyt = &mut scratch.output[..dy_g.len()];
+            to_channels_last(p.in_channels, p.in_h * p.in_w, x_g, xt);
+            im2row(p, xt, g, rows);
+            to_channels_last(p.out_channels, s.p, dy_g, dyt);
+            // dwt [out, K] += dyt^T [out, g P] rows [g P, K]; dyt^T[o, q] =
+            // dyt[q, o] sits at q * out + o (row stride 1, column stride out).
+            gemm(
+                (p.out_channels, g * s.p, s.k),
+                dyt,
+                (1, p.out_channels),
+                rows,
+                (s.k, 1),
+                1.0,
+                dwt,
+            );
+        }
+        weight_from_taps(p, dwt, dw);
+    });
     if let Some(dbias) = dbias {
         bias_grad(p.out_channels, s.p, dy, dbias);
     }
@@ -467,7 +520,7 @@ pub fn conv_transpose2d_backward_params(
 mod tests {
     use super::*;
 
-    /// A shape whose column buffer holds 3 images a group, so a batch of 7
+    /// A shape whose row buffer holds 3 images a group, so a batch of 7
     /// runs as groups of 3, 3 and 1.
     fn wide() -> Conv2dParams {
         Conv2dParams {

@@ -5,7 +5,7 @@
 //! MLP ops through `matrixmultiply::sgemm` (their numbers are pinned to it),
 //! the layer ops through the `gemm` crate, whose AVX-512 kernels are about
 //! 1.5 times faster on this project's machines. Large elementwise ops,
-//! im2col, col2im and batch norm split their rows over rayon's pool.
+//! im2row, row2im and batch norm split their rows over rayon's pool.
 
 pub mod batch_norm;
 pub mod conv;
