@@ -105,9 +105,7 @@ fn im2row(p: &Conv2dParams, xt: &[f32], g: usize, rows: &mut [f32]) {
     let image_len = p.in_h * p.in_w * c;
     let line_len = out_w * row_len;
     debug_assert_eq!(rows.len(), g * out_h * line_len);
-    let columns: Vec<(usize, usize)> = (0..k)
-        .map(|kj| valid_outputs(kj, p, p.in_w, out_w))
-        .collect();
+    let runs = tap_runs(p);
     rows.par_chunks_mut(line_len)
         .with_min_len(min_items(line_len))
         .enumerate()
@@ -115,25 +113,43 @@ fn im2row(p: &Conv2dParams, xt: &[f32], g: usize, rows: &mut [f32]) {
             let (n, oh) = (line / out_h, line % out_h);
             let image = &xt[n * image_len..][..image_len];
             for (ow, row) in dest.chunks_mut(row_len).enumerate() {
+                let (kj_lo, kj_hi) = runs[ow];
                 for (ki, taps) in row.chunks_mut(k * c).enumerate() {
                     let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
-                    if oh < oh_lo || oh >= oh_hi {
+                    if oh < oh_lo || oh >= oh_hi || kj_lo >= kj_hi {
                         taps.fill(0.0);
                         continue;
                     }
+                    // Taps kj_lo..kj_hi read adjacent pixels of input line
+                    // ih: one copy of their channels, zeros either side.
                     let ih = oh * p.stride + ki - p.padding;
-                    for (kj, tap) in taps.chunks_mut(c).enumerate() {
-                        let (ow_lo, ow_hi) = columns[kj];
-                        if ow < ow_lo || ow >= ow_hi {
-                            tap.fill(0.0);
-                        } else {
-                            let iw = ow * p.stride + kj - p.padding;
-                            tap.copy_from_slice(&image[(ih * p.in_w + iw) * c..][..c]);
-                        }
-                    }
+                    let iw = ow * p.stride + kj_lo - p.padding;
+                    taps[..kj_lo * c].fill(0.0);
+                    taps[kj_hi * c..].fill(0.0);
+                    taps[kj_lo * c..kj_hi * c]
+                        .copy_from_slice(&image[(ih * p.in_w + iw) * c..][..(kj_hi - kj_lo) * c]);
                 }
             }
         });
+}
+
+/// For each output column ow, the taps kj_lo..kj_hi whose input column
+/// ow * stride + kj - padding lies inside the input (where [`valid_outputs`]
+/// holds ow): a run, since the input column grows with kj.
+fn tap_runs(p: &Conv2dParams) -> Vec<(usize, usize)> {
+    let out_w = p.out_w();
+    let columns: Vec<(usize, usize)> = (0..p.kernel)
+        .map(|kj| valid_outputs(kj, p, p.in_w, out_w))
+        .collect();
+    (0..out_w)
+        .map(|ow| {
+            let valid = |kj: &usize| columns[*kj].0 <= ow && ow < columns[*kj].1;
+            let lo = (0..p.kernel).find(valid).unwrap_or(p.kernel);
+            let hi = (lo..p.kernel).find(|kj| !valid(kj)).unwrap_or(p.kernel);
+            debug_assert!((hi..p.kernel).all(|kj| !valid(&kj)), "taps form a run");
+            (lo, hi.max(lo))
+        })
+        .collect()
 }
 
 /// The adjoint of [`im2row`]: dxt `[g, in_h, in_w, in]` = the sum, over
@@ -147,9 +163,7 @@ fn row2im(p: &Conv2dParams, drows: &[f32], g: usize, dxt: &mut [f32]) {
     let image_rows = out_h * out_w * row_len;
     let image_len = p.in_h * p.in_w * c;
     debug_assert_eq!(dxt.len(), g * image_len);
-    let columns: Vec<(usize, usize)> = (0..k)
-        .map(|kj| valid_outputs(kj, p, p.in_w, out_w))
-        .collect();
+    let runs = tap_runs(p);
     dxt.par_chunks_mut(image_len)
         .with_min_len(min_items(image_rows))
         .enumerate()
@@ -158,20 +172,20 @@ fn row2im(p: &Conv2dParams, drows: &[f32], g: usize, dxt: &mut [f32]) {
             let source = &drows[n * image_rows..][..image_rows];
             for (q, row) in source.chunks(row_len).enumerate() {
                 let (oh, ow) = (q / out_w, q % out_w);
+                let (kj_lo, kj_hi) = runs[ow];
+                if kj_lo >= kj_hi {
+                    continue;
+                }
                 for (ki, taps) in row.chunks(k * c).enumerate() {
                     let (oh_lo, oh_hi) = valid_outputs(ki, p, p.in_h, out_h);
                     if oh < oh_lo || oh >= oh_hi {
                         continue;
                     }
                     let ih = oh * p.stride + ki - p.padding;
-                    for (kj, tap) in taps.chunks(c).enumerate() {
-                        let (ow_lo, ow_hi) = columns[kj];
-                        if ow >= ow_lo && ow < ow_hi {
-                            let iw = ow * p.stride + kj - p.padding;
-                            let pixel = &mut image[(ih * p.in_w + iw) * c..][..c];
-                            pixel.iter_mut().zip(tap).for_each(|(t, v)| *t += v);
-                        }
-                    }
+                    let iw = ow * p.stride + kj_lo - p.padding;
+                    let run = &taps[kj_lo * c..kj_hi * c];
+                    let pixels = &mut image[(ih * p.in_w + iw) * c..][..run.len()];
+                    pixels.iter_mut().zip(run).for_each(|(t, v)| *t += v);
                 }
             }
         });
@@ -567,6 +581,37 @@ mod tests {
                     .filter(|&o| input_at(o, kk, &p, size).is_some())
                     .collect();
                 assert_eq!(inside, (lo..hi).collect::<Vec<_>>(), "{p:?} kk {kk}");
+            }
+        }
+    }
+
+    #[test]
+    fn tap_runs_are_exactly_the_taps_inside_the_input() {
+        for (size, kernel, stride, padding) in [
+            (1, 1, 1, 0),
+            (5, 3, 1, 1),
+            (7, 5, 1, 2),
+            (7, 5, 2, 2),
+            (14, 5, 2, 2),
+            (4, 4, 2, 1),
+            (3, 5, 1, 3),
+            (6, 3, 3, 0),
+        ] {
+            let p = Conv2dParams {
+                batch: 1,
+                in_channels: 1,
+                out_channels: 1,
+                in_h: size,
+                in_w: size,
+                kernel,
+                stride,
+                padding,
+            };
+            for (ow, (lo, hi)) in tap_runs(&p).into_iter().enumerate() {
+                let inside: Vec<usize> = (0..kernel)
+                    .filter(|&kj| input_at(ow, kj, &p, size).is_some())
+                    .collect();
+                assert_eq!(inside, (lo..hi).collect::<Vec<_>>(), "{p:?} ow {ow}");
             }
         }
     }
