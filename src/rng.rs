@@ -50,10 +50,16 @@ pub fn hash_u32(mut x: u32) -> u32 {
 /// A uniformly distributed `u32` for `(seed, stream, step, index)`.
 #[inline]
 pub fn random_u32(seed: u32, stream: u32, step: u32, index: u32) -> u32 {
+    hash_u32(stream_key(seed, stream, step) ^ index)
+}
+
+/// What [`random_u32`] hashes each index with for one `(seed, stream,
+/// step)`: computed once, a loop over indices hashes once per element.
+#[inline]
+pub fn stream_key(seed: u32, stream: u32, step: u32) -> u32 {
     let mut h = hash_u32(seed ^ 0x9e37_79b9);
     h = hash_u32(h ^ stream);
-    h = hash_u32(h ^ step);
-    hash_u32(h ^ index)
+    hash_u32(h ^ step)
 }
 
 /// 2^-24: turns the top 24 bits of a `u32` into a float in [0, 1) exactly.
@@ -87,6 +93,29 @@ pub fn dropout_keep(seed: u32, stream: u32, step: u32, index: u32, threshold: u3
     (random_u32(seed, stream, step, index) >> 8) >= threshold
 }
 
+/// One pass's dropout mask: [`dropout_keep`] with the stream's key hashed
+/// once, for loops over a layer's elements.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutMask {
+    key: u32,
+    threshold: u32,
+}
+
+impl DropoutMask {
+    pub fn new(seed: u32, stream: u32, step: u32, p: f32) -> Self {
+        DropoutMask {
+            key: stream_key(seed, stream, step),
+            threshold: dropout_threshold(p),
+        }
+    }
+
+    /// `dropout_keep(seed, stream, step, index, dropout_threshold(p))`.
+    #[inline]
+    pub fn keeps(self, index: u32) -> bool {
+        (hash_u32(self.key ^ index) >> 8) >= self.threshold
+    }
+}
+
 /// The epoch's visiting order of `n` examples: a Fisher-Yates shuffle driven
 /// by the counter generator, so it depends only on `(seed, epoch)`.
 pub fn epoch_order(seed: u32, epoch: u32, n: usize) -> Vec<u32> {
@@ -101,6 +130,21 @@ pub fn epoch_order(seed: u32, epoch: u32, n: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mask_keeps_what_dropout_keep_keeps() {
+        for (seed, stream, step, p) in [(1, 64, 0, 0.3), (42, 70, 9, 0.5), (7, 65, 1234, 0.0)] {
+            let mask = DropoutMask::new(seed, stream, step, p);
+            let threshold = dropout_threshold(p);
+            for index in (0..5000).chain([u32::MAX - 1, u32::MAX]) {
+                assert_eq!(
+                    mask.keeps(index),
+                    dropout_keep(seed, stream, step, index, threshold),
+                    "seed {seed} stream {stream} step {step} index {index}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn normal_has_unit_moments() {

@@ -211,20 +211,47 @@ pub fn activation_forward(
     if rows == 0 || cols == 0 {
         return;
     }
-    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
+    let mask = dropout.map(|d| {
+        (
+            rng::DropoutMask::new(clock.seed, d.stream, clock.step, d.p),
+            d.p,
+        )
+    });
     for_each_row(yd, y, |r, row| {
         let xrow = &xd[x.at(r, 0)..x.at(r, 0) + cols];
-        for (v, &z) in row.iter_mut().zip(xrow) {
-            *v = act.apply(z);
-        }
-        if let (Some(d), Some(threshold)) = (dropout, threshold) {
-            for (c, v) in row.iter_mut().enumerate() {
-                let index = (r * cols + c) as u32;
-                let keep = rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
-                *v = if keep { *v / (1.0 - d.p) } else { 0.0 };
+        let first = (r * cols) as u32;
+        for_activation(act, |act| match mask {
+            // One pass: the activation, then the mask and scale, per element.
+            Some((mask, p)) => {
+                for ((v, &z), c) in row.iter_mut().zip(xrow).zip(0u32..) {
+                    let a = act.apply(z);
+                    *v = if mask.keeps(first.wrapping_add(c)) {
+                        a / (1.0 - p)
+                    } else {
+                        0.0
+                    };
+                }
             }
-        }
+            None => {
+                for (v, &z) in row.iter_mut().zip(xrow) {
+                    *v = act.apply(z);
+                }
+            }
+        });
     });
+}
+
+/// Calls `f(act)` from a `match` arm per kind, so that each arm's copy of
+/// `f` sees a constant kind and its loops need no branch on it per element.
+#[inline(always)]
+fn for_activation(act: Activation, f: impl FnOnce(Activation)) {
+    match act {
+        Activation::Identity => f(Activation::Identity),
+        Activation::Relu => f(Activation::Relu),
+        Activation::LeakyRelu(slope) => f(Activation::LeakyRelu(slope)),
+        Activation::Sigmoid => f(Activation::Sigmoid),
+        Activation::Tanh => f(Activation::Tanh),
+    }
 }
 
 /// Views smaller than this run their rows on the calling thread: handing
@@ -268,30 +295,36 @@ pub fn activation_backward(
     dz: Mat,
 ) {
     let n_out = y.cols as usize;
-    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
+    let mask = dropout.map(|d| {
+        (
+            rng::DropoutMask::new(clock.seed, d.stream, clock.step, d.p),
+            d.p,
+        )
+    });
     for_each_row(dzd, dz, |r, row| {
         let y_row = &yd[y.at(r, 0)..][..n_out];
         let dy_row = &dyd[dy.at(r, 0)..][..n_out];
-        match (dropout, threshold) {
-            (Some(d), Some(threshold)) => {
-                for (c, ((dz, &out), &g)) in row.iter_mut().zip(y_row).zip(dy_row).enumerate() {
-                    let index = (r * n_out + c) as u32;
-                    let keep =
-                        rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
-                    let dact = if keep {
-                        act.derivative_from_output(out * (1.0 - d.p)) / (1.0 - d.p)
+        let first = (r * n_out) as u32;
+        for_activation(act, |act| match mask {
+            Some((mask, p)) => {
+                for (((dz, &out), &g), c) in row.iter_mut().zip(y_row).zip(dy_row).zip(0u32..) {
+                    // Computed for every element and then selected, so
+                    // that the loop needs no branch on the mask.
+                    let kept = act.derivative_from_output(out * (1.0 - p)) / (1.0 - p);
+                    let dact = if mask.keeps(first.wrapping_add(c)) {
+                        kept
                     } else {
                         0.0
                     };
                     *dz = g * dact;
                 }
             }
-            _ => {
+            None => {
                 for ((dz, &out), &g) in row.iter_mut().zip(y_row).zip(dy_row) {
                     *dz = g * act.derivative_from_output(out);
                 }
             }
-        }
+        });
     });
 }
 
