@@ -63,21 +63,16 @@ fn channel_sums<const K: usize>(
     sums
 }
 
-/// out[i] = value(channel, i) for every index i of `out` `[rows, C, S]`,
-/// rows in parallel.
-fn per_element(p: &BatchNormParams, out: &mut [f32], value: impl Fn(usize, usize) -> f32 + Sync) {
+/// Calls `f(n, row)` for every row n of `out` `[rows, C, S]`, rows in
+/// parallel; `f` fills the row plane by plane, so that its loops run over
+/// slices (and vectorise) rather than index the tensors one element at a
+/// time.
+fn per_row(p: &BatchNormParams, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
     let row_len = p.channels * p.spatial;
     out.par_chunks_mut(row_len)
         .with_min_len(((1 << 14) / row_len.max(1)).max(1))
         .enumerate()
-        .for_each(|(n, row)| {
-            for (c, plane) in row.chunks_mut(p.spatial).enumerate() {
-                let start = (n * p.channels + c) * p.spatial;
-                for (j, v) in plane.iter_mut().enumerate() {
-                    *v = value(c, start + j);
-                }
-            }
-        });
+        .for_each(|(n, row)| f(n, row));
 }
 
 /// Panics unless x, y (or dx, dy) hold `p.len()` values, the per-channel
@@ -157,9 +152,28 @@ pub fn batch_norm_forward_train(
         let rows = group_rows(p, g);
         let y_g = &mut y[rows.start * p.channels * p.spatial..rows.end * p.channels * p.spatial];
         let first = rows.start * p.channels * p.spatial;
-        per_element(p, y_g, |c, i| {
-            let x_hat = (x[first + i] as f64 - means[c]) * inv_stds[c];
-            gamma[c] * x_hat as f32 + beta[c]
+        let row_len = p.channels * p.spatial;
+        per_row(p, y_g, |n, row| {
+            let x_row = &x[first + n * row_len..][..row_len];
+            let normalise = |xv: f32, mean: f64, inv_std: f64, gamma: f32, beta: f32| {
+                let x_hat = (xv as f64 - mean) * inv_std;
+                gamma * x_hat as f32 + beta
+            };
+            if p.spatial == 1 {
+                // [batch, features]: one value a channel, so run along the row.
+                let stats = means.iter().zip(&inv_stds).zip(gamma.iter().zip(beta));
+                for ((v, &xv), ((&m, &s), (&g, &b))) in row.iter_mut().zip(x_row).zip(stats) {
+                    *v = normalise(xv, m, s, g, b);
+                }
+                return;
+            }
+            let planes = row.chunks_mut(p.spatial).zip(x_row.chunks(p.spatial));
+            for (c, (out, xs)) in planes.enumerate() {
+                let (mean, inv_std, gamma, beta) = (means[c], inv_stds[c], gamma[c], beta[c]);
+                for (v, &xv) in out.iter_mut().zip(xs) {
+                    *v = normalise(xv, mean, inv_std, gamma, beta);
+                }
+            }
         });
         for c in 0..p.channels {
             saved_mean[g * p.channels + c] = means[c] as f32;
@@ -200,8 +214,16 @@ pub fn batch_norm_forward_eval(
         .iter()
         .map(|var| 1.0 / (var + p.eps).sqrt())
         .collect();
-    per_element(p, y, |c, i| {
-        gamma[c] * (x[i] - running_mean[c]) * inv_stds[c] + beta[c]
+    let row_len = p.channels * p.spatial;
+    per_row(p, y, |n, row| {
+        let x_row = &x[n * row_len..][..row_len];
+        let planes = row.chunks_mut(p.spatial).zip(x_row.chunks(p.spatial));
+        for (c, (out, xs)) in planes.enumerate() {
+            let (gamma, mean, inv_std, beta) = (gamma[c], running_mean[c], inv_stds[c], beta[c]);
+            for (v, &xv) in out.iter_mut().zip(xs) {
+                *v = gamma * (xv - mean) * inv_std + beta;
+            }
+        }
     });
 }
 
@@ -246,12 +268,41 @@ pub fn batch_norm_backward(
         let rows = group_rows(p, g);
         let first = rows.start * p.channels * p.spatial;
         let dx_g = &mut dx[first..rows.end * p.channels * p.spatial];
-        per_element(p, dx_g, |c, j| {
-            let i = first + j;
-            let [sum_dy, sum_dy_x_hat] = sums[c];
-            let scale = gamma[c] as f64 * inv_stds[c] as f64;
-            let d = dy[i] as f64 - sum_dy / n - x_hat(c, i) * sum_dy_x_hat / n;
-            (scale * d) as f32
+        let row_len = p.channels * p.spatial;
+        per_row(p, dx_g, |r, row| {
+            let start = first + r * row_len;
+            let (x_row, dy_row) = (&x[start..][..row_len], &dy[start..][..row_len]);
+            // dx for x and dy of channel c, from the channel's sums.
+            let gradient = |xv: f32, g: f32, c: usize| {
+                let [sum_dy, sum_dy_x_hat] = sums[c];
+                let inv_std = inv_stds[c] as f64;
+                let scale = gamma[c] as f64 * inv_std;
+                let x_hat = (xv as f64 - stats[c] as f64) * inv_std;
+                let d = g as f64 - sum_dy / n - x_hat * sum_dy_x_hat / n;
+                (scale * d) as f32
+            };
+            if p.spatial == 1 {
+                // [batch, features]: one value a channel, so run along the row.
+                for (c, ((v, &xv), &g)) in row.iter_mut().zip(x_row).zip(dy_row).enumerate() {
+                    *v = gradient(xv, g, c);
+                }
+                return;
+            }
+            let planes = row
+                .chunks_mut(p.spatial)
+                .zip(x_row.chunks(p.spatial))
+                .zip(dy_row.chunks(p.spatial));
+            for (c, ((out, xs), dys)) in planes.enumerate() {
+                // gradient(xv, g, c) with the channel's terms hoisted.
+                let [sum_dy, sum_dy_x_hat] = sums[c];
+                let (mean, inv_std) = (stats[c] as f64, inv_stds[c] as f64);
+                let (scale, mean_dy) = (gamma[c] as f64 * inv_std, sum_dy / n);
+                for ((v, &xv), &g) in out.iter_mut().zip(xs).zip(dys) {
+                    let x_hat = (xv as f64 - mean) * inv_std;
+                    let d = g as f64 - mean_dy - x_hat * sum_dy_x_hat / n;
+                    *v = (scale * d) as f32;
+                }
+            }
         });
         for (c, [sum_dy, sum_dy_x_hat]) in sums.iter().enumerate() {
             total_dy[c] += sum_dy;
