@@ -553,17 +553,23 @@ mod tests {
         (0..n).map(|i| ((i as f32) * 0.37 + salt).sin()).collect()
     }
 
-    #[test]
-    fn valid_outputs_are_exactly_those_inside_the_input() {
-        for (size, kernel, stride, padding) in [
+    /// One-channel convolutions over a square input of `size`, one per
+    /// (size, kernel, stride, padding): padding wider and narrower than the
+    /// kernel's overhang, strides that skip input, a 1x1 map.
+    fn padding_cases() -> Vec<(usize, Conv2dParams)> {
+        [
             (1, 1, 1, 0),
             (5, 3, 1, 1),
+            (7, 5, 1, 2),
             (7, 5, 2, 2),
+            (14, 5, 2, 2),
             (28, 5, 2, 2),
             (4, 4, 2, 1),
             (3, 5, 1, 3),
             (6, 3, 3, 0),
-        ] {
+        ]
+        .into_iter()
+        .map(|(size, kernel, stride, padding)| {
             let p = Conv2dParams {
                 batch: 1,
                 in_channels: 1,
@@ -574,8 +580,16 @@ mod tests {
                 stride,
                 padding,
             };
+            (size, p)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn valid_outputs_are_exactly_those_inside_the_input() {
+        for (size, p) in padding_cases() {
             let out = p.out_h();
-            for kk in 0..kernel {
+            for kk in 0..p.kernel {
                 let (lo, hi) = valid_outputs(kk, &p, size, out);
                 let inside: Vec<usize> = (0..out)
                     .filter(|&o| input_at(o, kk, &p, size).is_some())
@@ -587,28 +601,9 @@ mod tests {
 
     #[test]
     fn tap_runs_are_exactly_the_taps_inside_the_input() {
-        for (size, kernel, stride, padding) in [
-            (1, 1, 1, 0),
-            (5, 3, 1, 1),
-            (7, 5, 1, 2),
-            (7, 5, 2, 2),
-            (14, 5, 2, 2),
-            (4, 4, 2, 1),
-            (3, 5, 1, 3),
-            (6, 3, 3, 0),
-        ] {
-            let p = Conv2dParams {
-                batch: 1,
-                in_channels: 1,
-                out_channels: 1,
-                in_h: size,
-                in_w: size,
-                kernel,
-                stride,
-                padding,
-            };
+        for (size, p) in padding_cases() {
             for (ow, (lo, hi)) in tap_runs(&p).into_iter().enumerate() {
-                let inside: Vec<usize> = (0..kernel)
+                let inside: Vec<usize> = (0..p.kernel)
                     .filter(|&kj| input_at(ow, kj, &p, size).is_some())
                     .collect();
                 assert_eq!(inside, (lo..hi).collect::<Vec<_>>(), "{p:?} ow {ow}");
