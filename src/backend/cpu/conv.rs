@@ -414,7 +414,8 @@ pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [
     });
 }
 
-/// dw `[out, in, k, k]` = the sum over images of dy `[out, P]` col^T `[P, K]`,
+/// dw `[out, in, k, k]` = the sum over images of dy `[out, P]` rows `[P, K]`
+/// (the im2row rows of x, the sum taken tap-major and reordered),
 /// and dbias `[out]` (when given) = dy summed over batch and positions, for
 /// x `[B, in, in_h, in_w]` and dy `[B, out, out_h, out_w]`.
 pub fn conv2d_backward_params(
