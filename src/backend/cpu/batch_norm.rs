@@ -272,19 +272,27 @@ pub fn batch_norm_backward(
         per_row(p, dx_g, |r, row| {
             let start = first + r * row_len;
             let (x_row, dy_row) = (&x[start..][..row_len], &dy[start..][..row_len]);
-            // dx for x and dy of channel c, from the channel's sums.
-            let gradient = |xv: f32, g: f32, c: usize| {
+            // Channel c's terms: mean, inv_std, gamma * inv_std, the mean of
+            // dy and the sum of dy * x_hat.
+            let terms = |c: usize| {
                 let [sum_dy, sum_dy_x_hat] = sums[c];
                 let inv_std = inv_stds[c] as f64;
                 let scale = gamma[c] as f64 * inv_std;
-                let x_hat = (xv as f64 - stats[c] as f64) * inv_std;
-                let d = g as f64 - sum_dy / n - x_hat * sum_dy_x_hat / n;
-                (scale * d) as f32
+                (stats[c] as f64, inv_std, scale, sum_dy / n, sum_dy_x_hat)
             };
+            // dx for x and dy of a channel with those terms.
+            let gradient =
+                |(mean, inv_std, scale, mean_dy, sum_dy_x_hat): (f64, f64, f64, f64, f64),
+                 xv: f32,
+                 g: f32| {
+                    let x_hat = (xv as f64 - mean) * inv_std;
+                    let d = g as f64 - mean_dy - x_hat * sum_dy_x_hat / n;
+                    (scale * d) as f32
+                };
             if p.spatial == 1 {
                 // [batch, features]: one value a channel, so run along the row.
                 for (c, ((v, &xv), &g)) in row.iter_mut().zip(x_row).zip(dy_row).enumerate() {
-                    *v = gradient(xv, g, c);
+                    *v = gradient(terms(c), xv, g);
                 }
                 return;
             }
@@ -293,14 +301,9 @@ pub fn batch_norm_backward(
                 .zip(x_row.chunks(p.spatial))
                 .zip(dy_row.chunks(p.spatial));
             for (c, ((out, xs), dys)) in planes.enumerate() {
-                // gradient(xv, g, c) with the channel's terms hoisted.
-                let [sum_dy, sum_dy_x_hat] = sums[c];
-                let (mean, inv_std) = (stats[c] as f64, inv_stds[c] as f64);
-                let (scale, mean_dy) = (gamma[c] as f64 * inv_std, sum_dy / n);
+                let channel = terms(c);
                 for ((v, &xv), &g) in out.iter_mut().zip(xs).zip(dys) {
-                    let x_hat = (xv as f64 - mean) * inv_std;
-                    let d = g as f64 - mean_dy - x_hat * sum_dy_x_hat / n;
-                    *v = (scale * d) as f32;
+                    *v = gradient(channel, xv, g);
                 }
             }
         });

@@ -180,10 +180,9 @@ pub fn linear_forward(
             *v = act.apply(*v + b);
         }
         if let Some(d) = dropout {
-            let threshold = rng::dropout_threshold(d.p);
+            let mask = rng::DropoutMask::new(clock.seed, d.stream, clock.step, d.p);
             for (c, v) in row.iter_mut().enumerate() {
-                let index = (r * n_out + c) as u32;
-                let keep = rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold);
+                let keep = mask.keeps((r * n_out + c) as u32);
                 *v = if keep { *v / (1.0 - d.p) } else { 0.0 };
             }
         }

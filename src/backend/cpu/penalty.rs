@@ -88,20 +88,24 @@ pub fn activation_curvature(
     out: Mat,
 ) {
     let cols = y.cols as usize;
-    let threshold = dropout.map(|d| rng::dropout_threshold(d.p));
+    let mask = dropout.map(|d| {
+        (
+            rng::DropoutMask::new(clock.seed, d.stream, clock.step, d.p),
+            d.p,
+        )
+    });
     for r in 0..y.rows as usize {
         for c in 0..cols {
             let out_y = yd[y.at(r, c)];
-            let curvature = match (dropout, threshold) {
-                (Some(d), Some(threshold)) => {
-                    let index = (r * cols + c) as u32;
-                    if rng::dropout_keep(clock.seed, d.stream, clock.step, index, threshold) {
-                        act.second_derivative_from_output(out_y * (1.0 - d.p)) / (1.0 - d.p)
+            let curvature = match mask {
+                Some((mask, p)) => {
+                    if mask.keeps((r * cols + c) as u32) {
+                        act.second_derivative_from_output(out_y * (1.0 - p)) / (1.0 - p)
                     } else {
                         0.0
                     }
                 }
-                _ => act.second_derivative_from_output(out_y),
+                None => act.second_derivative_from_output(out_y),
             };
             od[out.at(r, c)] = ud[u.at(r, c)] * td[t.at(r, c)] * curvature;
         }
