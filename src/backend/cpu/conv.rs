@@ -511,9 +511,9 @@ fn bias_grad(channels: usize, spatial: usize, dy: &[f32], dbias: &mut [f32]) {
 const GROUP_VALUES: usize = 1 << 22;
 
 /// The scratch buffers of one call: a group's rows `[g P_c, K_c]`, its
-/// slice of the output channels-last `[g P_c, out]`, the class's weight
-/// columns `[out, K_c]`, the whole input and output channels-last, and the
-/// tap-major weight.
+/// slice of the output channels-last `[g P_c, out]`, a column segment's
+/// weight (or weight gradient) columns `[out, k, |kj|, in]`, the whole input
+/// and output channels-last, and the tap-major weight (or its gradient).
 struct Scratch<'a> {
     rows: &'a mut [f32],
     class_out: &'a mut [f32],
@@ -620,8 +620,7 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32
                     // yt_c [m, out] = rows [m, K_c] wt_c^T [K_c, out]; wt_c^T[k, o]
                     // = wt_c[o, k] sits at o * stride + k (row stride 1,
                     // column stride `stride`). A class with no taps gets zeros.
-                    if class.is_whole(p) {
-                        let yt_c = &mut yt[images.start * positions * out..][..m * out];
+                    let product = |yt_c: &mut [f32]| {
                         gemm(
                             (m, k_c, out),
                             rows,
@@ -631,19 +630,13 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32
                             0.0,
                             yt_c,
                             out,
-                        );
+                        )
+                    };
+                    if class.is_whole(p) {
+                        product(&mut yt[images.start * positions * out..][..m * out]);
                     } else {
                         let yt_c = &mut scratch.class_out[..m * out];
-                        gemm(
-                            (m, k_c, out),
-                            rows,
-                            (k_c, 1),
-                            wt_c,
-                            (1, stride),
-                            0.0,
-                            yt_c,
-                            out,
-                        );
+                        product(yt_c);
                         scatter(p, class, out, yt_c, images, yt);
                     }
                 }
