@@ -11,7 +11,9 @@
 # scripts/device_prepare.sh makes all of these.
 # Usage: scripts/device_bench.sh [SECTION...]
 #   sections: info parity vanilla deep epochs matmul variants profile matmul_sizes levers gl
-#   (default: all but parity)
+#             dcgan dcgan_epochs
+#   (default: all but parity and the two dcgan sections; the dcgan sections
+#   were written on the developer machine and have not yet run on a device)
 # Writes the full log to $OUT/device_bench.log when OUT is set.
 set -u
 cd "$(dirname "$0")/.."
@@ -132,6 +134,27 @@ t(4096, 4096, 4096, 50)
         say "matmul at the model sizes, gan-gpu auto (criterion)"
         GAN_GPU_BENCH_QUICK=1 GAN_GPU_BENCH_NO_CPU=1 LIMIT=200 run .devrun/matmul-bench --bench gpu
         grep -E '^linear_|thrpt' "$LOG" | grep -B1 thrpt | grep -A1 auto | tail -30
+        ;;
+    dcgan)
+        # The dcgan at its batch of 256 beside PyTorch eager on the same GPU,
+        # TF32 off (scripts/torch_dcgan.py, tracked, so it travels).
+        for r in 1 2; do
+            say "dcgan batch 256, round $r"
+            LIMIT=300 bench --backend vulkan --model dcgan --warmup 10 --steps 200
+            LIMIT=300 run python3 scripts/torch_dcgan.py --data $MNIST --device cuda --tf32 off --batch 256 --warmup 10 --steps 200
+        done
+        ;;
+    dcgan_epochs)
+        # The tutorial's whole run: 50 epochs, then FID and coverage of
+        # 10,000 samples drawn with the running statistics.
+        say "dcgan, 50 epochs"
+        rm -rf /tmp/d50
+        t0=$(date +%s%N)
+        timeout "${LIMIT:-480}" $GAN train --backend vulkan --model dcgan --quiet --out /tmp/d50 2>&1 | tee -a "$LOG" | tail -3
+        echo "wall $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee -a "$LOG"
+        tail -2 /tmp/d50/metrics.csv | tee -a "$LOG"
+        run $GAN eval --checkpoint /tmp/d50/checkpoint.safetensors
+        cp /tmp/d50/*.png "${OUT:-/tmp}/" 2>/dev/null
         ;;
     epochs)
         say "vanilla, 100 epochs"
