@@ -7,7 +7,7 @@
 //! The input is first laid out channels-last (xt `[B, in_h, in_w, in]`; a
 //! 1-channel or 1x1 tensor already is) and the weight tap-major
 //! (wt `[out, k, k, in]`, wt[o, ki, kj, c] = w[o, c, ki, kj]). The output
-//! positions are then split into tap classes ([`tap_classes`]): a run of
+//! positions are then split into tap classes (`tap_classes`): a run of
 //! output rows and a run of output columns whose kernel taps inside the
 //! input are the same, taps ki in a run and kj in a run. A class with P_c
 //! positions and taps of K_c = |ki| |kj| in values is one product over its
@@ -26,10 +26,10 @@
 //!
 //! and the channels-last results are laid back out as NCHW. row2im is the
 //! adjoint of im2row (each row's taps added back onto their pixels). A group
-//! is as many images as keep a class's rows within [`GROUP_VALUES`]: one
+//! is as many images as keep a class's rows within `GROUP_VALUES`: one
 //! product of g P_c rows packs the weight once per group, and the small
 //! classes of a DCGAN (a corner is one position) make a product of one image
-//! too narrow to be fast. Rows shorter than [`MIN_SPLIT_ROW`] (a 1-channel
+//! too narrow to be fast. Rows shorter than `MIN_SPLIT_ROW` (a 1-channel
 //! image's 25 taps) run as one whole class that keeps the padding's zeros
 //! and reads and writes the output in place.
 //!
