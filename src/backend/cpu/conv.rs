@@ -88,20 +88,20 @@ fn input_at(o: usize, kk: usize, p: &Conv2dParams, size: usize) -> Option<usize>
         .filter(|i| *i < size)
 }
 
-/// For each output coordinate o in `0..out` along an axis of `size` inputs,
-/// the kernel offsets kk whose input coordinate o * stride + kk - padding
-/// lies inside `0..size` (where [`input_at`] is Some): a run, since the
-/// input coordinate grows with kk, and empty where the kernel covers only
-/// padding.
+/// For output coordinate `o` along an axis of `size` inputs, the kernel
+/// offsets kk whose input coordinate o * stride + kk - padding lies inside
+/// `0..size` (where [`input_at`] is Some): a run, since the input coordinate
+/// grows with kk, and empty where the kernel covers only padding.
+fn tap_run(p: &Conv2dParams, size: usize, o: usize) -> Range<usize> {
+    let at = o * p.stride;
+    let hi = (size + p.padding).saturating_sub(at).min(p.kernel);
+    let lo = p.padding.saturating_sub(at).min(hi);
+    lo..hi
+}
+
+/// [`tap_run`] for each output coordinate in `0..out`.
 fn tap_runs(p: &Conv2dParams, size: usize, out: usize) -> Vec<Range<usize>> {
-    (0..out)
-        .map(|o| {
-            let at = o * p.stride;
-            let hi = (size + p.padding).saturating_sub(at).min(p.kernel);
-            let lo = p.padding.saturating_sub(at).min(hi);
-            lo..hi
-        })
-        .collect()
+    (0..out).map(|o| tap_run(p, size, o)).collect()
 }
 
 /// The maximal runs of output coordinates that share their tap run, with
@@ -238,22 +238,19 @@ fn im2row(p: &Conv2dParams, class: &TapClass, xt: &[f32], images: Range<usize>, 
     if row_len == 0 {
         return;
     }
-    let (in_rows, in_columns) = (
-        tap_runs(p, p.in_h, p.out_h()),
-        tap_runs(p, p.in_w, p.out_w()),
-    );
     rows.par_chunks_mut(line_len)
         .with_min_len(min_items(line_len))
         .enumerate()
         .for_each(|(line, dest)| {
             let n = images.start + line / class.oh.len();
             let oh = class.oh.start + line % class.oh.len();
+            let in_rows = tap_run(p, p.in_h, oh);
             let image = &xt[n * image_len..][..image_len];
             for (ow, row) in class.ow.clone().zip(dest.chunks_mut(row_len)) {
-                let inside = offsets_inside(&class.kj, &in_columns[ow]);
+                let inside = offsets_inside(&class.kj, &tap_run(p, p.in_w, ow));
                 let iw = (ow * p.stride + class.kj.start + inside.start).wrapping_sub(p.padding);
                 for (ki, taps) in class.ki.clone().zip(row.chunks_mut(run)) {
-                    if inside.is_empty() || !in_rows[oh].contains(&ki) {
+                    if inside.is_empty() || !in_rows.contains(&ki) {
                         taps.fill(0.0);
                         continue;
                     }
@@ -286,10 +283,6 @@ fn row2im(
     if row_len == 0 {
         return;
     }
-    let (in_rows, in_columns) = (
-        tap_runs(p, p.in_h, p.out_h()),
-        tap_runs(p, p.in_w, p.out_w()),
-    );
     dxt[images.start * image_len..images.end * image_len]
         .par_chunks_mut(image_len)
         .with_min_len(min_items(image_rows))
@@ -298,13 +291,14 @@ fn row2im(
             for (q, row) in source.chunks(row_len).enumerate() {
                 let oh = class.oh.start + q / class.ow.len();
                 let ow = class.ow.start + q % class.ow.len();
-                let inside = offsets_inside(&class.kj, &in_columns[ow]);
+                let inside = offsets_inside(&class.kj, &tap_run(p, p.in_w, ow));
+                let in_rows = tap_run(p, p.in_h, oh);
                 if inside.is_empty() {
                     continue;
                 }
                 let iw = ow * p.stride + class.kj.start + inside.start - p.padding;
                 for (ki, taps) in class.ki.clone().zip(row.chunks(run)) {
-                    if !in_rows[oh].contains(&ki) {
+                    if !in_rows.contains(&ki) {
                         continue;
                     }
                     let ih = oh * p.stride + ki - p.padding;
